@@ -1,0 +1,70 @@
+"""What a caller asks for: `LLMRequest` and its `Message`s."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from schemas.catalog import ModelInfo, resolve_model
+from schemas.errors import InvalidRequestError
+
+__all__ = ["LLMRequest", "Message", "validate_for_model"]
+
+_ID_PATTERN = r"^[A-Za-z0-9._:\-]{1,128}$"
+
+
+class Message(BaseModel):
+    """One chat message. `content` is text today; it can widen to a list of typed parts without
+    breaking stored jobs, since a string stays a valid value."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class LLMRequest(BaseModel):
+    """One call to a model. `request_id` is the job id, the result key and the idempotency key;
+    `trace_id` is the A2A trace that spans many calls (it defaults to the request_id)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1)
+    messages: list[Message] = Field(min_length=1)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=None, gt=0)
+    stream: bool = False
+    request_id: str = Field(default_factory=lambda: uuid.uuid4().hex, pattern=_ID_PATTERN)
+    trace_id: str = Field(default="", max_length=256)
+    source_agent: str | None = Field(default=None, max_length=256)
+    session_id: str | None = Field(default=None, max_length=256)
+
+    @model_validator(mode="after")
+    def _default_trace(self) -> LLMRequest:
+        if not self.trace_id:
+            self.trace_id = self.request_id
+        return self
+
+    def digest(self) -> str:
+        """A stable hash of the body, used to tell a resubmission from a conflicting reuse of the id."""
+        return hashlib.blake2b(self.model_dump_json().encode(), digest_size=16).hexdigest()
+
+
+def validate_for_model(request: LLMRequest) -> ModelInfo:
+    """Check the request against its model's provider rules; return the catalog entry."""
+    info = resolve_model(request.model)
+    if request.temperature is not None:
+        if info.reasoning:
+            raise InvalidRequestError(f"model {request.model!r} is a reasoning model and takes no temperature",
+                                      model=request.model)
+        if request.temperature > info.temperature_max:
+            raise InvalidRequestError(
+                f"temperature {request.temperature} is out of range for {info.provider} (0 to {info.temperature_max})",
+                model=request.model,
+            )
+    if not any(m.role != "system" for m in request.messages):
+        raise InvalidRequestError("messages need at least one user or assistant message")
+    return info

@@ -1,0 +1,35 @@
+"""What comes back: `LLMResponse` with normalised `Usage` and finish reason."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+from schemas.catalog import Provider
+
+__all__ = ["FinishReason", "LLMResponse", "Usage"]
+
+FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "other"]
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+
+class LLMResponse(BaseModel):
+    content: str
+    usage: Usage
+    latency_ms: float
+    provider: Provider
+    model: str
+    """The model id the provider reports."""
+    finish_reason: FinishReason
+    request_id: str
+    trace_id: str
+    source_agent: str | None = None
+    session_id: str | None = None

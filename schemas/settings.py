@@ -1,0 +1,25 @@
+"""Settings both sides read from the environment (pydantic-settings). Importing reads nothing."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.keys import Keys
+
+__all__ = ["FleetSettings"]
+
+
+class FleetSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
+
+    redis_url: str = Field("redis://127.0.0.1:6379/0", alias="REDIS_URL")
+    key_prefix: str = Field("llmfleet", alias="LLM_KEY_PREFIX", pattern=r"^[A-Za-z0-9_.\-]+$")
+    request_timeout_s: float = Field(60.0, alias="LLM_REQUEST_TIMEOUT", gt=0)
+    """How long `complete` / `result` wait by default, in seconds."""
+    result_ttl_s: int = Field(3600, alias="LLM_RESULT_TTL", gt=0)
+    """How long a result (and its request_id's idempotency) is kept, in seconds."""
+
+    @property
+    def keys(self) -> Keys:
+        return Keys(self.key_prefix)

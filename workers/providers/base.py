@@ -1,0 +1,42 @@
+"""What every provider adapter offers the worker.
+
+An adapter wraps one official async SDK client (one per process, SDK retries off, transport chosen
+explicitly). It turns an `LLMRequest` into the SDK call, and the SDK's answer into an `LLMResponse`;
+every failure leaves it as a `schemas.errors.ProviderError` subclass, never as an SDK exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from schemas.catalog import ModelInfo, Provider
+from schemas.request import LLMRequest
+from schemas.response import LLMResponse
+
+__all__ = ["Adapter", "trace_headers"]
+
+
+class Adapter(Protocol):
+    provider: Provider
+
+    async def complete(self, request: LLMRequest, model: ModelInfo) -> LLMResponse:
+        """One non-streaming call."""
+        ...
+
+    def stream(self, request: LLMRequest, model: ModelInfo) -> AsyncIterator[str | LLMResponse]:
+        """A streaming call: yields each text delta as `str`, then exactly one final `LLMResponse`
+        (full content, usage, finish reason). Closing the iterator closes the provider stream."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def trace_headers(request: LLMRequest) -> dict[str, str]:
+    """The A2A context sent to the provider as request headers (SPEC FR-4.3)."""
+    headers = {"X-Trace-Id": request.trace_id}
+    if request.source_agent:
+        headers["X-Source-Agent"] = request.source_agent
+    if request.session_id:
+        headers["X-Session-Id"] = request.session_id
+    return headers

@@ -1,0 +1,47 @@
+"""Worker settings, from the environment. Provider keys are secrets: never logged, never returned."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+
+from schemas.catalog import Provider
+from schemas.settings import FleetSettings
+
+__all__ = ["WorkerSettings"]
+
+_KEY_VARS = {Provider.OPENAI: "OPENAI_API_KEY", Provider.ANTHROPIC: "ANTHROPIC_API_KEY",
+             Provider.GEMINI: "GOOGLE_API_KEY"}
+
+
+class WorkerSettings(FleetSettings):
+    concurrency: int = Field(1000, alias="LLM_WORKER_CONCURRENCY", gt=0)
+    """Requests one worker process runs at once; its SDK's connection pool is sized to match."""
+    http_transport: Literal["aiohttp", "httpx2"] = Field("aiohttp", alias="LLM_HTTP_TRANSPORT")
+    """The SDKs' HTTP transport, chosen explicitly (aiohttp costs about half the CPU of httpx2)."""
+    anthropic_max_tokens: int = Field(4096, alias="LLM_ANTHROPIC_MAX_TOKENS", gt=0)
+    """max_tokens sent to Anthropic (which requires it) when a request gives none."""
+    provider_timeout_s: float = Field(600.0, alias="LLM_PROVIDER_TIMEOUT", gt=0)
+    heartbeat_s: float = Field(2.0, alias="LLM_HEARTBEAT_INTERVAL", gt=0)
+    """How often a worker refreshes its heartbeat; it is presumed dead after 5 missed beats."""
+    shutdown_grace_s: int = Field(30, alias="LLM_SHUTDOWN_GRACE", ge=0)
+
+    openai_api_key: SecretStr | None = Field(None, alias="OPENAI_API_KEY")
+    anthropic_api_key: SecretStr | None = Field(None, alias="ANTHROPIC_API_KEY")
+    google_api_key: SecretStr | None = Field(None, alias="GOOGLE_API_KEY")
+    openai_base_url: str | None = Field(None, alias="OPENAI_BASE_URL")
+    anthropic_base_url: str | None = Field(None, alias="ANTHROPIC_BASE_URL")
+    google_gemini_base_url: str | None = Field(None, alias="GOOGLE_GEMINI_BASE_URL")
+
+    def api_key(self, provider: Provider) -> str:
+        """The provider's key; `ValueError` naming the variable when it is not set."""
+        secret = {Provider.OPENAI: self.openai_api_key, Provider.ANTHROPIC: self.anthropic_api_key,
+                  Provider.GEMINI: self.google_api_key}[provider]
+        if secret is None or not secret.get_secret_value():
+            raise ValueError(f"{_KEY_VARS[provider]} is not set: a {provider} worker needs it to start")
+        return secret.get_secret_value()
+
+    def base_url(self, provider: Provider) -> str | None:
+        return {Provider.OPENAI: self.openai_base_url, Provider.ANTHROPIC: self.anthropic_base_url,
+                Provider.GEMINI: self.google_gemini_base_url}[provider]
