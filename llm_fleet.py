@@ -1,2 +1,66 @@
-def main() -> None:
-    pass
+"""`llm-fleet`: the one command. A thin dispatcher that hands each subcommand to its side."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import structlog
+
+USAGE = """usage: llm-fleet COMMAND [ARGS]
+
+commands:
+  complete   send one request through the fleet and print the answer (producer)
+  stream     follow a streaming request's tokens by its request_id (producer)
+  models     list the model catalog (producer)
+  demo       start everything locally and call all three providers (producer)
+  worker     run a worker for one provider's queue (workers)
+  emulator   run the local provider emulator (tests, benchmarks, demo)
+
+`llm-fleet COMMAND --help` shows a command's options.
+"""
+
+_PRODUCER = {"complete", "stream", "models", "demo"}
+
+
+def configure_logging() -> None:
+    """JSON log lines on stderr (stdout stays for command output)."""
+    level = getattr(logging, os.environ.get("LLM_LOG_LEVEL", "INFO").upper(), logging.INFO)
+    logging.basicConfig(level=max(level, logging.WARNING), stream=sys.stderr, format="%(name)s %(message)s")
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in {"-h", "--help", "help"}:
+        sys.stdout.write(USAGE)
+        return 0 if args else 2
+    configure_logging()
+    command, rest = args[0], args[1:]
+    if command in _PRODUCER:
+        from producer.cli import main as run
+    elif command == "worker":
+        from workers.cli import main as run
+    elif command == "emulator":
+        from emulator.cli import main as run
+
+        return run(rest)
+    else:
+        sys.stderr.write(f"llm-fleet: unknown command {command!r}\n\n{USAGE}")
+        return 2
+    return run([command, *rest]) if command in _PRODUCER else run(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

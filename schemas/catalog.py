@@ -44,8 +44,9 @@ class ModelInfo(BaseModel):
 
 
 def _m(id: str, provider: Provider, *aliases: str, retired: bool = False, reasoning: bool = False) -> ModelInfo:
-    return ModelInfo(id=id, provider=provider, aliases=aliases, status="retired" if retired else "current",
-                     reasoning=reasoning)
+    return ModelInfo(
+        id=id, provider=provider, aliases=aliases, status="retired" if retired else "current", reasoning=reasoning
+    )
 
 
 _O, _A, _G = Provider.OPENAI, Provider.ANTHROPIC, Provider.GEMINI

@@ -10,7 +10,7 @@ import json
 from pydantic import ValidationError
 
 from schemas.errors import LLMError, MalformedJobError, error_from_dict
-from schemas.request import LLMRequest
+from schemas.request import LLMRequest, explain
 from schemas.response import LLMResponse
 
 __all__ = ["decode_outcome", "decode_request", "encode_error", "encode_response"]
@@ -23,9 +23,7 @@ def decode_request(raw: str | bytes | None) -> LLMRequest:
     try:
         return LLMRequest.model_validate_json(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        raise MalformedJobError(f"job is not a valid request: {where}: {first['msg']}") from None
+        raise MalformedJobError(f"job is not a valid request: {explain(exc)}") from None
 
 
 def encode_response(response: LLMResponse) -> str:

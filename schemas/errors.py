@@ -129,8 +129,9 @@ class ModelNotAllowedError(LLMError):
 
 class RequestNotFoundError(LLMError):
     def __init__(self, request_id: str) -> None:
-        super().__init__(f"no request with id {request_id!r} (never submitted, or its result expired)",
-                         request_id=request_id)
+        super().__init__(
+            f"no request with id {request_id!r} (never submitted, or its result expired)", request_id=request_id
+        )
 
 
 class ResultTimeoutError(LLMError):

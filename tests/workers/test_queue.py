@@ -1,0 +1,222 @@
+"""The queue model, run directly against a real Redis server: submit, claim, start, finish, recover."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from producer import LLMClient
+from schemas.codec import encode_error, encode_response
+from schemas.errors import RequestConflictError, RequestNotFoundError, ResultTimeoutError, UnknownModelError
+from schemas.keys import Field, Keys
+from schemas.request import LLMRequest
+from schemas.response import LLMResponse, Usage
+from schemas.settings import FleetSettings
+from tests.servers import RedisServer
+from workers.queue import WorkerQueue
+
+
+@pytest.fixture
+def settings(redis_server: RedisServer) -> FleetSettings:
+    return FleetSettings(REDIS_URL=redis_server.url, LLM_KEY_PREFIX=f"q{uuid.uuid4().hex[:8]}", LLM_RESULT_TTL=60)
+
+
+@pytest.fixture
+async def redis(settings: FleetSettings) -> AsyncIterator[Redis]:
+    r = Redis.from_url(settings.redis_url)
+    yield r
+    await r.aclose()
+
+
+@pytest.fixture
+async def fleet_client(settings: FleetSettings) -> AsyncIterator[LLMClient]:
+    async with LLMClient(settings=settings) as c:
+        yield c
+
+
+def _queue(redis: Redis, keys: Keys, worker: str = "w1", provider: str = "openai") -> WorkerQueue:
+    return WorkerQueue(redis, keys, provider, worker, result_ttl_s=60)
+
+
+def _request(**kw: object) -> LLMRequest:
+    return LLMRequest(model="gpt-4.1-mini", messages=[{"role": "user", "content": "hi"}], **kw)  # type: ignore[arg-type]
+
+
+def _response(request: LLMRequest, content: str = "hello") -> LLMResponse:
+    return LLMResponse(
+        content=content,
+        usage=Usage(prompt_tokens=1, completion_tokens=1, total_tokens=2),
+        latency_ms=1.0,
+        provider="openai",
+        model="gpt-4.1-mini-2025-04-14",
+        finish_reason="stop",
+        request_id=request.request_id,
+        trace_id=request.trace_id,
+    )
+
+
+async def _serve_one(queue: WorkerQueue, content: str = "hello") -> str:
+    request_id = await queue.claim(timeout_s=5)
+    assert request_id is not None
+    started = await queue.start(request_id)
+    assert started is not None
+    request = LLMRequest.model_validate_json(started.body)
+    await queue.finish(request_id, encode_response(_response(request, content)))
+    return request_id
+
+
+async def test_submit_claim_finish_wakes_the_caller(
+    fleet_client: LLMClient, redis: Redis, settings: FleetSettings
+) -> None:
+    queue = _queue(redis, settings.keys)
+    request = _request(source_agent="planner")
+    waiting = asyncio.create_task(fleet_client.complete(request, timeout=5))
+    served = await _serve_one(queue)
+    response = await waiting
+    assert served == request.request_id
+    assert response.content == "hello" and response.trace_id == request.request_id
+    job = await redis.hgetall(settings.keys.request(request.request_id))
+    assert job[Field.STATE.encode()] == b"done"
+    assert job[Field.ATTEMPTS.encode()] == b"1"
+    assert await redis.llen(queue.claimed_key) == 0  # nothing left claimed
+    assert 0 < await redis.ttl(settings.keys.request(request.request_id)) <= 60
+
+
+async def test_submit_returns_at_once_and_result_waits(
+    fleet_client: LLMClient, redis: Redis, settings: FleetSettings
+) -> None:
+    request = _request()
+    assert await fleet_client.submit(request) == request.request_id
+    assert await redis.lrange(settings.keys.queue("openai"), 0, -1) == [request.request_id.encode()]
+    waiting = asyncio.create_task(fleet_client.result(request.request_id, timeout=5))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    await _serve_one(_queue(redis, settings.keys))
+    assert (await waiting).content == "hello"
+    # once stored, the result is returned at once, also to another client
+    async with LLMClient(settings=settings) as other:
+        assert (await other.result(request.request_id, timeout=1)).content == "hello"
+
+
+async def test_same_request_twice_is_queued_once(
+    fleet_client: LLMClient, redis: Redis, settings: FleetSettings
+) -> None:
+    request = _request()
+    first = asyncio.create_task(fleet_client.complete(request, timeout=5))
+    second = asyncio.create_task(fleet_client.complete(request.model_copy(), timeout=5))
+    await asyncio.sleep(0.05)
+    assert await redis.llen(settings.keys.queue("openai")) == 1
+    await _serve_one(_queue(redis, settings.keys))
+    assert (await first).content == (await second).content == "hello"
+    # after the result is stored, resubmitting returns it without queueing anything
+    again = await fleet_client.complete(request.model_copy(), timeout=1)
+    assert again.content == "hello"
+    assert await redis.llen(settings.keys.queue("openai")) == 0
+
+
+async def test_same_id_with_another_body_is_refused(fleet_client: LLMClient) -> None:
+    request = _request()
+    await fleet_client.submit(request)
+    other = LLMRequest.model_validate({**request.model_dump(), "messages": [{"role": "user", "content": "else"}]})
+    with pytest.raises(RequestConflictError, match=request.request_id):
+        await fleet_client.submit(other)
+
+
+async def test_invalid_request_is_refused_before_queueing(
+    fleet_client: LLMClient, redis: Redis, settings: FleetSettings
+) -> None:
+    with pytest.raises(UnknownModelError, match="gpt-4.1-mni"):
+        await fleet_client.submit(LLMRequest(model="gpt-4.1-mni", messages=[{"role": "user", "content": "x"}]))
+    assert await redis.llen(settings.keys.queue("openai")) == 0
+
+
+async def test_unknown_request_id_is_a_clear_error(fleet_client: LLMClient) -> None:
+    with pytest.raises(RequestNotFoundError, match="nope"):
+        await fleet_client.result("nope", timeout=1)
+
+
+async def test_timeout_says_queued_and_how_many_workers(
+    fleet_client: LLMClient, redis: Redis, settings: FleetSettings
+) -> None:
+    request = _request()
+    await _queue(redis, settings.keys).heartbeat(dead_after_s=10)  # one live worker, which never claims
+    with pytest.raises(ResultTimeoutError) as caught:
+        await fleet_client.complete(request, timeout=0.2)
+    assert caught.value.queued is True
+    assert caught.value.workers == 1
+    assert "still queued" in caught.value.message and "1 live openai worker" in caught.value.message
+
+
+async def test_error_outcome_reaches_the_caller_typed(
+    fleet_client: LLMClient, redis: Redis, settings: FleetSettings
+) -> None:
+    from schemas.errors import RateLimitedError
+
+    queue = _queue(redis, settings.keys)
+    request = _request()
+    waiting = asyncio.create_task(fleet_client.complete(request, timeout=5))
+    request_id = await queue.claim(timeout_s=5)
+    assert request_id and await queue.start(request_id)
+    await queue.finish(request_id, encode_error(RateLimitedError("slow down", provider="openai", retry_after=3.0)))
+    with pytest.raises(RateLimitedError) as caught:
+        await waiting
+    assert caught.value.retry_after == 3.0 and caught.value.retryable
+
+
+async def test_a_request_gets_one_result_only(redis: Redis, settings: FleetSettings, fleet_client: LLMClient) -> None:
+    queue = _queue(redis, settings.keys)
+    request = _request()
+    await fleet_client.submit(request)
+    await _serve_one(queue, "first")
+    assert not await queue.finish(request.request_id, encode_response(_response(request, "second")))
+    assert (await fleet_client.result(request.request_id, timeout=1)).content == "first"
+    assert await queue.start(request.request_id) is None  # a done request never runs again
+
+
+async def test_a_dead_workers_jobs_go_back_to_the_queue(
+    redis: Redis, settings: FleetSettings, fleet_client: LLMClient
+) -> None:
+    dead, alive = _queue(redis, settings.keys, "dead"), _queue(redis, settings.keys, "alive")
+    request = _request()
+    await fleet_client.submit(request)
+    await dead.heartbeat(dead_after_s=10)
+    assert await dead.claim(timeout_s=1) == request.request_id
+    assert await dead.start(request.request_id)  # the provider call started, then the worker died
+    await redis.zadd(settings.keys.workers("openai"), {"dead": 1.0})  # its last beat, long ago
+    assert await alive.heartbeat(dead_after_s=10) == ["dead"]
+    assert await alive.release("dead") == 1
+    assert await redis.zscore(settings.keys.workers("openai"), "dead") is None
+    await _serve_one(alive, "rerun")
+    job = await redis.hgetall(settings.keys.request(request.request_id))
+    assert job[b"attempts"] == b"2" and job[b"worker"] == b"alive"  # the re-run is recorded, not silent
+    assert (await fleet_client.result(request.request_id, timeout=1)).content == "rerun"
+
+
+async def test_a_queued_id_without_a_job_is_skipped(redis: Redis, settings: FleetSettings) -> None:
+    queue = _queue(redis, settings.keys)
+    await redis.lpush(settings.keys.queue("openai"), "ghost")
+    assert await queue.claim(timeout_s=1) == "ghost"
+    assert await queue.start("ghost") is None
+    assert await redis.llen(queue.claimed_key) == 0
+
+
+async def test_reply_carries_the_request_id_and_outcome(
+    redis: Redis, settings: FleetSettings, fleet_client: LLMClient
+) -> None:
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(settings.keys.reply(fleet_client.client_id))
+    await pubsub.get_message(timeout=1)
+    request = _request()
+    await fleet_client.submit(request)
+    await _serve_one(_queue(redis, settings.keys))
+    message = await pubsub.get_message(timeout=2)
+    assert message is not None
+    request_id, _, outcome = message["data"].partition(b"\n")
+    assert request_id.decode() == request.request_id
+    assert json.loads(outcome)["ok"]["content"] == "hello"
+    await pubsub.aclose()

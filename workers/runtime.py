@@ -1,0 +1,144 @@
+"""The worker process, on arq. This is the only module that knows arq.
+
+Kept from arq's `Worker`: the process lifecycle (`run`, startup/shutdown hooks, `close`), signal
+handling with a grace period (`job_completion_wait`: SIGTERM stops claiming and lets in-flight
+requests finish), its health-check key, the job function and its timeout, the task/semaphore
+bookkeeping. Replaced: arq's polling queue model (a ZSET rescanned on every poll, pickled jobs,
+polled results), by the push-based `workers.queue.WorkerQueue`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import socket
+import uuid
+from typing import Any
+
+import structlog
+from arq.worker import Worker, func
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from schemas.catalog import Provider
+from workers.jobs import Executor
+from workers.providers import build_adapter
+from workers.queue import WorkerQueue
+from workers.settings import WorkerSettings
+
+__all__ = ["FleetWorker", "run_worker"]
+
+log = structlog.get_logger("llm_fleet.worker")
+
+_DEAD_AFTER_BEATS = 5
+_RETRY_CLAIM_S = 0.2
+
+
+class FleetWorker(Worker):  # type: ignore[misc]
+    """arq's Worker with our queue: `_poll_iteration` blocks on the provider's queue instead of polling."""
+
+    def __init__(self, provider: Provider, settings: WorkerSettings) -> None:
+        self.provider = provider
+        self.settings = settings
+        self.worker_id = f"{provider.value}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        keys = settings.keys
+        self.redis = Redis.from_url(settings.redis_url, health_check_interval=0)
+        self.queue = WorkerQueue(self.redis, keys, provider.value, self.worker_id, result_ttl_s=settings.result_ttl_s)
+        self.executor: Executor | None = None
+        self._beat_task: asyncio.Task[None] | None = None
+        super().__init__(
+            functions=[func(self._run_request, name="llm_request", timeout=settings.provider_timeout_s + 5)],
+            queue_name=f"{keys.prefix}:arq:{self.worker_id}",  # arq's own ZSET, never used: our queue is a LIST
+            health_check_key=f"{keys.prefix}:health:{self.worker_id}",
+            health_check_interval=settings.heartbeat_s,
+            redis_pool=self.redis,
+            max_jobs=settings.concurrency,
+            job_completion_wait=settings.shutdown_grace_s,
+            on_startup=self._startup,
+            on_shutdown=self._shutdown,
+            poll_delay=0,
+        )
+
+    async def _startup(self, _ctx: dict[str, Any]) -> None:
+        self.executor = Executor(self.queue, build_adapter(self.provider, self.settings))
+        await self._beat()
+        self._beat_task = asyncio.create_task(self._beat_forever(), name="heartbeat")
+        log.info(
+            "worker_ready",
+            worker_id=self.worker_id,
+            provider=self.provider.value,
+            queue=self.queue.queue_key,
+            concurrency=self.settings.concurrency,
+        )
+
+    async def _shutdown(self, _ctx: dict[str, Any]) -> None:
+        if self._beat_task is not None:
+            self._beat_task.cancel()
+        requeued = await self.queue.release(self.worker_id)
+        if self.executor is not None:
+            await self.executor.adapter.aclose()
+        log.info("worker_stopped", worker_id=self.worker_id, requeued=requeued)
+
+    async def _beat(self) -> None:
+        for dead in await self.queue.heartbeat(self.settings.heartbeat_s * _DEAD_AFTER_BEATS):
+            moved = await self.queue.release(dead)
+            log.warning("worker_presumed_dead", dead_worker=dead, requeued=moved)
+
+    async def _beat_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_s)
+            try:
+                await self._beat()
+            except Exception:  # Redis away: keep beating; the next beat will tell
+                log.warning("heartbeat_failed", worker_id=self.worker_id, exc_info=True)
+
+    async def _run_request(self, _ctx: dict[str, Any], request_id: str) -> None:
+        assert self.executor is not None
+        await self.executor.run(request_id)
+
+    async def _poll_iteration(self) -> None:
+        if not self.allow_pick_jobs:  # shutting down: arq waits for in-flight requests, then cancels
+            await asyncio.sleep(0.05)
+            return
+        await self.sem.acquire()
+        try:
+            request_id = await self.queue.claim(timeout_s=self.settings.heartbeat_s)
+        except (RedisError, OSError) as exc:
+            self.sem.release()
+            log.warning("claim_failed", worker_id=self.worker_id, error=str(exc))
+            await asyncio.sleep(_RETRY_CLAIM_S)
+            return
+        if request_id is None or not self.allow_pick_jobs:  # one claimed now stays in our list: requeued at exit
+            self.sem.release()
+        else:
+            self._launch(request_id)
+        await self.heart_beat()
+
+    def _launch(self, request_id: str) -> None:
+        self.job_counter += 1
+        function = self.functions["llm_request"]
+        task = asyncio.create_task(asyncio.wait_for(function.coroutine(self.ctx, request_id), function.timeout_s))
+        self.tasks[request_id] = task
+        task.add_done_callback(functools.partial(self._job_done, request_id))
+
+    def _job_done(self, request_id: str, task: asyncio.Task[None]) -> None:
+        self._release_sem_dec_counter_on_complete()
+        self.tasks.pop(request_id, None)
+        if task.cancelled():
+            return
+        if task.exception() is not None:
+            self.jobs_failed += 1
+            log.error("request_task_failed", request_id=request_id, error=repr(task.exception()))
+        else:
+            self.jobs_complete += 1
+
+    async def record_health(self) -> None:
+        with contextlib.suppress(Exception):
+            await super().record_health()
+
+
+def run_worker(provider: Provider, settings: WorkerSettings) -> None:
+    """Run a worker until SIGTERM / SIGINT."""
+    FleetWorker(provider, settings).run()
