@@ -49,18 +49,19 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging()
     command, rest = args[0], args[1:]
     if command in _PRODUCER:
-        from producer.cli import main as run
-    elif command == "worker":
-        from workers.cli import main as run
-    elif command == "emulator":
-        from emulator.cli import main as run
+        from producer.cli import main as producer_main
 
-        return run(rest)
-    else:
-        sys.stderr.write(f"llm-fleet: unknown command {command!r}\n\n{USAGE}")
-        return 2
-    return run([command, *rest]) if command in _PRODUCER else run(rest)
+        return producer_main([command, *rest])
+    if command == "worker":
+        from workers.cli import main as worker_main
 
+        return worker_main(rest)
+    if command == "emulator":
+        from emulator.cli import main as emulator_main
+
+        return emulator_main(rest)
+    sys.stderr.write(f"llm-fleet: unknown command {command!r}\n\n{USAGE}")
+    return 2
 
 if __name__ == "__main__":
     sys.exit(main())

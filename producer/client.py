@@ -5,15 +5,25 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Self
 
 from redis.asyncio import Redis
 
+from producer.channels import ChannelHub
 from producer.jobs import JobScripts
-from producer.replies import ReplyHub
-from schemas.codec import decode_outcome
-from schemas.errors import LLMError, RequestConflictError, RequestNotFoundError, ResultTimeoutError
+from producer.streams import read_events
+from schemas.codec import decode_outcome, encode_error
+from schemas.errors import (
+    LLMError,
+    RequestCancelledError,
+    RequestConflictError,
+    RequestNotFoundError,
+    ResultTimeoutError,
+    error_from_dict,
+)
+from schemas.events import DoneEvent, ErrorEvent, StreamEvent
 from schemas.keys import Field, State
 from schemas.request import LLMRequest, validate_for_model
 from schemas.response import LLMResponse
@@ -22,10 +32,11 @@ from schemas.settings import FleetSettings
 __all__ = ["LLMClient"]
 
 _WORKER_ALIVE_S = 10.0  # a worker whose heartbeat is older than this is not counted as serving
+Outcome = LLMResponse | LLMError
 
 
 class LLMClient:
-    """Submit requests to the fleet and wait for their results.
+    """Submit requests to the fleet, wait for their results, follow their streams.
 
     async with LLMClient() as client:
         resp = await client.complete(LLMRequest(model="gpt-4.1-mini", messages=[...]))
@@ -37,9 +48,11 @@ class LLMClient:
             self.settings = self.settings.model_copy(update={"redis_url": redis_url})
         self.keys = self.settings.keys
         self.client_id = uuid.uuid4().hex
+        self.reply_channel = self.keys.reply(self.client_id)
         self._redis: Redis | None = None
         self._scripts: JobScripts | None = None
-        self._replies: ReplyHub | None = None
+        self._hub: ChannelHub | None = None
+        self._waiters: dict[str, set[asyncio.Future[Outcome]]] = {}
 
     async def __aenter__(self) -> Self:
         await self.connect()
@@ -52,29 +65,28 @@ class LLMClient:
 
     async def connect(self) -> None:
         redis = Redis.from_url(self.settings.redis_url, health_check_interval=0)
-        self._scripts = JobScripts(redis)
-        self._replies = ReplyHub(redis, self.keys.reply(self.client_id))
-        await self._replies.start()
-        self._redis = redis
+        hub = ChannelHub(redis)
+        hub.on_reconnect.append(self._recheck_waiters)
+        await hub.subscribe(self.reply_channel, self._deliver)
+        self._redis, self._scripts, self._hub = redis, JobScripts(redis), hub
 
     async def aclose(self) -> None:
-        if self._replies is not None:
-            await self._replies.close()
+        if self._hub is not None:
+            await self._hub.close()
         if self._redis is not None:
             await self._redis.aclose()
-        self._redis = self._replies = self._scripts = None
+        self._redis = self._scripts = self._hub = None
+
+    # -- requests and results -------------------------------------------------------------------
 
     async def complete(self, request: LLMRequest, *, timeout: float | None = None) -> LLMResponse:
         """Submit `request` and wait for its response (at most `timeout`, default LLM_REQUEST_TIMEOUT)."""
-        replies = self._connected()[2]
-        future = replies.expect(request.request_id)
+        future = self._expect(request.request_id)
         try:
             early = await self._submit(request)
-            if early is not None:
-                return _unwrap(early)
-            return await self._await(request.request_id, future, timeout)
+            return _unwrap(early if early is not None else await self._await(request.request_id, future, timeout))
         finally:
-            replies.forget(request.request_id, future)
+            self._forget(request.request_id, future)
 
     async def submit(self, request: LLMRequest) -> str:
         """Validate and enqueue `request`; return its request_id at once."""
@@ -83,26 +95,103 @@ class LLMClient:
 
     async def result(self, request_id: str, *, timeout: float | None = None) -> LLMResponse:
         """Wait for the response of a submitted request (raises its typed error if it failed)."""
-        _, scripts, replies = self._connected()
-        future = replies.expect(request_id)
+        future = self._expect(request_id)
         try:
-            reply = await scripts.wait(request_key=self.keys.request(request_id), reply=replies.channel)
-            if reply[0] == b"missing":
-                raise RequestNotFoundError(request_id)
-            if reply[0] == b"done":
-                return _unwrap(decode_outcome(reply[1]))
-            return await self._await(request_id, future, timeout)
+            early = await self._attach(request_id)
+            return _unwrap(early if early is not None else await self._await(request_id, future, timeout))
         finally:
-            replies.forget(request_id, future)
+            self._forget(request_id, future)
 
-    async def _submit(self, request: LLMRequest) -> LLMResponse | LLMError | None:
-        """Enqueue (or attach to an identical earlier submission); a finished outcome if there is one."""
-        _, scripts, replies = self._connected()
+    # -- streams --------------------------------------------------------------------------------
+
+    async def stream(self, request: LLMRequest, *, timeout: float | None = None) -> AsyncIterator[str]:
+        """Submit a streaming request and yield its text as it arrives; raises the typed error if it fails."""
+        async for event in self.events(request, timeout=timeout):
+            if event.type == "delta":
+                yield event.text
+            elif event.type == "error":
+                raise error_from_dict(event.error)
+            elif event.type == "cancelled":
+                raise RequestCancelledError(f"request {request.request_id!r} was cancelled")
+
+    async def events(self, request: LLMRequest, *, timeout: float | None = None) -> AsyncIterator[StreamEvent]:
+        """Submit a streaming request and yield its typed events, ending with done, error or cancelled."""
+        request = request if request.stream else request.model_copy(update={"stream": True})
+        async for event in self._follow(request.request_id, timeout, submit=request):
+            yield event
+
+    async def subscribe(self, request_id: str, *, timeout: float | None = None) -> AsyncIterator[StreamEvent]:
+        """Attach to an existing streaming request: every event from the first, in order, once."""
+        async for event in self._follow(request_id, timeout, submit=None):
+            yield event
+
+    async def _follow(
+        self, request_id: str, timeout: float | None, *, submit: LLMRequest | None
+    ) -> AsyncIterator[StreamEvent]:
+        redis, _, hub = self._connected()
+        wait_s = self.settings.request_timeout_s if timeout is None else timeout
+
+        async def start() -> StreamEvent | None:
+            """Submit (or check the request exists); a finished request's outcome as a terminal event."""
+            outcome = await self._submit(submit) if submit is not None else await self._attach(request_id)
+            if outcome is None:
+                return None
+            if isinstance(outcome, LLMError):
+                return ErrorEvent(seq=1, error=outcome.to_dict())
+            return DoneEvent(seq=1, response=outcome)
+
+        events = read_events(
+            redis,
+            hub,
+            channel=self.keys.tokens(request_id),
+            events_key=self.keys.events(request_id),
+            timeout_s=wait_s,
+            start=start,
+        )
+        finished = False
+        try:
+            async for event in events:
+                yield event
+            finished = True
+        except TimeoutError:
+            raise await self._timeout_error(request_id, wait_s) from None
+        finally:
+            await events.aclose()
+            if not finished and submit is not None:  # the caller stopped reading: stop the request
+                await asyncio.shield(self.cancel(request_id))
+
+    async def cancel(self, request_id: str) -> bool:
+        """Cancel a request: a queued one never reaches a provider; a running one's provider call is
+        stopped within a second. False when it had already finished (or does not exist)."""
+        redis, scripts, _ = self._connected()
+        provider: bytes | None = await redis.hget(self.keys.request(request_id), Field.PROVIDER)  # type: ignore[misc]
+        if provider is None:
+            return False
+        error = RequestCancelledError(f"request {request_id!r} was cancelled", request_id=request_id)
+        state = await scripts.cancel(
+            request_key=self.keys.request(request_id),
+            queue_key=self.keys.queue(provider.decode()),
+            events_key=self.keys.events(request_id),
+            request_id=request_id,
+            now=time.time(),
+            ttl_s=self.settings.result_ttl_s,
+            outcome=encode_error(error),
+            cancel_channel=self.keys.cancel(provider.decode()),
+            tokens_channel=self.keys.tokens(request_id),
+            stream_ttl_s=self.settings.stream_ttl_s,
+        )
+        return state in ("cancelled", "cancelling")
+
+    # -- internals ------------------------------------------------------------------------------
+
+    async def _submit(self, request: LLMRequest) -> Outcome | None:
+        """Enqueue (or attach to an identical earlier submission); the finished outcome if there is one."""
+        _, scripts, _ = self._connected()
         info = validate_for_model(request)
         reply = await scripts.submit(
             request_key=self.keys.request(request.request_id),
             queue_key=self.keys.queue(info.provider),
-            reply=replies.channel,
+            reply=self.reply_channel,
             request_id=request.request_id,
             body=request.model_dump_json(),
             digest=request.digest(),
@@ -112,19 +201,52 @@ class LLMClient:
         )
         if reply[0] == b"conflict":
             raise RequestConflictError(request.request_id)
-        if reply[0] == b"done":
-            return decode_outcome(reply[1])
-        return None
+        return decode_outcome(reply[1]) if reply[0] == b"done" else None
 
-    async def _await(
-        self, request_id: str, future: asyncio.Future[LLMResponse | LLMError], timeout: float | None
-    ) -> LLMResponse:
+    async def _attach(self, request_id: str) -> Outcome | None:
+        _, scripts, _ = self._connected()
+        reply = await scripts.wait(request_key=self.keys.request(request_id), reply=self.reply_channel)
+        if reply[0] == b"missing":
+            raise RequestNotFoundError(request_id)
+        return decode_outcome(reply[1]) if reply[0] == b"done" else None
+
+    def _expect(self, request_id: str) -> asyncio.Future[Outcome]:
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(request_id, set()).add(future)
+        return future
+
+    def _forget(self, request_id: str, future: asyncio.Future[Outcome]) -> None:
+        waiting = self._waiters.get(request_id)
+        if waiting is not None:
+            waiting.discard(future)
+            if not waiting:
+                del self._waiters[request_id]
+
+    def _deliver(self, data: bytes) -> None:
+        request_id, _, raw = data.partition(b"\n")
+        self._resolve(request_id.decode(), decode_outcome(raw))
+
+    def _resolve(self, request_id: str, outcome: Outcome) -> None:
+        for future in self._waiters.pop(request_id, ()):
+            if not future.done():
+                future.set_result(outcome)
+
+    async def _recheck_waiters(self) -> None:
+        """After a reconnect: a result may have been published while we were away; read it."""
+        for request_id in list(self._waiters):
+            try:
+                outcome = await self._attach(request_id)
+            except RequestNotFoundError as exc:
+                outcome = exc
+            if outcome is not None:
+                self._resolve(request_id, outcome)
+
+    async def _await(self, request_id: str, future: asyncio.Future[Outcome], timeout: float | None) -> Outcome:
         wait_s = self.settings.request_timeout_s if timeout is None else timeout
         try:
-            outcome = await asyncio.wait_for(asyncio.shield(future), wait_s)
+            return await asyncio.wait_for(asyncio.shield(future), wait_s)
         except TimeoutError:
             raise await self._timeout_error(request_id, wait_s) from None
-        return _unwrap(outcome)
 
     async def _timeout_error(self, request_id: str, waited_s: float) -> ResultTimeoutError:
         redis = self._connected()[0]
@@ -134,7 +256,7 @@ class LLMClient:
         provider_name = provider.decode() if provider else "?"
         workers = await redis.zcount(self.keys.workers(provider_name), time.time() - _WORKER_ALIVE_S, "+inf")
         queued = state == State.QUEUED.encode()
-        where = "still queued" if queued else f"{(state or b'gone').decode()}"
+        where = "still queued" if queued else (state or b"gone").decode()
         return ResultTimeoutError(
             f"no result for {request_id!r} after {waited_s:g}s: the request is {where}; "
             f"{workers} live {provider_name} worker(s) serve its queue",
@@ -143,13 +265,13 @@ class LLMClient:
             workers=workers,
         )
 
-    def _connected(self) -> tuple[Redis, JobScripts, ReplyHub]:
-        if self._redis is None or self._scripts is None or self._replies is None:
+    def _connected(self) -> tuple[Redis, JobScripts, ChannelHub]:
+        if self._redis is None or self._scripts is None or self._hub is None:
             raise RuntimeError("LLMClient is not connected: use `async with LLMClient() as client:`")
-        return self._redis, self._scripts, self._replies
+        return self._redis, self._scripts, self._hub
 
 
-def _unwrap(outcome: LLMResponse | LLMError) -> LLMResponse:
+def _unwrap(outcome: Outcome) -> LLMResponse:
     if isinstance(outcome, LLMError):
         raise outcome
     return outcome

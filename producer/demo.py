@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator, Mapping
 
 from producer.client import LLMClient
 from schemas.catalog import Provider
-from schemas.errors import LLMError
 from schemas.request import LLMRequest
 from schemas.settings import FleetSettings
 
@@ -40,7 +39,7 @@ class Process:
         self.lines: list[str] = []
         self._ready = asyncio.Event()
         self._ready_event = ""
-        self._drain: asyncio.Task[None] | None = None
+        self._readers: list[asyncio.Task[None]] = []
         self.ready_info: dict[str, object] = {}
 
     @classmethod
@@ -68,8 +67,7 @@ class Process:
         pipe = proc.stderr if stream == "stderr" else proc.stdout
         other = proc.stdout if stream == "stderr" else proc.stderr
         assert pipe is not None and other is not None
-        self._drain = asyncio.create_task(self._read(pipe))
-        self._drain_other = asyncio.create_task(self._read(other))
+        self._readers = [asyncio.create_task(self._read(pipe)), asyncio.create_task(self._read(other))]
         await self.wait_ready()
         return self
 
@@ -181,7 +179,7 @@ async def _ask_all(redis_url: str) -> int:
     sys.stdout.write(f"{'provider':<10} {'model':<28} {'latency':>9} {'tokens in/out':>14}  answer\n")
     failed = 0
     for request, outcome in zip(requests, outcomes, strict=True):
-        if isinstance(outcome, LLMError | Exception):
+        if isinstance(outcome, BaseException):
             failed += 1
             sys.stdout.write(f"{request.model:<39} failed: {type(outcome).__name__}: {outcome}\n")
             continue

@@ -53,10 +53,40 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
 )
 
 
+# KEYS: request hash, provider queue, events stream.  ARGV: request_id, now, ttl, outcome, cancel channel,
+# tokens channel, stream ttl.  A queued request ends here (never reaching a provider); a running one is
+# flagged (the flag expires with the hash) and its provider's workers are told.
+_CANCEL = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return 'missing' end
+if state == 'done' then return 'done' end
+if state == 'running' then
+  redis.call('HSET', KEYS[1], 'cancel', ARGV[2])
+  redis.call('PUBLISH', ARGV[5], ARGV[1])
+  return 'cancelling'
+end
+redis.call('LREM', KEYS[2], 0, ARGV[1])
+redis.call('HSET', KEYS[1], 'state', 'done', 'result', ARGV[4], 'finished_at', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+local message = ARGV[1] .. '\n' .. ARGV[4]
+for channel in string.gmatch(redis.call('HGET', KEYS[1], 'reply') or '', '%S+') do
+  redis.call('PUBLISH', channel, message)
+end
+if cjson.decode(redis.call('HGET', KEYS[1], 'body')).stream then
+  local event = '{"type":"cancelled","seq":1}'
+  redis.call('XADD', KEYS[3], '*', 'e', event)
+  redis.call('EXPIRE', KEYS[3], ARGV[7])
+  redis.call('PUBLISH', ARGV[6], event)
+end
+return 'cancelled'
+"""
+
+
 class JobScripts:
     def __init__(self, redis: Redis) -> None:
         self._submit = redis.register_script(_SUBMIT)
         self._wait = redis.register_script(_WAIT)
+        self._cancel = redis.register_script(_CANCEL)
 
     async def submit(
         self,
@@ -72,11 +102,32 @@ class JobScripts:
         ttl_s: int,
     ) -> list[Any]:
         """['queued'] | ['conflict'] | ['done', outcome] | ['waiting', state]"""
-        return await self._submit(
-            keys=[request_key, queue_key],  # type: ignore[no-any-return]
-            args=[reply, request_id, body, digest, provider, now, ttl_s],
+        answer: list[Any] = await self._submit(
+            keys=[request_key, queue_key], args=[reply, request_id, body, digest, provider, now, ttl_s]
         )
+        return answer
 
     async def wait(self, *, request_key: str, reply: str) -> list[Any]:
         """['missing'] | ['done', outcome] | ['waiting', state]"""
         return await self._wait(keys=[request_key], args=[reply])  # type: ignore[no-any-return]
+
+    async def cancel(
+        self,
+        *,
+        request_key: str,
+        queue_key: str,
+        events_key: str,
+        request_id: str,
+        now: float,
+        ttl_s: int,
+        outcome: str,
+        cancel_channel: str,
+        tokens_channel: str,
+        stream_ttl_s: int,
+    ) -> str:
+        """'missing' | 'done' | 'cancelled' (it was queued) | 'cancelling' (a worker is told to stop it)"""
+        reply = await self._cancel(
+            keys=[request_key, queue_key, events_key],
+            args=[request_id, now, ttl_s, outcome, cancel_channel, tokens_channel, stream_ttl_s],
+        )
+        return reply.decode()  # type: ignore[no-any-return]

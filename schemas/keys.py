@@ -9,6 +9,7 @@ No name spans two providers, so each provider's queue can later live on its own 
     {prefix}:reply:{client_id}       PUBSUB where workers push finished results to a waiting client
     {prefix}:tokens:{request_id}     PUBSUB a streaming request's events, live
     {prefix}:events:{request_id}     STREAM the same events, kept for replay
+    {prefix}:cancel:{provider}       PUBSUB ids of running requests to stop, for that provider's workers
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class Field:
     FINISHED_AT = "finished_at"
     WORKER = "worker"  # the worker that claimed it last
     ATTEMPTS = "attempts"  # provider calls started for this request
+    CANCEL = "cancel"  # set (unix seconds) when a running request is asked to stop
     RESULT = "result"  # the outcome JSON: {"ok": LLMResponse} or {"error": LLMError.to_dict()}
 
 
@@ -65,3 +67,6 @@ class Keys:
 
     def events(self, request_id: str) -> str:
         return f"{self.prefix}:events:{request_id}"
+
+    def cancel(self, provider: str) -> str:
+        return f"{self.prefix}:cancel:{provider}"

@@ -20,6 +20,9 @@ class FleetSettings(BaseSettings):
     result_ttl_s: int = Field(3600, alias="LLM_RESULT_TTL", gt=0)
     """How long a result (and its request_id's idempotency) is kept, in seconds."""
 
+    stream_ttl_s: int = Field(600, alias="LLM_STREAM_TTL", gt=0)
+    """How long a stream's events are kept for late subscribers, in seconds."""
+
     @property
     def keys(self) -> Keys:
         return Keys(self.key_prefix)

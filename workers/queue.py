@@ -17,6 +17,8 @@ from schemas.keys import Keys
 
 __all__ = ["Started", "WorkerQueue"]
 
+_STREAM_CAP = 100_000  # events kept per stream (tokens coalesce, so a stream has far fewer)
+
 # KEYS: request hash, claimed list.  ARGV: request_id, worker_id, now
 _START = """
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -29,8 +31,9 @@ local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 return {'run', redis.call('HGET', KEYS[1], 'body') or '', attempts, redis.call('HGET', KEYS[1], 'enqueued_at') or '0'}
 """
 
-# KEYS: request hash, claimed list.  ARGV: request_id, outcome, now, ttl
-# Never two results: a request already done keeps its first one.
+# KEYS: request hash, claimed list[, events stream].  ARGV: request_id, outcome, now, ttl[, terminal event,
+# tokens channel, stream ttl].  Never two results: a request already done keeps its first one. A stream's
+# terminal event is written with the result, atomically, after every delta.
 _FINISH = """
 redis.call('LREM', KEYS[2], -1, ARGV[1])
 if redis.call('HGET', KEYS[1], 'state') == 'done' then return 0 end
@@ -39,6 +42,11 @@ redis.call('EXPIRE', KEYS[1], ARGV[4])
 local reply = redis.call('HGET', KEYS[1], 'reply') or ''
 local message = ARGV[1] .. '\\n' .. ARGV[2]
 for channel in string.gmatch(reply, '%S+') do redis.call('PUBLISH', channel, message) end
+if KEYS[3] then
+  redis.call('XADD', KEYS[3], '*', 'e', ARGV[5])
+  redis.call('EXPIRE', KEYS[3], ARGV[7])
+  redis.call('PUBLISH', ARGV[6], ARGV[5])
+end
 return 1
 """
 
@@ -71,12 +79,15 @@ class Started:
 
 
 class WorkerQueue:
-    def __init__(self, redis: Redis, keys: Keys, provider: str, worker_id: str, *, result_ttl_s: int) -> None:
+    def __init__(
+        self, redis: Redis, keys: Keys, provider: str, worker_id: str, *, result_ttl_s: int, stream_ttl_s: int
+    ) -> None:
         self.redis = redis
         self.keys = keys
         self.provider = provider
         self.worker_id = worker_id
         self.result_ttl_s = result_ttl_s
+        self.stream_ttl_s = stream_ttl_s
         self.queue_key = keys.queue(provider)
         self.claimed_key = keys.claimed(worker_id)
         self.workers_key = keys.workers(provider)
@@ -87,7 +98,7 @@ class WorkerQueue:
 
     async def claim(self, timeout_s: float) -> str | None:
         """Block until a request id is on the queue (or `timeout_s` passes) and take it."""
-        raw = await self.redis.blmove(self.queue_key, self.claimed_key, timeout_s, "RIGHT", "LEFT")
+        raw = await self.redis.blmove(self.queue_key, self.claimed_key, timeout_s, "RIGHT", "LEFT")  # type: ignore[arg-type]
         return None if raw is None else cast(bytes, raw).decode()
 
     async def start(self, request_id: str) -> Started | None:
@@ -99,13 +110,25 @@ class WorkerQueue:
             return None
         return Started(reply[1], int(reply[2]), float(reply[3]))
 
-    async def finish(self, request_id: str, outcome: str) -> bool:
-        """Store the outcome and push it to the waiting clients; False if the request already had one."""
-        stored = await self._finish(
-            keys=[self.keys.request(request_id), self.claimed_key],
-            args=[request_id, outcome, time.time(), self.result_ttl_s],
-        )
-        return bool(stored)
+    async def finish(self, request_id: str, outcome: str, terminal_event: str | None = None) -> bool:
+        """Store the outcome and push it to the waiting clients (and, for a stream, its terminal event);
+        False if the request already had an outcome."""
+        keys = [self.keys.request(request_id), self.claimed_key]
+        args: list[str | float] = [request_id, outcome, time.time(), self.result_ttl_s]
+        if terminal_event is not None:
+            keys.append(self.keys.events(request_id))
+            args += [terminal_event, self.keys.tokens(request_id), self.stream_ttl_s]
+        return bool(await self._finish(keys=keys, args=args))
+
+    async def publish(self, request_id: str, event: str, *, first: bool) -> None:
+        """One stream event: kept (XADD, capped), then sent live (PUBLISH); one round trip."""
+        events_key = self.keys.events(request_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xadd(events_key, {"e": event}, maxlen=_STREAM_CAP, approximate=True)
+            if first:
+                pipe.expire(events_key, self.stream_ttl_s)
+            pipe.publish(self.keys.tokens(request_id), event)
+            await pipe.execute()
 
     async def heartbeat(self, dead_after_s: float) -> list[str]:
         """Say this worker is alive; return the ids of workers presumed dead."""

@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 from arq.worker import Worker, func
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from schemas.catalog import Provider
@@ -36,7 +37,7 @@ _DEAD_AFTER_BEATS = 5
 _RETRY_CLAIM_S = 0.2
 
 
-class FleetWorker(Worker):  # type: ignore[misc]
+class FleetWorker(Worker):
     """arq's Worker with our queue: `_poll_iteration` blocks on the provider's queue instead of polling."""
 
     def __init__(self, provider: Provider, settings: WorkerSettings) -> None:
@@ -45,9 +46,16 @@ class FleetWorker(Worker):  # type: ignore[misc]
         self.worker_id = f"{provider.value}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         keys = settings.keys
         self.redis = Redis.from_url(settings.redis_url, health_check_interval=0)
-        self.queue = WorkerQueue(self.redis, keys, provider.value, self.worker_id, result_ttl_s=settings.result_ttl_s)
+        self.queue = WorkerQueue(
+            self.redis,
+            keys,
+            provider.value,
+            self.worker_id,
+            result_ttl_s=settings.result_ttl_s,
+            stream_ttl_s=settings.stream_ttl_s,
+        )
         self.executor: Executor | None = None
-        self._beat_task: asyncio.Task[None] | None = None
+        self._background: list[asyncio.Task[None]] = []
         super().__init__(
             functions=[func(self._run_request, name="llm_request", timeout=settings.provider_timeout_s + 5)],
             queue_name=f"{keys.prefix}:arq:{self.worker_id}",  # arq's own ZSET, never used: our queue is a LIST
@@ -61,10 +69,15 @@ class FleetWorker(Worker):  # type: ignore[misc]
             poll_delay=0,
         )
 
-    async def _startup(self, _ctx: dict[str, Any]) -> None:
+    async def _startup(self, ctx: dict[Any, Any]) -> None:  # noqa: ARG002 (arq hook signature)
         self.executor = Executor(self.queue, build_adapter(self.provider, self.settings))
         await self._beat()
-        self._beat_task = asyncio.create_task(self._beat_forever(), name="heartbeat")
+        cancels = self.redis.pubsub(ignore_subscribe_messages=True)
+        await cancels.subscribe(self.settings.keys.cancel(self.provider.value))
+        self._background = [
+            asyncio.create_task(self._beat_forever(), name="heartbeat"),
+            asyncio.create_task(self._follow_cancels(cancels), name="cancels"),
+        ]
         log.info(
             "worker_ready",
             worker_id=self.worker_id,
@@ -73,9 +86,9 @@ class FleetWorker(Worker):  # type: ignore[misc]
             concurrency=self.settings.concurrency,
         )
 
-    async def _shutdown(self, _ctx: dict[str, Any]) -> None:
-        if self._beat_task is not None:
-            self._beat_task.cancel()
+    async def _shutdown(self, ctx: dict[Any, Any]) -> None:  # noqa: ARG002
+        for task in self._background:
+            task.cancel()
         requeued = await self.queue.release(self.worker_id)
         if self.executor is not None:
             await self.executor.adapter.aclose()
@@ -94,9 +107,22 @@ class FleetWorker(Worker):  # type: ignore[misc]
             except Exception:  # Redis away: keep beating; the next beat will tell
                 log.warning("heartbeat_failed", worker_id=self.worker_id, exc_info=True)
 
-    async def _run_request(self, _ctx: dict[str, Any], request_id: str) -> None:
+    async def _follow_cancels(self, cancels: PubSub) -> None:
+        """Stop the requests callers cancel, if they run here (every worker of the provider hears it)."""
+        while True:
+            try:
+                message = await cancels.get_message(timeout=None)
+            except (RedisError, OSError):
+                await asyncio.sleep(_RETRY_CLAIM_S)  # redis-py reconnects and resubscribes on the next read
+                continue
+            if message is not None and self.executor is not None:
+                request_id = message["data"].decode()
+                if self.executor.cancel(request_id):
+                    log.info("request_cancelling", request_id=request_id)
+
+    async def _run_request(self, ctx: dict[Any, Any], *args: Any, **kwargs: Any) -> None:  # noqa: ARG002
         assert self.executor is not None
-        await self.executor.run(request_id)
+        await self.executor.run(args[0])
 
     async def _poll_iteration(self) -> None:
         if not self.allow_pick_jobs:  # shutting down: arq waits for in-flight requests, then cancels

@@ -40,7 +40,7 @@ async def fleet_client(settings: FleetSettings) -> AsyncIterator[LLMClient]:
 
 
 def _queue(redis: Redis, keys: Keys, worker: str = "w1", provider: str = "openai") -> WorkerQueue:
-    return WorkerQueue(redis, keys, provider, worker, result_ttl_s=60)
+    return WorkerQueue(redis, keys, provider, worker, result_ttl_s=60, stream_ttl_s=60)
 
 
 def _request(**kw: object) -> LLMRequest:

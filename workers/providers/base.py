@@ -7,7 +7,7 @@ every failure leaves it as a `schemas.errors.ProviderError` subclass, never as a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Protocol
 
 from schemas.catalog import ModelInfo, Provider
@@ -24,7 +24,7 @@ class Adapter(Protocol):
         """One non-streaming call."""
         ...
 
-    def stream(self, request: LLMRequest, model: ModelInfo) -> AsyncIterator[str | LLMResponse]:
+    def stream(self, request: LLMRequest, model: ModelInfo) -> AsyncGenerator[str | LLMResponse]:
         """A streaming call: yields each text delta as `str`, then exactly one final `LLMResponse`
         (full content, usage, finish reason). Closing the iterator closes the provider stream."""
         ...

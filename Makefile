@@ -1,0 +1,38 @@
+# The two commands a newcomer runs: `make demo` and `make test`. Each installs what it needs.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PACKAGES := schemas producer workers emulator llm_fleet.py
+
+.PHONY: demo test lint bench clean
+
+demo: $(VENV)/.demo
+	$(PY) -m llm_fleet demo
+
+test: $(VENV)/.dev
+	$(PY) -m ruff check $(PACKAGES) tests bench
+	$(PY) -m ruff format --check $(PACKAGES) tests bench
+	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
+	rm -f .coverage .coverage.*
+	$(PY) -m coverage run -m pytest
+	$(PY) -m coverage combine -q
+	$(PY) -m coverage report
+
+bench: $(VENV)/.dev
+	$(PY) -m bench $(ARGS)
+
+$(VENV)/.demo: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[demo]'
+	touch $@
+
+$(VENV)/.dev: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.demo
+
+clean:
+	rm -rf $(VENV) .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,107 @@
+"""One multiplexed pub/sub connection per client, shared by every reply and stream subscription.
+
+`subscribe` returns once Redis has confirmed the subscription, so whatever a caller reads from Redis
+afterwards cannot miss a message published later. When the connection drops, the hub reconnects
+(redis-py resubscribes every channel) and calls the `on_reconnect` hooks, so callers re-read what may
+have been published while it was down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+__all__ = ["ChannelHub"]
+
+log = structlog.get_logger("llm_fleet.producer")
+
+Handler = Callable[[bytes], None]
+
+
+class ChannelHub:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._pubsub: PubSub | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._handlers: dict[str, Handler] = {}
+        self._confirming: dict[str, asyncio.Future[None]] = {}
+        self.on_reconnect: list[Callable[[], Coroutine[Any, Any, None]]] = []
+
+    async def subscribe(self, channel: str, handler: Handler) -> None:
+        """Route `channel`'s messages to `handler`; returns when Redis has confirmed the subscription."""
+        self._handlers[channel] = handler
+        confirmed = asyncio.get_running_loop().create_future()
+        self._confirming[channel] = confirmed
+        pubsub = self._connected()
+        await pubsub.subscribe(channel)
+        if self._task is None:
+            self._task = asyncio.create_task(self._listen(pubsub), name="llm-fleet-channels")
+        try:
+            await confirmed
+        finally:
+            self._confirming.pop(channel, None)
+
+    async def unsubscribe(self, channel: str) -> None:
+        if self._handlers.pop(channel, None) is not None and self._pubsub is not None:
+            with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
+                await self._pubsub.unsubscribe(channel)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._pubsub is not None:
+            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+        self._task = self._pubsub = None
+
+    def _connected(self) -> PubSub:
+        if self._pubsub is None:
+            self._pubsub = self._redis.pubsub()
+        return self._pubsub
+
+    async def _listen(self, pubsub: PubSub) -> None:
+        while True:
+            try:
+                message = await pubsub.get_message(timeout=None)
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                log.warning("channels_lost", error=str(exc))
+                await self._reconnect(pubsub)
+                continue
+            if message is not None:
+                self._dispatch(message)
+
+    def _dispatch(self, message: dict[str, object]) -> None:
+        channel = message["channel"]
+        name = channel.decode() if isinstance(channel, bytes) else str(channel)
+        if message["type"] == "message":
+            handler = self._handlers.get(name)
+            data = message["data"]
+            if handler is not None and isinstance(data, bytes):
+                handler(data)
+        elif message["type"] == "subscribe":
+            confirmed = self._confirming.get(name)
+            if confirmed is not None and not confirmed.done():
+                confirmed.set_result(None)
+
+    async def _reconnect(self, pubsub: PubSub) -> None:
+        delay = 0.05
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await pubsub.connect()  # type: ignore[no-untyped-call]
+                await pubsub.ping()
+                break
+            except (RedisConnectionError, RedisTimeoutError, OSError):
+                delay = min(delay * 2, 1.0)
+        log.info("channels_restored", channels=len(self._handlers))
+        for hook in self.on_reconnect:
+            asyncio.create_task(hook())
