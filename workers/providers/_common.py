@@ -1,0 +1,210 @@
+"""What the three adapters share: the response they build, and the failures that look the same for every SDK
+(HTTP status, Retry-After, a dropped connection or a timeout, a body we cannot read)."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import aiohttp
+import httpx2
+
+from schemas.catalog import Provider
+from schemas.errors import (
+    AuthenticationError,
+    BadRequestError,
+    MalformedResponseError,
+    NotFoundError,
+    OverloadedError,
+    ProviderError,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
+    RateLimitedError,
+)
+from schemas.request import LLMRequest
+from schemas.response import FinishReason, LLMResponse, Usage
+
+__all__ = [
+    "CAUGHT",
+    "aclose_iterator",
+    "class_for_status",
+    "class_for_type",
+    "provider_error",
+    "redact",
+    "response",
+    "retry_after",
+    "transport_or_unreadable",
+    "truncated",
+]
+
+_TRANSPORT: tuple[type[Exception], ...] = (httpx2.TransportError, aiohttp.ClientError, OSError)
+"""A dropped or refused connection, or a timeout (`TimeoutError`, asyncio's and aiohttp's included, is an OSError)."""
+_UNREADABLE: tuple[type[Exception], ...] = (
+    ValueError,  # json.JSONDecodeError, pydantic.ValidationError, google-genai UnknownApiResponseError
+    TypeError,
+    AttributeError,  # openai returns a non-JSON 200 body as `str`
+    KeyError,
+    IndexError,
+    httpx2.DecodingError,
+)
+CAUGHT: tuple[type[Exception], ...] = _TRANSPORT + _UNREADABLE
+"""What leaves an SDK besides its own errors; each adapter catches these plus its SDK's base error."""
+
+_BY_STATUS: dict[int, type[ProviderError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: AuthenticationError,
+    404: NotFoundError,
+    408: ProviderTimeoutError,
+    413: BadRequestError,
+    422: BadRequestError,
+    429: RateLimitedError,
+    529: OverloadedError,
+}
+_BY_TYPE: tuple[tuple[str, type[ProviderError]], ...] = (
+    ("rate_limit", RateLimitedError),
+    ("resource_exhausted", RateLimitedError),
+    ("overloaded", OverloadedError),
+    ("authentication", AuthenticationError),
+    ("permission", AuthenticationError),
+    ("not_found", NotFoundError),
+    ("invalid_request", BadRequestError),
+    ("timeout", ProviderTimeoutError),
+)
+_MAX_MESSAGE = 500
+
+
+def response(
+    request: LLMRequest,
+    provider: Provider,
+    model: str,
+    content: str,
+    usage: Usage,
+    finish_reason: FinishReason,
+    started: float,
+) -> LLMResponse:
+    """The normalised response; `started` is the `time.perf_counter()` taken just before the provider call."""
+    return LLMResponse(
+        content=content,
+        usage=usage,
+        latency_ms=(time.perf_counter() - started) * 1000.0,
+        provider=provider,
+        model=model,
+        finish_reason=finish_reason,
+        request_id=request.request_id,
+        trace_id=request.trace_id,
+        source_agent=request.source_agent,
+        session_id=request.session_id,
+    )
+
+
+def provider_error(
+    cls: type[ProviderError],
+    provider: Provider,
+    message: str,
+    *,
+    status_code: int | None = None,
+    retry_after: float | None = None,
+) -> ProviderError:
+    """`cls` with a message that names the provider (and the HTTP status when there was one)."""
+    if len(message) > _MAX_MESSAGE:
+        message = message[:_MAX_MESSAGE] + "..."
+    prefix = f"{provider} {status_code}" if status_code else str(provider)
+    return cls(f"{prefix}: {message}", provider=provider.value, status_code=status_code, retry_after=retry_after)
+
+
+def redact(error: ProviderError, secret: str) -> ProviderError:
+    """The same error without `secret` in its message (a provider may echo the key it was sent)."""
+    if secret not in error.message:
+        return error
+    return type(error)(error.message.replace(secret, "[redacted]"), **error.details)
+
+
+def class_for_status(status: int) -> type[ProviderError]:
+    if status in _BY_STATUS:
+        return _BY_STATUS[status]
+    if status >= 500:
+        return ProviderUnavailableError
+    if status >= 400:
+        return BadRequestError
+    return MalformedResponseError  # a 2xx/3xx the SDK would not accept
+
+
+def class_for_type(*names: object) -> type[ProviderError]:
+    """The class for an error reported inside a 200 stream, from its type/code/status names."""
+    text = " ".join(str(n) for n in names if n).lower()
+    for needle, cls in _BY_TYPE:
+        if needle in text:
+            return cls
+    return ProviderUnavailableError
+
+
+def retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds to wait, from `retry-after-ms` or `retry-after` (seconds or an HTTP date); None when absent."""
+    if not headers:
+        return None
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(0.0, float(millis) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def truncated(provider: Provider, what: str) -> ProviderError:
+    """A stream that ended without its proper end: never hand back a silently cut answer."""
+    return provider_error(ProviderUnavailableError, provider, f"stream ended before {what}")
+
+
+def transport_or_unreadable(provider: Provider, exc: BaseException, *, timeout: bool = False) -> ProviderError:
+    """A connection failure or timeout, judged by the innermost transport error in the cause chain (the SDKs and
+    the aiohttp bridge re-wrap them, e.g. a server disconnect arrives as a "connect timeout"); otherwise a
+    response we could not read. `timeout` is the verdict when the chain holds no transport error at all."""
+    verdict = _timeout_verdict(exc)
+    if verdict is None and isinstance(exc, _UNREADABLE):
+        return provider_error(MalformedResponseError, provider, f"unreadable response ({_describe(exc)})")
+    if verdict is None:
+        verdict = timeout
+    cls = ProviderTimeoutError if verdict else ProviderUnavailableError
+    what = "timed out" if verdict else "connection failed"
+    return provider_error(cls, provider, f"{what} ({_describe(exc)})")
+
+
+def _timeout_verdict(exc: BaseException) -> bool | None:
+    verdict: bool | None = None
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 10:
+        if isinstance(current, (TimeoutError, httpx2.TimeoutException)):
+            verdict = True
+        elif isinstance(current, _TRANSPORT):
+            verdict = False
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+        seen += 1
+    return verdict
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def aclose_iterator(iterator: AsyncIterator[Any]) -> None:
+    """Close an SDK's async generator now, so it releases its HTTP response."""
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        await aclose()

@@ -1,0 +1,215 @@
+"""The Anthropic adapter: the Messages API through the official async SDK."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator
+from typing import Any, cast
+
+import anthropic
+import httpx2
+from anthropic.types import ContentBlock, Message, MessageDeltaUsage, MessageParam, RawMessageStreamEvent
+from anthropic.types import Usage as AnthropicUsage
+
+from schemas.catalog import ModelInfo, Provider
+from schemas.errors import ProviderError
+from schemas.request import LLMRequest
+from schemas.response import FinishReason, LLMResponse, Usage
+from workers.providers import _common
+from workers.providers.base import trace_headers
+from workers.settings import WorkerSettings
+
+__all__ = ["AnthropicAdapter", "map_error"]
+
+_P = Provider.ANTHROPIC
+_FINISH: dict[str, FinishReason] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+_CAUGHT: tuple[type[Exception], ...] = (anthropic.AnthropicError, *_common.CAUGHT)
+
+
+class AnthropicAdapter:
+    provider = _P
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        self._key = settings.api_key(_P)
+        self._max_tokens = settings.anthropic_max_tokens
+        self._client = anthropic.AsyncAnthropic(
+            api_key=self._key,
+            base_url=settings.base_url(_P),
+            max_retries=0,
+            timeout=settings.provider_timeout_s,
+            http_client=_http_client(settings),
+            open_telemetry=False,  # else an active OTel span's traceparent replaces ours
+        )
+
+    async def complete(self, request: LLMRequest, model: ModelInfo) -> LLMResponse:
+        started = time.perf_counter()
+        try:
+            message = await self._client.messages.create(**self._params(request, model))
+            return _response(request, model, message, started)
+        except _CAUGHT as exc:
+            raise _common.redact(map_error(exc), self._key) from exc
+
+    async def stream(self, request: LLMRequest, model: ModelInfo) -> AsyncGenerator[str | LLMResponse]:
+        started = time.perf_counter()
+        state = _StreamState(model.id)
+        try:
+            events = await self._client.messages.create(**self._params(request, model), stream=True)
+            async with events:
+                async for event in events:
+                    text = state.feed(event)
+                    if text:
+                        yield text
+        except _CAUGHT as exc:
+            raise _common.redact(map_error(exc), self._key) from exc
+        if not state.stopped:
+            raise _common.truncated(_P, "message_stop")
+        yield _common.response(
+            request,
+            _P,
+            state.model,
+            "".join(state.parts),
+            state.usage(),
+            _FINISH.get(state.stop_reason or "", "other"),
+            started,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    def _params(self, request: LLMRequest, model: ModelInfo) -> dict[str, Any]:
+        system = [m.content for m in request.messages if m.role == "system"]
+        messages = cast(
+            "list[MessageParam]",
+            [{"role": m.role, "content": m.content} for m in request.messages if m.role != "system"],
+        )
+        params: dict[str, Any] = {
+            "model": model.id,
+            "messages": messages,
+            "max_tokens": request.max_tokens or self._max_tokens,
+            "extra_headers": trace_headers(request),
+        }
+        if system:
+            params["system"] = "\n\n".join(system)
+        if request.temperature is not None:
+            params["temperature"] = request.temperature
+        return params
+
+
+class _StreamState:
+    """What the raw events of one stream add up to."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.parts: list[str] = []
+        self.stop_reason: str | None = None
+        self.stopped = False
+        self._input: int | None = None
+        self._cache_write: int | None = None
+        self._cache_read: int | None = None
+        self._output = 0
+        self._thinking: int | None = None
+
+    def feed(self, event: RawMessageStreamEvent) -> str | None:
+        """Take one event in; its text delta, if it is one."""
+        if event.type == "content_block_delta":
+            if event.delta.type == "text_delta":
+                self.parts.append(event.delta.text)
+                return event.delta.text
+        elif event.type == "message_start":
+            self.model = event.message.model or self.model
+            self._take_usage(event.message.usage)
+        elif event.type == "message_delta":
+            self.stop_reason = event.delta.stop_reason or self.stop_reason
+            self._take_usage(event.usage)
+        elif event.type == "message_stop":
+            self.stopped = True
+        return None
+
+    def _take_usage(self, usage: AnthropicUsage | MessageDeltaUsage) -> None:
+        """message_start has the input counts; message_delta the output so far, and may restate the input."""
+        self._input = _first(usage.input_tokens, self._input)
+        self._cache_write = _first(usage.cache_creation_input_tokens, self._cache_write)
+        self._cache_read = _first(usage.cache_read_input_tokens, self._cache_read)
+        self._output = usage.output_tokens
+        details = usage.output_tokens_details
+        self._thinking = details.thinking_tokens if details else self._thinking
+
+    def usage(self) -> Usage:
+        return _count(self._input, self._cache_write, self._cache_read, self._output, self._thinking)
+
+
+def _first(value: int | None, default: int | None) -> int | None:
+    return default if value is None else value
+
+
+def _http_client(settings: WorkerSettings) -> httpx2.AsyncClient:
+    limits = httpx2.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency)
+    if settings.http_transport == "aiohttp":
+        return anthropic.DefaultAioHttpClient(limits=limits, timeout=settings.provider_timeout_s)
+    return anthropic.DefaultAsyncHttpxClient(limits=limits, timeout=settings.provider_timeout_s)
+
+
+def _response(request: LLMRequest, model: ModelInfo, message: Message, started: float) -> LLMResponse:
+    return _common.response(
+        request,
+        _P,
+        message.model or model.id,
+        _text(message.content),
+        _usage(message.usage),
+        _FINISH.get(message.stop_reason or "", "other"),
+        started,
+    )
+
+
+def _text(blocks: list[ContentBlock]) -> str:
+    return "".join(block.text for block in blocks if block.type == "text")
+
+
+def _usage(usage: AnthropicUsage) -> Usage:
+    details = usage.output_tokens_details
+    return _count(
+        usage.input_tokens,
+        usage.cache_creation_input_tokens,
+        usage.cache_read_input_tokens,
+        usage.output_tokens,
+        details.thinking_tokens if details else None,
+    )
+
+
+def _count(
+    input_tokens: int | None, cache_write: int | None, cache_read: int | None, output: int, thinking: int | None
+) -> Usage:
+    """Anthropic's input_tokens leave out the cached part; our prompt_tokens (as OpenAI's and Gemini's) hold it."""
+    prompt = (input_tokens or 0) + (cache_write or 0) + (cache_read or 0)
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=output,
+        total_tokens=prompt + output,
+        cached_tokens=cache_read,
+        reasoning_tokens=thinking,
+    )
+
+
+def map_error(exc: BaseException) -> ProviderError:
+    """Any failure of an Anthropic call as the `ProviderError` it means."""
+    if isinstance(exc, anthropic.APIStatusError):
+        message = exc.api_message or exc.message
+        if exc.status_code == 200:  # an `error` event inside a 200 stream
+            return _common.provider_error(_common.class_for_type(exc.type), _P, f"{exc.type}: {message}")
+        return _common.provider_error(
+            _common.class_for_status(exc.status_code),
+            _P,
+            f"{exc.type}: {message}" if exc.type else message,
+            status_code=exc.status_code,
+            retry_after=_common.retry_after(exc.response.headers),
+        )
+    if isinstance(exc, anthropic.APIConnectionError):
+        return _common.transport_or_unreadable(_P, exc, timeout=isinstance(exc, anthropic.APITimeoutError))
+    return _common.transport_or_unreadable(_P, exc)

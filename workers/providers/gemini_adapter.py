@@ -1,0 +1,210 @@
+"""The Gemini adapter: the Gemini Developer API through the official google-genai SDK."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import aiohttp
+import httpx2
+from google import genai
+from google.genai import errors, types
+from google.genai.models import AsyncModels
+
+from schemas.catalog import ModelInfo, Provider
+from schemas.errors import ContentFilteredError, ProviderError
+from schemas.request import LLMRequest
+from schemas.response import FinishReason, LLMResponse, Usage
+from workers.providers import _common
+from workers.providers.base import trace_headers
+from workers.settings import WorkerSettings
+
+__all__ = ["GeminiAdapter", "map_error"]
+
+_P = Provider.GEMINI
+_FILTERED = (
+    "SAFETY",
+    "RECITATION",
+    "BLOCKLIST",
+    "PROHIBITED_CONTENT",
+    "SPII",
+    "IMAGE_SAFETY",
+    "IMAGE_PROHIBITED_CONTENT",
+    "IMAGE_RECITATION",
+    "MODEL_ARMOR",
+)
+_FINISH: dict[str, FinishReason] = {
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    **dict.fromkeys(_FILTERED, "content_filter"),
+}
+_ROLES = {"user": "user", "assistant": "model"}
+_CAUGHT: tuple[type[Exception], ...] = (errors.APIError, *_common.CAUGHT)
+
+
+class GeminiAdapter:
+    provider = _P
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        self._key = settings.api_key(_P)
+        self._settings = settings
+        self._client: genai.Client | None = None
+        self._transport: aiohttp.ClientSession | httpx2.AsyncClient | None = None
+
+    async def complete(self, request: LLMRequest, model: ModelInfo) -> LLMResponse:
+        started = time.perf_counter()
+        try:
+            response = await self._models().generate_content(
+                model=model.id, contents=_contents(request), config=_config(request)
+            )
+            state = _State(model.id)
+            state.feed(response)
+            return state.response(request, started)
+        except _CAUGHT as exc:
+            raise _common.redact(map_error(exc), self._key) from exc
+
+    async def stream(self, request: LLMRequest, model: ModelInfo) -> AsyncGenerator[str | LLMResponse]:
+        started = time.perf_counter()
+        state = _State(model.id)
+        try:
+            chunks = await self._models().generate_content_stream(
+                model=model.id, contents=_contents(request), config=_config(request)
+            )
+            try:
+                async for chunk in chunks:
+                    text = state.feed(chunk)
+                    if text:
+                        yield text
+            finally:
+                await _common.aclose_iterator(chunks)
+        except _CAUGHT as exc:
+            raise _common.redact(map_error(exc), self._key) from exc
+        if state.finish is None:
+            raise _common.truncated(_P, "a finishReason")
+        yield state.response(request, started)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aio.aclose()
+            self._client.close()
+        if isinstance(self._transport, aiohttp.ClientSession):
+            await self._transport.close()
+        elif self._transport is not None:
+            await self._transport.aclose()
+
+    def _models(self) -> AsyncModels:
+        """The SDK client, made on first use: an aiohttp session must be made inside the running loop."""
+        if self._client is None:
+            self._client = genai.Client(api_key=self._key, http_options=self._http_options())
+        return self._client.aio.models
+
+    def _http_options(self) -> types.HttpOptions:
+        """Our own pool, so the SDK does not pick its transport by what is importable; one attempt: with no
+        retry options the SDK's aiohttp path still retries a dropped connection once, after 1-10 s."""
+        settings = self._settings
+        options = types.HttpOptions(
+            base_url=settings.base_url(_P),
+            timeout=int(settings.provider_timeout_s * 1000),
+            retry_options=types.HttpRetryOptions(attempts=1),
+        )
+        if settings.http_transport == "aiohttp":
+            session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=settings.concurrency))
+            self._transport = options.aiohttp_client = session
+        else:
+            limits = httpx2.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency)
+            client = httpx2.AsyncClient(limits=limits, timeout=settings.provider_timeout_s)
+            self._transport = options.httpx_async_client = client
+        return options
+
+
+def _contents(request: LLMRequest) -> list[types.ContentDict]:
+    return [{"role": _ROLES[m.role], "parts": [{"text": m.content}]} for m in request.messages if m.role != "system"]
+
+
+def _config(request: LLMRequest) -> types.GenerateContentConfigDict:
+    config: types.GenerateContentConfigDict = {"http_options": {"headers": trace_headers(request)}}
+    system = [m.content for m in request.messages if m.role == "system"]
+    if system:
+        config["system_instruction"] = "\n\n".join(system)
+    if request.temperature is not None:
+        config["temperature"] = request.temperature
+    if request.max_tokens is not None:
+        config["max_output_tokens"] = request.max_tokens
+    return config
+
+
+class _State:
+    """What one response, or the chunks of one stream, add up to."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.parts: list[str] = []
+        self.finish: str | None = None
+        self._usage: types.GenerateContentResponseUsageMetadata | None = None
+
+    def feed(self, chunk: types.GenerateContentResponse) -> str:
+        """Take one response (or stream chunk) in; its answer text (thoughts left out)."""
+        feedback = chunk.prompt_feedback
+        if not chunk.candidates and feedback is not None and feedback.block_reason is not None:
+            reason = f"{feedback.block_reason.value} {feedback.block_reason_message or ''}".strip()
+            raise _common.provider_error(ContentFilteredError, _P, f"prompt blocked ({reason})")
+        self.model = chunk.model_version or self.model
+        self._usage = chunk.usage_metadata or self._usage  # in a stream, the last one counts
+        if not chunk.candidates:
+            return ""
+        candidate = chunk.candidates[0]
+        if candidate.finish_reason is not None:
+            self.finish = candidate.finish_reason.value
+        parts = candidate.content.parts if candidate.content else None
+        text = "".join(p.text for p in parts if p.text and not p.thought) if parts else ""
+        self.parts.append(text)
+        return text
+
+    def response(self, request: LLMRequest, started: float) -> LLMResponse:
+        return _common.response(
+            request, _P, self.model, "".join(self.parts), self.usage(), _FINISH.get(self.finish or "", "other"), started
+        )
+
+    def usage(self) -> Usage:
+        """Thoughts are billed as output: completion_tokens holds them (as OpenAI's do), reasoning_tokens says how
+        many."""
+        meta = self._usage
+        if meta is None:
+            return Usage()
+        prompt, thoughts = meta.prompt_token_count or 0, meta.thoughts_token_count
+        completion = (meta.candidates_token_count or 0) + (thoughts or 0)
+        return Usage(
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=meta.total_token_count or prompt + completion,
+            cached_tokens=meta.cached_content_token_count,
+            reasoning_tokens=thoughts,
+        )
+
+
+def map_error(exc: BaseException) -> ProviderError:
+    """Any failure of a Gemini call as the `ProviderError` it means."""
+    if isinstance(exc, errors.APIError):
+        return _common.provider_error(
+            _common.class_for_status(exc.code),
+            _P,
+            f"{exc.status}: {exc.message}" if exc.status else str(exc.message),
+            status_code=exc.code,
+            retry_after=_common.retry_after(getattr(exc.response, "headers", None)) or _retry_delay(exc.details),
+        )
+    return _common.transport_or_unreadable(_P, exc)
+
+
+def _retry_delay(body: Any) -> float | None:
+    """`RetryInfo.retryDelay` ("53s") from the error body's details."""
+    error = body.get("error") if isinstance(body, dict) else None
+    details = error.get("details") if isinstance(error, dict) else None
+    for detail in details if isinstance(details, list) else ():
+        delay = detail.get("retryDelay") if isinstance(detail, dict) else None
+        if isinstance(delay, str) and delay.endswith("s"):
+            try:
+                return float(delay[:-1])
+            except ValueError:
+                return None
+    return None

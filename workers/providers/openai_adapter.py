@@ -1,0 +1,157 @@
+"""The OpenAI adapter: Chat Completions through the official async SDK."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator
+from typing import Any, cast
+
+import httpx2
+import openai
+from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
+from openai.types.completion_usage import CompletionUsage
+
+from schemas.catalog import ModelInfo, Provider
+from schemas.errors import ProviderError
+from schemas.request import LLMRequest
+from schemas.response import FinishReason, LLMResponse, Usage
+from workers.providers import _common
+from workers.providers.base import trace_headers
+from workers.settings import WorkerSettings
+
+__all__ = ["OpenAIAdapter", "map_error"]
+
+_P = Provider.OPENAI
+_FINISH: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "content_filter": "content_filter",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+}
+_CAUGHT: tuple[type[Exception], ...] = (openai.OpenAIError, *_common.CAUGHT)
+_STREAM_OPTIONS: Any = {"include_usage": True}
+
+
+class OpenAIAdapter:
+    provider = _P
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        self._key = settings.api_key(_P)
+        self._client = openai.AsyncOpenAI(
+            api_key=self._key,
+            base_url=settings.base_url(_P),
+            max_retries=0,
+            timeout=settings.provider_timeout_s,
+            http_client=_http_client(settings),
+        )
+
+    async def complete(self, request: LLMRequest, model: ModelInfo) -> LLMResponse:
+        started = time.perf_counter()
+        try:
+            completion = await self._client.chat.completions.create(**_params(request, model))
+            return _response(request, model, completion, started)
+        except _CAUGHT as exc:
+            raise _common.redact(map_error(exc), self._key) from exc
+
+    async def stream(self, request: LLMRequest, model: ModelInfo) -> AsyncGenerator[str | LLMResponse]:
+        started = time.perf_counter()
+        parts: list[str] = []
+        finish: str | None = None
+        usage: CompletionUsage | None = None
+        reported = model.id
+        try:
+            chunks = await self._client.chat.completions.create(
+                **_params(request, model), stream=True, stream_options=_STREAM_OPTIONS
+            )
+            async with chunks:
+                async for chunk in chunks:
+                    reported = chunk.model or reported
+                    usage = chunk.usage or usage
+                    if not chunk.choices:
+                        continue
+                    choice = chunk.choices[0]
+                    finish = choice.finish_reason or finish
+                    text = choice.delta.content
+                    if text:
+                        parts.append(text)
+                        yield text
+        except _CAUGHT as exc:
+            raise _common.redact(map_error(exc), self._key) from exc
+        if finish is None:
+            raise _common.truncated(_P, "its finish_reason")
+        yield _common.response(
+            request, _P, reported, "".join(parts), _usage(usage), _FINISH.get(finish, "other"), started
+        )
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+def _http_client(settings: WorkerSettings) -> httpx2.AsyncClient:
+    limits = httpx2.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency)
+    if settings.http_transport == "aiohttp":
+        return openai.DefaultAioHttpClient(limits=limits, timeout=settings.provider_timeout_s)
+    return openai.DefaultAsyncHttpxClient(limits=limits, timeout=settings.provider_timeout_s)
+
+
+def _params(request: LLMRequest, model: ModelInfo) -> dict[str, Any]:
+    messages = cast(
+        "list[ChatCompletionMessageParam]", [{"role": m.role, "content": m.content} for m in request.messages]
+    )
+    params: dict[str, Any] = {"model": model.id, "messages": messages, "extra_headers": trace_headers(request)}
+    if model.reasoning:
+        if request.max_tokens is not None:
+            params["max_completion_tokens"] = request.max_tokens
+        return params
+    if request.max_tokens is not None:
+        params["max_tokens"] = request.max_tokens
+    if request.temperature is not None:
+        params["temperature"] = request.temperature
+    return params
+
+
+def _response(request: LLMRequest, model: ModelInfo, completion: ChatCompletion, started: float) -> LLMResponse:
+    choice = completion.choices[0]
+    return _common.response(
+        request,
+        _P,
+        completion.model or model.id,
+        choice.message.content or "",
+        _usage(completion.usage),
+        _FINISH.get(choice.finish_reason, "other"),
+        started,
+    )
+
+
+def _usage(usage: CompletionUsage | None) -> Usage:
+    """A stream from a server that ignores `include_usage` has none: the answer is complete, its usage unknown (0)."""
+    if usage is None:
+        return Usage()
+    prompt_details, completion_details = usage.prompt_tokens_details, usage.completion_tokens_details
+    return Usage(
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        total_tokens=usage.total_tokens,
+        cached_tokens=prompt_details.cached_tokens if prompt_details else None,
+        reasoning_tokens=completion_details.reasoning_tokens if completion_details else None,
+    )
+
+
+def map_error(exc: BaseException) -> ProviderError:
+    """Any failure of an OpenAI call as the `ProviderError` it means."""
+    if isinstance(exc, openai.APIStatusError):
+        body = exc.body if isinstance(exc.body, dict) else {}  # the inner `error` object
+        return _common.provider_error(
+            _common.class_for_status(exc.status_code),
+            _P,
+            str(body.get("message") or exc.message),
+            status_code=exc.status_code,
+            retry_after=_common.retry_after(exc.response.headers),
+        )
+    if isinstance(exc, openai.APIConnectionError):
+        return _common.transport_or_unreadable(_P, exc, timeout=isinstance(exc, openai.APITimeoutError))
+    if isinstance(exc, openai.APIError):
+        # an error event inside a 200 stream: plain APIError, `body` is the error object
+        return _common.provider_error(_common.class_for_type(exc.type, exc.code), _P, exc.message)
+    return _common.transport_or_unreadable(_P, exc)
