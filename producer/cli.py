@@ -6,15 +6,17 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from producer.client import LLMClient
 from schemas.catalog import CATALOG
-from schemas.errors import InvalidRequestError, LLMError
+from schemas.errors import InvalidRequestError, LLMError, RequestCancelledError, error_from_dict
+from schemas.events import StreamEvent
 from schemas.request import LLMRequest, Message, explain
-from schemas.response import LLMResponse
 
 
 def main(argv: list[str]) -> int:
@@ -27,7 +29,11 @@ def main(argv: list[str]) -> int:
     complete.add_argument("--max-tokens", type=int)
     complete.add_argument("--timeout", type=float, help="seconds to wait (LLM_REQUEST_TIMEOUT)")
     complete.add_argument("--json", action="store_true", help="print the LLMResponse as one JSON object")
+    complete.add_argument("--stream", action="store_true", help="print tokens as they arrive")
     complete.add_argument("prompt", nargs="?", help="the prompt (read from stdin when absent)")
+    stream = commands.add_parser("stream", help="follow a streaming request's tokens by its request_id")
+    stream.add_argument("request_id")
+    stream.add_argument("--timeout", type=float, help="seconds to wait for each event (LLM_REQUEST_TIMEOUT)")
     commands.add_parser("models", help="list the model catalog")
     commands.add_parser("demo", help="start Redis, the emulator and workers; call all three providers")
     args = parser.parse_args(argv)
@@ -37,6 +43,8 @@ def main(argv: list[str]) -> int:
         from producer.demo import run_demo
 
         return run_demo()
+    if args.command == "stream":
+        return _run(_follow(args.request_id, args.timeout), as_json=False)
     return _complete(args)
 
 
@@ -53,25 +61,55 @@ def _complete(args: argparse.Namespace) -> int:
     messages.append(Message(role="user", content=prompt))
     try:
         request = LLMRequest(
-            model=args.model, messages=messages, temperature=args.temperature, max_tokens=args.max_tokens
+            model=args.model,
+            messages=messages,
+            temperature=args.temperature,
+            max_tokens=args.max_tokens,
+            stream=args.stream,
         )
-        response = asyncio.run(_call(request, args.timeout))
     except ValidationError as exc:
         return _fail(InvalidRequestError(f"invalid request: {explain(exc)}"), args.json)
+    return _run(_call(request, args.timeout, as_json=args.json), as_json=args.json)
+
+
+def _run(call: Coroutine[Any, Any, None], *, as_json: bool) -> int:
+    try:
+        asyncio.run(call)
     except LLMError as exc:
-        return _fail(exc, args.json)
+        return _fail(exc, as_json)
     except (RedisError, OSError) as exc:
-        return _fail(LLMError(f"cannot reach Redis: {exc}", retryable=True), args.json)
-    if args.json:
-        sys.stdout.write(response.model_dump_json() + "\n")
-    else:
-        sys.stdout.write(response.content + "\n")
+        return _fail(LLMError(f"cannot reach Redis: {exc}", retryable=True), as_json)
     return 0
 
 
-async def _call(request: LLMRequest, timeout: float | None) -> LLMResponse:
+async def _call(request: LLMRequest, timeout: float | None, *, as_json: bool) -> None:
     async with LLMClient() as client:
-        return await client.complete(request, timeout=timeout)
+        if not request.stream:
+            response = await client.complete(request, timeout=timeout)
+            sys.stdout.write((response.model_dump_json() if as_json else response.content) + "\n")
+            return
+        async for event in client.events(request, timeout=timeout):
+            _show(event, as_json=as_json)
+
+
+async def _follow(request_id: str, timeout: float | None) -> None:
+    async with LLMClient() as client:
+        async for event in client.subscribe(request_id, timeout=timeout):
+            _show(event, as_json=False)
+
+
+def _show(event: StreamEvent, *, as_json: bool) -> None:
+    """Tokens as they arrive (with --json, the final response only); a failed stream raises its error."""
+    if event.type == "delta" and not as_json:
+        sys.stdout.write(event.text)
+        sys.stdout.flush()
+    elif event.type == "done":
+        sys.stdout.write(event.response.model_dump_json() + "\n" if as_json else "\n")
+    elif event.type == "error":
+        sys.stdout.write("" if as_json else "\n")
+        raise error_from_dict(event.error)
+    elif event.type == "cancelled":
+        raise RequestCancelledError("the request was cancelled")
 
 
 def _fail(error: LLMError, as_json: bool) -> int:

