@@ -18,7 +18,7 @@ SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Contro
 
 
 class Responder:
-    """The aiohttp handler of one provider's routes."""
+    """Answers the calls to one provider's routes (:meth:`handle` is their aiohttp handler)."""
 
     def __init__(self, provider: Provider, stats: Stats, *, latency_ms: float, tokens_per_s: float) -> None:
         self.provider = provider
@@ -26,7 +26,7 @@ class Responder:
         self.latency_ms = latency_ms
         self.token_interval = 1 / tokens_per_s if tokens_per_s > 0 else 0.0
 
-    async def __call__(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         started = time.time()
         body = _decode(await request.read())
         name = self.provider.name

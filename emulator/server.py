@@ -35,7 +35,7 @@ def build_app(options: Options) -> web.Application:
     for provider in PROVIDERS:
         responder = Responder(provider, stats, latency_ms=options.latency_ms, tokens_per_s=options.tokens_per_s)
         for path in provider.routes:
-            app.router.add_post(path, responder)
+            app.router.add_post(path, responder.handle)
 
     async def get_stats(_request: web.Request) -> web.Response:
         return web.json_response(stats.snapshot())
