@@ -97,9 +97,7 @@ class AnthropicAdapter:
         }
         if system:
             params["system"] = "\n\n".join(system)
-        if request.temperature is not None:
-            params["temperature"] = request.temperature
-        return params
+        return params  # no temperature: API version 2026-10-21 (anthropic 2.x) refuses it with a 400
 
 
 class _StreamState:

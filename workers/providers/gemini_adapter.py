@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator
+from contextvars import ContextVar
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
 import httpx2
+from aiohttp import TraceRequestEndParams
 from google import genai
 from google.genai import errors, types
 from google.genai.models import AsyncModels
@@ -67,6 +70,8 @@ class GeminiAdapter:
     async def stream(self, request: LLMRequest, model: ModelInfo) -> AsyncGenerator[str | LLMResponse]:
         started = time.perf_counter()
         state = _State(model.id)
+        opened: list[_Response] = []
+        _STREAM_RESPONSES.set(opened)
         try:
             chunks = await self._models().generate_content_stream(
                 model=model.id, contents=_contents(request), config=_config(request)
@@ -77,7 +82,9 @@ class GeminiAdapter:
                     if text:
                         yield text
             finally:
+                _STREAM_RESPONSES.set(None)
                 await _common.aclose_iterator(chunks)
+                await _close(opened)
         except _CAUGHT as exc:
             raise _common.redact(map_error(exc), self._key) from exc
         if state.finish is None:
@@ -109,13 +116,46 @@ class GeminiAdapter:
             retry_options=types.HttpRetryOptions(attempts=1),
         )
         if settings.http_transport == "aiohttp":
-            session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=settings.concurrency))
+            tracking = aiohttp.TraceConfig()
+            tracking.on_request_end.append(_track_aiohttp)
+            session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=settings.concurrency), trace_configs=[tracking]
+            )
             self._transport = options.aiohttp_client = session
         else:
             limits = httpx2.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency)
-            client = httpx2.AsyncClient(limits=limits, timeout=settings.provider_timeout_s)
+            client = httpx2.AsyncClient(
+                limits=limits, timeout=settings.provider_timeout_s, event_hooks={"response": [_track_httpx2]}
+            )
             self._transport = options.httpx_async_client = client
         return options
+
+
+_Response = aiohttp.ClientResponse | httpx2.Response
+_STREAM_RESPONSES: ContextVar[list[_Response] | None] = ContextVar("gemini_stream_responses", default=None)
+"""The HTTP responses a stream opened. Closing the SDK's stream does not close them: its inner generators sit in
+a reference cycle (HttpResponse and its segment iterator) and would wait for the garbage collector; so the
+transports' public hooks note each response here, and the stream closes them itself."""
+
+
+async def _track_httpx2(response: httpx2.Response) -> None:
+    opened = _STREAM_RESPONSES.get()
+    if opened is not None:
+        opened.append(response)
+
+
+async def _track_aiohttp(_session: aiohttp.ClientSession, _ctx: SimpleNamespace, params: TraceRequestEndParams) -> None:
+    opened = _STREAM_RESPONSES.get()
+    if opened is not None:
+        opened.append(params.response)
+
+
+async def _close(responses: list[_Response]) -> None:
+    for response in responses:
+        if isinstance(response, httpx2.Response):
+            await response.aclose()
+        else:
+            response.close()
 
 
 def _contents(request: LLMRequest) -> list[types.ContentDict]:
