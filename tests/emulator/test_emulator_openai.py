@@ -74,12 +74,12 @@ async def test_stream_without_usage_has_none(openai_client: openai.AsyncOpenAI) 
 @pytest.mark.parametrize("limit", ["max_tokens", "max_completion_tokens"])
 async def test_max_tokens_cuts_with_length(openai_client: openai.AsyncOpenAI, limit: str) -> None:
     completion = await openai_client.chat.completions.create(
-        model=MODEL, messages=user("Long [[tokens=50]]"), **{limit: 7}
+        model=MODEL, messages=user("Long [[tokens=50]]"), extra_body={limit: 7}
     )
     assert completion.choices[0].finish_reason == "length"
     assert completion.usage is not None and completion.usage.completion_tokens == 7
     stream = await openai_client.chat.completions.create(
-        model=MODEL, messages=user("Long [[tokens=50]]"), stream=True, **{limit: 7}
+        model=MODEL, messages=user("Long [[tokens=50]]"), stream=True, extra_body={limit: 7}
     )
     chunks = [chunk async for chunk in stream]
     assert len([chunk for chunk in chunks if chunk.choices[0].delta.content]) == 7
