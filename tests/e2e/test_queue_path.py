@@ -25,7 +25,7 @@ from schemas.errors import (
 )
 from schemas.request import LLMRequest
 from schemas.settings import FleetSettings
-from tests.e2e.emulator_api import requests_for, stats
+from tests.e2e.emulator_api import requests_for
 
 pytestmark = pytest.mark.e2e
 
