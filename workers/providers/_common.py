@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import Mapping
 
 import aiohttp
 import httpx2
@@ -28,7 +27,6 @@ from schemas.response import FinishReason, LLMResponse, Usage
 
 __all__ = [
     "CAUGHT",
-    "aclose_iterator",
     "class_for_status",
     "class_for_type",
     "provider_error",
@@ -201,10 +199,3 @@ def _timeout_verdict(exc: BaseException) -> bool | None:
 def _describe(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-async def aclose_iterator(iterator: AsyncIterator[Any]) -> None:
-    """Close an SDK's async generator now, so it releases its HTTP response."""
-    aclose = getattr(iterator, "aclose", None)
-    if aclose is not None:
-        await aclose()

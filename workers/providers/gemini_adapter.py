@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncGenerator
 from contextvars import ContextVar
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import httpx2
@@ -43,6 +44,7 @@ _FINISH: dict[str, FinishReason] = {
     **dict.fromkeys(_FILTERED, "content_filter"),
 }
 _ROLES = {"user": "user", "assistant": "model"}
+_DELAY = re.compile(r"(\d+(?:\.\d*)?)s")
 _CAUGHT: tuple[type[Exception], ...] = (errors.APIError, *_common.CAUGHT)
 
 
@@ -73,8 +75,11 @@ class GeminiAdapter:
         opened: list[_Response] = []
         _STREAM_RESPONSES.set(opened)
         try:
-            chunks = await self._models().generate_content_stream(
-                model=model.id, contents=_contents(request), config=_config(request)
+            chunks = cast(
+                "AsyncGenerator[types.GenerateContentResponse]",
+                await self._models().generate_content_stream(
+                    model=model.id, contents=_contents(request), config=_config(request)
+                ),
             )
             try:
                 async for chunk in chunks:
@@ -82,11 +87,12 @@ class GeminiAdapter:
                     if text:
                         yield text
             finally:
-                _STREAM_RESPONSES.set(None)
-                await _common.aclose_iterator(chunks)
+                await chunks.aclose()
                 await _close(opened)
         except _CAUGHT as exc:
             raise _common.redact(map_error(exc), self._key) from exc
+        finally:
+            _STREAM_RESPONSES.set(None)
         if state.finish is None:
             raise _common.truncated(_P, "a finishReason")
         yield state.response(request, started)
@@ -101,9 +107,10 @@ class GeminiAdapter:
             await self._transport.aclose()
 
     def _models(self) -> AsyncModels:
-        """The SDK client, made on first use: an aiohttp session must be made inside the running loop."""
+        """The SDK client, made on first use (an aiohttp session must be made inside the running loop), pinned to
+        the Gemini Developer API whatever GOOGLE_GENAI_USE_ENTERPRISE / _VERTEXAI say."""
         if self._client is None:
-            self._client = genai.Client(api_key=self._key, http_options=self._http_options())
+            self._client = genai.Client(enterprise=False, api_key=self._key, http_options=self._http_options())
         return self._client.aio.models
 
     def _http_options(self) -> types.HttpOptions:
@@ -241,10 +248,7 @@ def _retry_delay(body: Any) -> float | None:
     error = body.get("error") if isinstance(body, dict) else None
     details = error.get("details") if isinstance(error, dict) else None
     for detail in details if isinstance(details, list) else ():
-        delay = detail.get("retryDelay") if isinstance(detail, dict) else None
-        if isinstance(delay, str) and delay.endswith("s"):
-            try:
-                return float(delay[:-1])
-            except ValueError:
-                return None
+        match = _DELAY.fullmatch(str(detail.get("retryDelay", ""))) if isinstance(detail, dict) else None
+        if match:
+            return float(match[1])
     return None

@@ -117,6 +117,17 @@ async def test_stream_yields_deltas_then_the_response_with_usage(server, make_ad
     assert server.last.headers["x-trace-id"] == "trace-1"
 
 
+async def test_a_usage_only_chunk_after_the_finish_counts(server, make_adapter) -> None:
+    usage = {"usageMetadata": {"promptTokenCount": 7, "candidatesTokenCount": 11, "totalTokenCount": 18}}
+    server.reply(transcript(BASIC) + b"data: " + json.dumps(usage).encode() + b"\n\n", sse=True)
+
+    deltas, final = await collect(make_adapter(P).stream(make_request(FLASH.id), FLASH))
+
+    assert len(deltas) == 3
+    assert final.usage == Usage(prompt_tokens=7, completion_tokens=11, total_tokens=18)
+    assert final.finish_reason == "stop"
+
+
 async def test_thinking_stream_leaves_thoughts_out_and_counts_them(server, make_adapter) -> None:
     server.reply(THINKING)
 
