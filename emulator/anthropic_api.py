@@ -8,6 +8,7 @@ from aiohttp import web
 from typing_extensions import override
 
 from emulator.provider import (
+    TEXT,
     ApiError,
     Call,
     Frames,
@@ -15,6 +16,7 @@ from emulator.provider import (
     Provider,
     bearer_token,
     new_id,
+    render_each,
     text_of,
     whole_number,
 )
@@ -102,10 +104,10 @@ class AnthropicApi(Provider):
                 _event({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
                 _event({"type": "ping"}),
             ],
-            deltas=[
-                _event({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}})
-                for piece in reply.pieces
-            ],
+            deltas=render_each(
+                _event({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": TEXT}}),
+                reply.pieces,
+            ),
             tail=[
                 _event({"type": "content_block_stop", "index": 0}),
                 _event(

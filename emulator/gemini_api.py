@@ -11,7 +11,18 @@ import json
 from aiohttp import web
 from typing_extensions import override
 
-from emulator.provider import ApiError, Call, Frames, JsonObject, Provider, new_id, text_of, whole_number
+from emulator.provider import (
+    TEXT,
+    ApiError,
+    Call,
+    Frames,
+    JsonObject,
+    Provider,
+    new_id,
+    render_each,
+    text_of,
+    whole_number,
+)
 from emulator.replies import Reply, count_tokens
 
 _ACTIONS = {"generateContent": False, "streamGenerateContent": True}  # action -> stream
@@ -97,15 +108,17 @@ class GeminiApi(Provider):
 
     @override
     def completion(self, call: Call, reply: Reply) -> bytes:
-        (response,) = _responses(call, reply, [reply.pieces])
-        return json.dumps(response).encode()
+        return json.dumps(_response(call, reply, new_id(""), reply.text, final=True)).encode()
 
     @override
     def frames(self, call: Call, reply: Reply) -> Frames:
-        responses = _responses(call, reply, [(piece,) for piece in reply.pieces])
+        response_id = new_id("")
         if reply.finish == "blocked":
-            return Frames(head=[], deltas=[], tail=[_event(response) for response in responses])
-        return Frames(head=[], deltas=[_event(response) for response in responses], tail=[])
+            return Frames(head=[], deltas=[], tail=[_event(_response(call, reply, response_id, "", final=True))])
+        *pieces, last = reply.pieces
+        deltas = render_each(_event(_response(call, reply, response_id, TEXT, final=False)), pieces)
+        deltas.append(_event(_response(call, reply, response_id, last, final=True)))
+        return Frames(head=[], deltas=deltas, tail=[])
 
     @override
     def stream_error(self) -> bytes:
@@ -113,33 +126,32 @@ class GeminiApi(Provider):
         return _event({"error": {"code": self.midstream_status, "message": message, "status": status}})
 
 
-def _responses(call: Call, reply: Reply, chunks: list[tuple[str, ...]]) -> list[JsonObject]:
-    """The reply as ``GenerateContentResponse`` objects, one per chunk of pieces (one for a blocked prompt).
+def _response(call: Call, reply: Reply, response_id: str, text: str, *, final: bool) -> JsonObject:
+    """A ``GenerateContentResponse``: the whole reply, or one chunk of a stream (``final``: the last one).
 
-    Every response carries ``usageMetadata``; the last one also the finish reason and the output token count.
+    Every response carries ``usageMetadata``; the final one also the finish reason and the output token count.
+    A blocked prompt has ``promptFeedback`` and no candidates.
     """
     prompt, output = reply.prompt_tokens, reply.completion_tokens
-    common = {"modelVersion": call.model, "responseId": new_id("")}
-    prompt_details = [{"modality": "TEXT", "tokenCount": prompt}]
-    partial = {"promptTokenCount": prompt, "totalTokenCount": prompt, "promptTokensDetails": prompt_details}
-    if reply.finish == "blocked":
-        feedback = {"blockReason": "SAFETY", "safetyRatings": _BLOCKED_RATINGS}
-        return [{"promptFeedback": feedback, "usageMetadata": partial, **common}]
-    final = {
+    usage: JsonObject = {
         "promptTokenCount": prompt,
-        "candidatesTokenCount": output,
-        "totalTokenCount": prompt + output,
-        "promptTokensDetails": prompt_details,
-        "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": output}],
+        "totalTokenCount": prompt,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}],
     }
-    responses = []
-    for i, pieces in enumerate(chunks, start=1):
-        candidate: JsonObject = {"content": {"parts": [{"text": "".join(pieces)}], "role": "model"}}
-        if i == len(chunks):
+    if reply.finish == "blocked":
+        outcome: JsonObject = {"promptFeedback": {"blockReason": "SAFETY", "safetyRatings": _BLOCKED_RATINGS}}
+    else:
+        candidate: JsonObject = {"content": {"parts": [{"text": text}], "role": "model"}}
+        if final:
             candidate["finishReason"] = _FINISH[reply.finish]
+            usage |= {
+                "candidatesTokenCount": output,
+                "totalTokenCount": prompt + output,
+                "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": output}],
+            }
         candidate["index"] = 0
-        responses.append({"candidates": [candidate], "usageMetadata": final if i == len(chunks) else partial, **common})
-    return responses
+        outcome = {"candidates": [candidate]}
+    return {**outcome, "usageMetadata": usage, "modelVersion": call.model, "responseId": response_id}
 
 
 def _event(data: JsonObject) -> bytes:

@@ -9,6 +9,7 @@ from aiohttp import web
 from typing_extensions import override
 
 from emulator.provider import (
+    TEXT,
     ApiError,
     Call,
     Frames,
@@ -16,6 +17,7 @@ from emulator.provider import (
     Provider,
     bearer_token,
     new_id,
+    render_each,
     text_of,
     whole_number,
 )
@@ -129,7 +131,7 @@ class OpenAIApi(Provider):
         tail.append(b"data: [DONE]\n\n")
         return Frames(
             head=[chunk({"role": "assistant", "content": ""})],
-            deltas=[chunk({"content": piece}) for piece in reply.pieces],
+            deltas=render_each(chunk({"content": TEXT}), reply.pieces),
             tail=tail,
         )
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -12,6 +14,7 @@ from aiohttp import web
 from emulator.replies import Reply
 
 JsonObject = dict[str, Any]
+TEXT = f"text-{os.urandom(8).hex()}"  # stands for a delta's text in an event rendered once per stream
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,3 +116,10 @@ def text_of(content: Any) -> str:
             part["text"] for part in content if isinstance(part, dict) and isinstance(part.get("text"), str)
         )
     return ""
+
+
+def render_each(event: bytes, texts: Iterable[str]) -> list[bytes]:
+    """One copy of ``event`` per text, its :data:`TEXT` placeholder replaced by the text: streams render their
+    delta event once and then only encode each token."""
+    head, _, tail = event.partition(json.dumps(TEXT).encode())
+    return [head + json.dumps(text).encode() + tail for text in texts]

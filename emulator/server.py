@@ -30,7 +30,7 @@ class Options:
 def build_app(options: Options) -> web.Application:
     """The emulator application. Serve it with ``handler_cancellation=True`` (as :func:`running_emulator` does):
     the emulator learns from the cancellation that a client disconnected, and ends stalled requests with it."""
-    stats = Stats()
+    stats = Stats(provider.name for provider in PROVIDERS)
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     for provider in PROVIDERS:
         responder = Responder(provider, stats, latency_ms=options.latency_ms, tokens_per_s=options.tokens_per_s)

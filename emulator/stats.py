@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
@@ -16,14 +17,17 @@ TOTAL = "total"
 
 
 class Stats:
-    def __init__(self) -> None:
+    """What the emulator saw. Counts per provider are keyed by provider name and ``"total"``."""
+
+    def __init__(self, providers: Iterable[str]) -> None:
         self.started_at = time.time()
-        self.open: dict[str, int] = {}
+        self.keys = (TOTAL, *providers)
+        self.open = dict.fromkeys(self.keys, 0)
         self.reset()
 
     def reset(self) -> None:
         """Forget everything but the requests still open."""
-        self.requests: dict[str, int] = {TOTAL: 0}
+        self.requests = dict.fromkeys(self.keys, 0)
         self.max_open = dict(self.open)
         self.by_trace_id: dict[str, int] = {}
         self.by_prompt: dict[str, int] = {}
@@ -38,10 +42,9 @@ class Stats:
         headers = {name.lower(): value for name, value in request.headers.items()}
         trace_id = headers.get("x-trace-id")
         for key in (provider, TOTAL):
-            self.requests[key] = self.requests.get(key, 0) + 1
-            self.open[key] = now_open = self.open.get(key, 0) + 1
-            if now_open > self.max_open.get(key, 0):
-                self.max_open[key] = now_open
+            self.requests[key] += 1
+            self.open[key] += 1
+            self.max_open[key] = max(self.max_open[key], self.open[key])
         if trace_id is not None:
             _bump(self.by_trace_id, trace_id)
         self.recorded.append(

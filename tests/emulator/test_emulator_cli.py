@@ -40,7 +40,7 @@ async def test_cli_serves_until_sigterm() -> None:
             )
         assert completion.choices[0].message.content is not None
         async with aiohttp.ClientSession() as session, session.get(f"{ready['url']}/_emulator/stats") as response:
-            assert (await response.json())["requests"] == {"total": 1, "openai": 1}
+            assert (await response.json())["requests"] == {"total": 1, "openai": 1, "anthropic": 0, "gemini": 0}
     finally:
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), timeout=10) == 0

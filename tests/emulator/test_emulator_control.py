@@ -30,11 +30,11 @@ async def test_stats_count_per_provider_trace_and_prompt(
         )
     await anthropic_client.messages.create(model="claude-haiku-4-5-20251001", max_tokens=5, messages=user("Yo"))
     stats = await control.stats()
-    assert stats["requests"] == {"total": 4, "openai": 3, "anthropic": 1}
+    assert stats["requests"] == {"total": 4, "openai": 3, "anthropic": 1, "gemini": 0}
     assert stats["by_trace_id"] == {"t-1": 2, "t-2": 1}
     assert stats["by_prompt"] == {prompt_hash("Hi"): 3, prompt_hash("Yo"): 1}
-    assert stats["open"] == {"total": 0, "openai": 0, "anthropic": 0}
-    assert stats["max_open"] == {"total": 1, "openai": 1, "anthropic": 1}
+    assert stats["open"] == {"total": 0, "openai": 0, "anthropic": 0, "gemini": 0}
+    assert stats["max_open"] == {"total": 1, "openai": 1, "anthropic": 1, "gemini": 0}
     assert stats["disconnects"] == {"total": 0, "events": []}
     assert [entry["headers"].get("x-trace-id") for entry in await control.requests()] == ["t-1", "t-1", "t-2", None]
     assert await control.requests(trace_id="t-unknown") == []
@@ -45,7 +45,7 @@ async def test_reset_clears_counts_and_fail_times(openai_client: openai.AsyncOpe
     with pytest.raises(openai.InternalServerError):
         await openai_client.chat.completions.create(model=OPENAI_MODEL, messages=user(prompt))
     await control.reset()
-    assert (await control.stats())["requests"] == {"total": 0}
+    assert set((await control.stats())["requests"].values()) == {0}
     assert await control.requests() == []
     with pytest.raises(openai.InternalServerError):  # the fail_times counter started again
         await openai_client.chat.completions.create(model=OPENAI_MODEL, messages=user(prompt))
@@ -59,11 +59,11 @@ async def test_max_open_counts_concurrent_requests(openai_client: openai.AsyncOp
 
     tasks = [asyncio.create_task(call()) for _ in range(20)]
     await asyncio.sleep(0.15)
-    assert (await control.stats())["open"] == {"total": 20, "openai": 20}
+    assert (await control.stats())["open"] == {"total": 20, "openai": 20, "anthropic": 0, "gemini": 0}
     await asyncio.gather(*tasks)
     stats = await control.stats()
-    assert stats["open"] == {"total": 0, "openai": 0}
-    assert stats["max_open"] == {"total": 20, "openai": 20}
+    assert stats["open"]["total"] == 0
+    assert stats["max_open"] == {"total": 20, "openai": 20, "anthropic": 0, "gemini": 0}
 
 
 async def test_cancelled_stream_is_counted_as_a_disconnect() -> None:
