@@ -183,16 +183,17 @@ def transport_or_unreadable(provider: Provider, exc: BaseException, *, timeout: 
 
 
 def _timeout_verdict(exc: BaseException) -> bool | None:
+    """True for a timeout, False for another transport error, None for neither: the innermost one decides."""
     verdict: bool | None = None
-    seen = 0
     current: BaseException | None = exc
-    while current is not None and seen < 10:
+    for _ in range(10):  # `raise ... from` chains; bounded in case one loops
+        if current is None:
+            break
         if isinstance(current, (TimeoutError, httpx2.TimeoutException)):
             verdict = True
         elif isinstance(current, _TRANSPORT):
             verdict = False
-        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
-        seen += 1
+        current = current.__cause__
     return verdict
 
 

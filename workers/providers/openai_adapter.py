@@ -8,7 +8,7 @@ from typing import Any, cast
 
 import httpx2
 import openai
-from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
+from openai.types.chat import ChatCompletion, ChatCompletionMessageParam, ChatCompletionStreamOptionsParam
 from openai.types.completion_usage import CompletionUsage
 
 from schemas.catalog import ModelInfo, Provider
@@ -30,7 +30,7 @@ _FINISH: dict[str, FinishReason] = {
     "function_call": "tool_calls",
 }
 _CAUGHT: tuple[type[Exception], ...] = (openai.OpenAIError, *_common.CAUGHT)
-_STREAM_OPTIONS: Any = {"include_usage": True}
+_STREAM_OPTIONS: ChatCompletionStreamOptionsParam = {"include_usage": True}
 
 
 class OpenAIAdapter:

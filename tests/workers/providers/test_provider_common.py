@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import aiohttp
 import httpx2
@@ -29,6 +30,7 @@ from workers.providers import _common, build_adapter
 from workers.settings import WorkerSettings
 
 P = Provider.OPENAI
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.parametrize(
@@ -64,7 +66,7 @@ from workers.providers import build_adapter
 build_adapter(Provider({provider.value!r}), make_settings(Provider({provider.value!r}), "http://127.0.0.1:9"))
 print(" ".join(sorted(m for m in ("openai", "anthropic", "google.genai") if m in sys.modules)))
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.split() == [sdk]
 
 
