@@ -17,6 +17,7 @@ from emulator.stats import Stats
 PROVIDERS = (OpenAIApi(), AnthropicApi(), GeminiApi())
 MAX_BODY_BYTES = 64 * 1024 * 1024
 BACKLOG = 4096
+SHUTDOWN_TIMEOUT_S = 0.25  # on stop, open requests (stalls, paced streams) get this long, twice, then are cancelled
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +58,9 @@ def build_app(options: Options) -> web.Application:
 async def running_emulator(options: Options | None = None) -> AsyncIterator[str]:
     """Serve the emulator in this event loop; yields its base URL, e.g. ``http://127.0.0.1:41234``."""
     options = options or Options()
-    runner = web.AppRunner(build_app(options), handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
+    runner = web.AppRunner(
+        build_app(options), handler_cancellation=True, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S
+    )
     await runner.setup()
     try:
         await web.TCPSite(runner, options.host, options.port, backlog=BACKLOG).start()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -30,6 +31,14 @@ class Control:
     async def stats(self) -> dict[str, Any]:
         async with self.session.get(f"{self.url}/_emulator/stats") as response:
             return await response.json()  # type: ignore[no-any-return]
+
+    async def stats_when(self, condition: Callable[[dict[str, Any]], bool], timeout: float = 5.0) -> dict[str, Any]:
+        """The stats once ``condition`` holds (polled): robust on a loaded machine."""
+        for _ in range(int(timeout / 0.02)):
+            if condition(stats := await self.stats()):
+                break
+            await asyncio.sleep(0.02)
+        return stats
 
     async def requests(self, trace_id: str | None = None) -> list[dict[str, Any]]:
         params = {} if trace_id is None else {"trace_id": trace_id}
@@ -66,8 +75,9 @@ def _clean_provider_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-async def url() -> AsyncIterator[str]:
-    async with running_emulator(Options()) as base_url:
+async def url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """A running emulator. Other options: ``@pytest.mark.parametrize("url", [Options(...)], indirect=True)``."""
+    async with running_emulator(getattr(request, "param", Options())) as base_url:
         yield base_url
 
 
