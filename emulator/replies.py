@@ -17,7 +17,7 @@ DEFAULT_TOKENS = 12
 FAULTS = frozenset({"429", "500", "503", "529", "stall", "cut", "malformed", "midstream"})
 STATUS_FAULTS = {"429": 429, "500": 500, "503": 503, "529": 529}
 
-_TAG = re.compile(r"\[\[(latency_ms|tokens|fault|retry_after|fail_times|block)(?:=([^\]\s]*))?\]\]")
+_TAG = re.compile(r"\[\[(latency_ms|tokens|tokens_per_s|fault|retry_after|fail_times|block)(?:=([^\]\s]*))?\]\]")
 _FILLER = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet")
 
 Finish = Literal["stop", "length", "blocked"]
@@ -29,6 +29,7 @@ class Tags:
 
     latency_ms: float | None = None
     tokens: int | None = None
+    tokens_per_s: float | None = None
     fault: str | None = None
     retry_after: float | None = None
     fail_times: int | None = None
@@ -64,6 +65,7 @@ def parse_tags(text: str) -> Tags:
     return Tags(
         latency_ms=_number(found.get("latency_ms")),
         tokens=_count(found.get("tokens")),
+        tokens_per_s=_number(found.get("tokens_per_s")),
         fault=fault if fault in FAULTS else None,
         retry_after=_number(found.get("retry_after")),
         fail_times=_count(found.get("fail_times")),

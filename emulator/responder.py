@@ -58,10 +58,11 @@ class Responder:
         if fault is not None and (fault in STATUS_FAULTS or not call.stream):
             return self._fault(request, fault, tags.retry_after)
         reply = make_reply(call.prompt, call.prompt_tokens, call.max_tokens, tags)
+        interval = 1 / tags.tokens_per_s if tags.tokens_per_s else self.token_interval
         if call.stream:
-            return await self._stream(request, call, reply, fault, started)
-        if self.token_interval:
-            await asyncio.sleep(self.token_interval * reply.completion_tokens)
+            return await self._stream(request, call, reply, fault, started, interval)
+        if interval:
+            await asyncio.sleep(interval * reply.completion_tokens)
         return self._json(self.provider.completion(call, reply))
 
     def _fault(self, request: web.Request, fault: str, retry_after: float | None) -> web.Response:
@@ -75,7 +76,7 @@ class Responder:
         return self._error(ApiError(status, retry_after=retry_after if status in RETRY_AFTER_STATUSES else None))
 
     async def _stream(
-        self, request: web.Request, call: Call, reply: Reply, fault: str | None, started: float
+        self, request: web.Request, call: Call, reply: Reply, fault: str | None, started: float, interval: float
     ) -> web.StreamResponse:
         frames = self.provider.frames(call, reply)
         response = web.StreamResponse(headers={**SSE_HEADERS, **self._request_id()})
@@ -88,8 +89,8 @@ class Responder:
                 await response.write(frame)
             deltas = frames.deltas[: len(frames.deltas) // 2] if fault in ("cut", "midstream") else frames.deltas
             for index, frame in enumerate(deltas):
-                if index and self.token_interval:
-                    await asyncio.sleep(self.token_interval)
+                if index and interval:
+                    await asyncio.sleep(interval)
                 await response.write(frame)
             if fault == "cut":
                 _drop_connection(request)

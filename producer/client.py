@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from types import TracebackType
 from typing import Self
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from producer.channels import ChannelHub
 from producer.jobs import JobScripts
@@ -17,6 +22,7 @@ from producer.streams import read_events
 from schemas.codec import decode_outcome, encode_error
 from schemas.errors import (
     LLMError,
+    QueueFullError,
     RequestCancelledError,
     RequestConflictError,
     RequestNotFoundError,
@@ -31,6 +37,7 @@ from schemas.settings import FleetSettings
 
 __all__ = ["LLMClient"]
 
+_REDIS_RETRIES = 20  # with backoff capped at 1 s: rides out a Redis restart of ~15 s
 _WORKER_ALIVE_S = 10.0  # a worker whose heartbeat is older than this is not counted as serving
 Outcome = LLMResponse | LLMError
 
@@ -64,7 +71,12 @@ class LLMClient:
         await self.aclose()
 
     async def connect(self) -> None:
-        redis = Redis.from_url(self.settings.redis_url, health_check_interval=0)
+        redis = Redis.from_url(
+            self.settings.redis_url,
+            health_check_interval=0,
+            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), _REDIS_RETRIES),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        )
         hub = ChannelHub(redis)
         hub.on_reconnect.append(self._recheck_waiters)
         await hub.subscribe(self.reply_channel, self._deliver)
@@ -83,7 +95,7 @@ class LLMClient:
         """Submit `request` and wait for its response (at most `timeout`, default LLM_REQUEST_TIMEOUT)."""
         future = self._expect(request.request_id)
         try:
-            early = await self._submit(request)
+            early = await self._submit(request, timeout)
             return _unwrap(early if early is not None else await self._await(request.request_id, future, timeout))
         finally:
             self._forget(request.request_id, future)
@@ -104,36 +116,37 @@ class LLMClient:
 
     # -- streams --------------------------------------------------------------------------------
 
-    async def stream(self, request: LLMRequest, *, timeout: float | None = None) -> AsyncIterator[str]:
+    async def stream(self, request: LLMRequest, *, timeout: float | None = None) -> AsyncGenerator[str]:
         """Submit a streaming request and yield its text as it arrives; raises the typed error if it fails."""
-        async for event in self.events(request, timeout=timeout):
-            if event.type == "delta":
-                yield event.text
-            elif event.type == "error":
-                raise error_from_dict(event.error)
-            elif event.type == "cancelled":
-                raise RequestCancelledError(f"request {request.request_id!r} was cancelled")
+        async with contextlib.aclosing(self.events(request, timeout=timeout)) as events:
+            async for event in events:
+                if event.type == "delta":
+                    yield event.text
+                elif event.type == "error":
+                    raise error_from_dict(event.error)
+                elif event.type == "cancelled":
+                    raise RequestCancelledError(f"request {request.request_id!r} was cancelled")
 
-    async def events(self, request: LLMRequest, *, timeout: float | None = None) -> AsyncIterator[StreamEvent]:
+    async def events(self, request: LLMRequest, *, timeout: float | None = None) -> AsyncGenerator[StreamEvent]:
         """Submit a streaming request and yield its typed events, ending with done, error or cancelled."""
         request = request if request.stream else request.model_copy(update={"stream": True})
         async for event in self._follow(request.request_id, timeout, submit=request):
             yield event
 
-    async def subscribe(self, request_id: str, *, timeout: float | None = None) -> AsyncIterator[StreamEvent]:
+    async def subscribe(self, request_id: str, *, timeout: float | None = None) -> AsyncGenerator[StreamEvent]:
         """Attach to an existing streaming request: every event from the first, in order, once."""
         async for event in self._follow(request_id, timeout, submit=None):
             yield event
 
     async def _follow(
         self, request_id: str, timeout: float | None, *, submit: LLMRequest | None
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent]:
         redis, _, hub = self._connected()
         wait_s = self.settings.request_timeout_s if timeout is None else timeout
 
         async def start() -> StreamEvent | None:
             """Submit (or check the request exists); a finished request's outcome as a terminal event."""
-            outcome = await self._submit(submit) if submit is not None else await self._attach(request_id)
+            outcome = await self._submit(submit, timeout) if submit is not None else await self._attach(request_id)
             if outcome is None:
                 return None
             if isinstance(outcome, LLMError):
@@ -148,16 +161,16 @@ class LLMClient:
             timeout_s=wait_s,
             start=start,
         )
-        finished = False
+        ended = False
         try:
             async for event in events:
+                ended = event.type in ("done", "error", "cancelled")
                 yield event
-            finished = True
         except TimeoutError:
             raise await self._timeout_error(request_id, wait_s) from None
         finally:
             await events.aclose()
-            if not finished and submit is not None:  # the caller stopped reading: stop the request
+            if not ended and submit is not None:  # the caller stopped reading: stop the request
                 await asyncio.shield(self.cancel(request_id))
 
     async def cancel(self, request_id: str) -> bool:
@@ -184,10 +197,16 @@ class LLMClient:
 
     # -- internals ------------------------------------------------------------------------------
 
-    async def _submit(self, request: LLMRequest) -> Outcome | None:
-        """Enqueue (or attach to an identical earlier submission); the finished outcome if there is one."""
+    async def _submit(self, request: LLMRequest, timeout: float | None = None) -> Outcome | None:
+        """Enqueue (or attach to an identical earlier submission); the finished outcome if there is one.
+        The request's deadline is now + `timeout` (default LLM_REQUEST_TIMEOUT), across queueing, retries
+        and fallbacks."""
         _, scripts, _ = self._connected()
         info = validate_for_model(request)
+        for fallback in request.fallbacks:
+            validate_for_model(request, fallback)
+        now = time.time()
+        budget = self.settings.request_timeout_s if timeout is None else timeout
         reply = await scripts.submit(
             request_key=self.keys.request(request.request_id),
             queue_key=self.keys.queue(info.provider),
@@ -196,11 +215,20 @@ class LLMClient:
             body=request.model_dump_json(),
             digest=request.digest(),
             provider=info.provider.value,
-            now=time.time(),
-            ttl_s=int(self.settings.request_timeout_s) + self.settings.result_ttl_s,
+            now=now,
+            ttl_s=int(budget) + self.settings.result_ttl_s,
+            deadline_at=now + budget,
+            max_depth=self.settings.max_queue_depth,
         )
         if reply[0] == b"conflict":
             raise RequestConflictError(request.request_id)
+        if reply[0] == b"full":
+            raise QueueFullError(
+                f"the {info.provider} queue is full ({int(reply[1])} requests waiting); retry later",
+                provider=info.provider.value,
+                depth=int(reply[1]),
+                retry_after=1.0,
+            )
         return decode_outcome(reply[1]) if reply[0] == b"done" else None
 
     async def _attach(self, request_id: str) -> Outcome | None:

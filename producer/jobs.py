@@ -100,10 +100,13 @@ class JobScripts:
         provider: str,
         now: float,
         ttl_s: int,
+        deadline_at: float,
+        max_depth: int,
     ) -> list[Any]:
-        """['queued'] | ['conflict'] | ['done', outcome] | ['waiting', state]"""
+        """['queued'] | ['conflict'] | ['full', depth] | ['done', outcome] | ['waiting', state]"""
         answer: list[Any] = await self._submit(
-            keys=[request_key, queue_key], args=[reply, request_id, body, digest, provider, now, ttl_s]
+            keys=[request_key, queue_key],
+            args=[reply, request_id, body, digest, provider, now, ttl_s, deadline_at, max_depth],
         )
         return answer
 

@@ -10,6 +10,15 @@ No name spans two providers, so each provider's queue can later live on its own 
     {prefix}:tokens:{request_id}     PUBSUB a streaming request's events, live
     {prefix}:events:{request_id}     STREAM the same events, kept for replay
     {prefix}:cancel:{provider}       PUBSUB ids of running requests to stop, for that provider's workers
+    {prefix}:delayed:{provider}      ZSET   ids waiting to be retried, scored by when (unix seconds)
+    {prefix}:slots:{provider}        LIST   the fleet-wide concurrency tokens of a provider (when limited)
+    {prefix}:slots:{provider}:size   STRING how many tokens the fleet was given
+    {prefix}:held:{worker_id}        LIST   tokens a worker holds (returned when it dies or stops)
+    {prefix}:cooldown:{provider}     STRING exists while a provider is cooling down after a 429 (PX retry-after)
+    {prefix}:circuit:{provider}      STRING exists while a provider's circuit is open
+    {prefix}:health:{provider}       HASH   recent outcomes per 10 s bucket: ok:{bucket}, err:{bucket}
+    {prefix}:rate:{provider}         HASH   the GCRA state of the provider's RPM and TPM limits
+    {prefix}:dead                    ZSET   request ids that failed for good (dead letters), scored by when
 """
 
 from __future__ import annotations
@@ -33,6 +42,10 @@ class Field:
     FINISHED_AT = "finished_at"
     WORKER = "worker"  # the worker that claimed it last
     ATTEMPTS = "attempts"  # provider calls started for this request
+    RETRIES = "retries"  # retries used on the current route
+    ROUTE = "route"  # index into [model, *fallbacks] of the model being tried
+    DEADLINE_AT = "deadline_at"  # unix seconds: never sent to a provider after this
+    RERUNS = "reruns"  # re-runs after a worker died mid-call (the provider may have been called twice)
     CANCEL = "cancel"  # set (unix seconds) when a running request is asked to stop
     RESULT = "result"  # the outcome JSON: {"ok": LLMResponse} or {"error": LLMError.to_dict()}
 
@@ -70,3 +83,27 @@ class Keys:
 
     def cancel(self, provider: str) -> str:
         return f"{self.prefix}:cancel:{provider}"
+
+    def delayed(self, provider: str) -> str:
+        return f"{self.prefix}:delayed:{provider}"
+
+    def slots(self, provider: str) -> str:
+        return f"{self.prefix}:slots:{provider}"
+
+    def held(self, worker_id: str) -> str:
+        return f"{self.prefix}:held:{worker_id}"
+
+    def cooldown(self, provider: str) -> str:
+        return f"{self.prefix}:cooldown:{provider}"
+
+    def circuit(self, provider: str) -> str:
+        return f"{self.prefix}:circuit:{provider}"
+
+    def health(self, provider: str) -> str:
+        return f"{self.prefix}:health:{provider}"
+
+    def rate(self, provider: str) -> str:
+        return f"{self.prefix}:rate:{provider}"
+
+    def dead(self) -> str:
+        return f"{self.prefix}:dead"

@@ -41,6 +41,8 @@ class LLMRequest(BaseModel):
     trace_id: str = Field(default="", max_length=256)
     source_agent: str | None = Field(default=None, max_length=256)
     session_id: str | None = Field(default=None, max_length=256)
+    fallbacks: list[str] = Field(default_factory=list, max_length=5)
+    """Models to try, in order, when this one's provider fails for good, cools down or has its circuit open."""
 
     @model_validator(mode="after")
     def _default_trace(self) -> LLMRequest:
@@ -48,23 +50,29 @@ class LLMRequest(BaseModel):
             self.trace_id = self.request_id
         return self
 
+    @property
+    def routes(self) -> list[str]:
+        """The model, then its fallbacks."""
+        return [self.model, *self.fallbacks]
+
     def digest(self) -> str:
         """A stable hash of the body, used to tell a resubmission from a conflicting reuse of the id."""
         return hashlib.blake2b(self.model_dump_json().encode(), digest_size=16).hexdigest()
 
 
-def validate_for_model(request: LLMRequest) -> ModelInfo:
-    """Check the request against its model's provider rules; return the catalog entry."""
-    info = resolve_model(request.model)
+def validate_for_model(request: LLMRequest, model: str | None = None) -> ModelInfo:
+    """Check the request against the provider rules of `model` (default: its own); return the catalog entry.
+    Every model a request may reach, fallbacks included, passes through here."""
+    info = resolve_model(model or request.model)
     if request.temperature is not None:
         if info.reasoning:
             raise InvalidRequestError(
-                f"model {request.model!r} is a reasoning model and takes no temperature", model=request.model
+                f"model {info.id!r} is a reasoning model and takes no temperature", model=info.id
             )
         if request.temperature > info.temperature_max:
             raise InvalidRequestError(
                 f"temperature {request.temperature} is out of range for {info.provider} (0 to {info.temperature_max})",
-                model=request.model,
+                model=info.id,
             )
     if not any(m.role != "system" for m in request.messages):
         raise InvalidRequestError("messages need at least one user or assistant message")

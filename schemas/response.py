@@ -33,3 +33,5 @@ class LLMResponse(BaseModel):
     trace_id: str
     source_agent: str | None = None
     session_id: str | None = None
+    fallback_from: str | None = None
+    """The model the request asked for, when a fallback model served it instead."""

@@ -23,6 +23,11 @@ class FleetSettings(BaseSettings):
     stream_ttl_s: int = Field(600, alias="LLM_STREAM_TTL", gt=0)
     """How long a stream's events are kept for late subscribers, in seconds."""
 
+    max_queue_depth: int = Field(100_000, alias="LLM_MAX_QUEUE_DEPTH", gt=0)
+    """Requests a provider's queue holds; beyond it `submit` raises `QueueFullError`."""
+    dead_letter_ttl_s: int = Field(7 * 86400, alias="LLM_DEAD_LETTER_TTL", gt=0)
+    """How long requests that failed for good are kept for inspection and retry, in seconds."""
+
     @property
     def keys(self) -> Keys:
         return Keys(self.key_prefix)

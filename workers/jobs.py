@@ -1,36 +1,65 @@
-"""Running one request: read the job, call the provider (or stream from it), store the outcome, log a line."""
+"""Running one request: check it may run, call the provider (or stream from it), then finish it, retry it
+later, or hand it to a fallback model; one log line per outcome.
+
+Retries belong to the fleet (the SDKs' own are off): a retryable failure is retried up to
+LLM_MAX_RETRIES times with exponential backoff and full jitter, never sooner than the provider's
+retry-after, and never past the request's deadline. The job waits in the provider's delayed set, not
+on a concurrency slot. A 429 also cools the whole provider down, for every worker.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 
 import structlog
 
 from schemas.catalog import ModelInfo, Provider
 from schemas.codec import decode_request, encode_error, encode_response
-from schemas.errors import InvalidRequestError, LLMError, ProviderUnavailableError, RequestCancelledError
+from schemas.errors import (
+    DeadlineExceededError,
+    InvalidRequestError,
+    LLMError,
+    ProviderError,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
+    RateLimitedError,
+    RequestCancelledError,
+    WorkerLostError,
+)
 from schemas.events import CancelledEvent, DoneEvent, ErrorEvent
 from schemas.request import LLMRequest, validate_for_model
 from schemas.response import LLMResponse, Usage
 from workers.providers.base import Adapter
-from workers.queue import WorkerQueue
+from workers.queue import Circuit, Started, WorkerQueue
+from workers.settings import WorkerSettings
 from workers.streams import EventPublisher
 
 __all__ = ["Executor"]
 
 log = structlog.get_logger("llm_fleet.worker")
 
+_WAIT_ERRORS = {
+    "cooldown": "is cooling down after a 429",
+    "circuit": "has its circuit open",
+    "rpm": "is at its requests-per-minute limit",
+    "tpm": "is at its tokens-per-minute limit",
+}
+
 
 class Executor:
     """Runs the requests one worker claims, against one provider adapter."""
 
-    def __init__(self, queue: WorkerQueue, adapter: Adapter) -> None:
+    def __init__(self, queue: WorkerQueue, adapter: Adapter, settings: WorkerSettings) -> None:
         self.queue = queue
         self.adapter = adapter
+        self.settings = settings
         self.provider = Provider(queue.provider)
         self._running: dict[str, asyncio.Task[object]] = {}
         self._cancelled: set[str] = set()
+        self.next_retry_at: float | None = None
+        self.retry_due = asyncio.Event()
 
     def cancel(self, request_id: str) -> bool:
         """Stop a request this worker is running (its provider call is closed); False if it runs elsewhere."""
@@ -52,45 +81,159 @@ class Executor:
             self._cancelled.discard(request_id)
 
     async def _run(self, request_id: str) -> None:
-        started = await self.queue.start(request_id)
-        if started is None:
-            log.info("request_skipped", request_id=request_id, reason="done, cancelled or expired")
+        job = await self.queue.start(request_id)
+        if job.kind == "skip":
             return
         t0 = time.perf_counter()
         request: LLMRequest | None = None
         publisher: EventPublisher | None = None
         try:
-            request = decode_request(started.body)
-            model = self._model(request)
-            if request.stream:
-                publisher = EventPublisher(self.queue, request_id)
-                response = await self._stream(request, model, publisher)
-            else:
-                response = await self.adapter.complete(request, model)
+            request = decode_request(job.body)
+            if job.kind != "run":
+                await self._not_run(request_id, request, job, t0)
+                return
+            model = self._model(request, job.route)
+            if model.provider is not self.provider:
+                raise InvalidRequestError(f"model {model.id!r} is served by {model.provider}, not {self.provider}")
+            if job.rerun:
+                log.warning(
+                    "request_rerun",
+                    request_id=request_id,
+                    trace_id=request.trace_id,
+                    attempts=job.attempts,
+                    reason="its worker died during the provider call; the provider may bill twice",
+                )
+            publisher = EventPublisher(self.queue, request_id) if request.stream else None
+            async with asyncio.timeout(job.deadline_at - time.time() if job.deadline_at else None):
+                response = await (
+                    self._stream(request, model, publisher) if publisher else self.adapter.complete(request, model)
+                )
+        except TimeoutError:
+            error: LLMError = DeadlineExceededError(
+                f"request {request_id!r} ran out of time during the provider call", request_id=request_id
+            )
+            await self._end(request_id, request, error, t0, publisher, health=Circuit.NONE)
         except asyncio.CancelledError:
             if request_id not in self._cancelled:
                 raise  # the worker is stopping: the job goes back to the queue
-            usage = Usage(completion_tokens=publisher.tokens) if publisher else None
             error = RequestCancelledError(f"request {request_id!r} was cancelled", request_id=request_id)
-            await self._finish(request_id, request, error, t0, publisher, CancelledEvent, usage=usage)
+            await self._end(request_id, request, error, t0, publisher, health=Circuit.NONE)
         except LLMError as exc:
-            await self._finish(request_id, request, exc, t0, publisher, ErrorEvent, error=exc.to_dict())
+            await self._failed(request_id, request, job, exc, t0, publisher)
         except Exception as exc:  # an adapter bug must still end the request, typed
             log.exception("adapter_failed", request_id=request_id)
-            err = ProviderUnavailableError(f"{self.provider} call failed: {type(exc).__name__}", provider=self.provider)
-            await self._finish(request_id, request, err, t0, publisher, ErrorEvent, error=err.to_dict())
+            error = ProviderUnavailableError(
+                f"{self.provider} call failed: {type(exc).__name__}", provider=self.provider
+            )
+            await self._end(request_id, request, error, t0, publisher, health=Circuit.ERROR)
         else:
-            await self._finish(request_id, request, response, t0, publisher, DoneEvent, response=response)
+            if job.route:
+                response.fallback_from = request.model
+            await self._end(request_id, request, response, t0, publisher, health=Circuit.OK)
+
+    async def _not_run(self, request_id: str, request: LLMRequest, job: Started, t0: float) -> None:
+        """The start script said no: the deadline passed, the worker was lost, or the provider must wait."""
+        if job.kind == "wait":  # cooling down, circuit open, or at a rate limit: a fallback now, or later
+            error: LLMError = RateLimitedError(
+                f"{self.provider} {_WAIT_ERRORS[job.reason]}", provider=self.provider, retry_after=job.wait_s
+            )
+            await self._later(request_id, request, job, error, t0, None, waiting=True)
+            return
+        if job.kind == "expired":
+            error = DeadlineExceededError(
+                f"request {request_id!r} reached its deadline before a provider was called", request_id=request_id
+            )
+        else:
+            error = WorkerLostError(
+                f"the worker running {request_id!r} died during the provider call; "
+                "re-running it is off (LLM_RERUN_AFTER_CRASH)",
+                request_id=request_id,
+            )
+        await self._end(request_id, request, error, t0, None, health=Circuit.NONE)
+
+    async def _failed(
+        self,
+        request_id: str,
+        request: LLMRequest | None,
+        job: Started,
+        error: LLMError,
+        t0: float,
+        publisher: EventPublisher | None,
+    ) -> None:
+        health = Circuit.ERROR if isinstance(error, ProviderError) and error.retryable else Circuit.NONE
+        if request is None or not error.retryable or (publisher is not None and publisher.tokens > 0):
+            await self._end(request_id, request, error, t0, publisher, health=health)  # nothing to retry
+            return
+        await self._later(request_id, request, job, error, t0, publisher, waiting=False)
+
+    async def _later(
+        self,
+        request_id: str,
+        request: LLMRequest,
+        job: Started,
+        error: LLMError,
+        t0: float,
+        publisher: EventPublisher | None,
+        *,
+        waiting: bool,
+    ) -> None:
+        """After a retryable failure (or a provider that must wait): retry on the same model later, move to
+        the next fallback model, or fail with `error`. A wait moves to a fallback at once, if there is one."""
+        health = Circuit.NONE if waiting else Circuit.ERROR
+        has_fallback = job.route + 1 < len(request.routes)
+        retry_after = float(getattr(error, "retry_after", 0) or 0)
+        if (waiting and not has_fallback) or (not waiting and job.retries < self.settings.max_retries):
+            cap = min(self.settings.retry_max_s, self.settings.retry_base_s * 2**job.retries)
+            run_at = time.time() + max(random.uniform(0, cap) if not waiting else 0.0, retry_after)
+            if run_at < (job.deadline_at or float("inf")):
+                cooldown = retry_after if isinstance(error, RateLimitedError) and not waiting else 0.0
+                await self.queue.defer(request_id, run_at, health=health, cooldown_s=cooldown, retried=not waiting)
+                self._schedule(run_at)
+                log.info(
+                    "request_retry_later",
+                    request_id=request_id,
+                    trace_id=request.trace_id,
+                    retry=job.retries + int(not waiting),
+                    in_s=round(run_at - time.time(), 3),
+                    error=error.message,
+                )
+                return
+        if has_fallback:
+            route = job.route + 1
+            target = self._model(request, route).provider
+            await self.queue.reroute(request_id, route, target.value, health=health)
+            log.info(
+                "request_fallback",
+                request_id=request_id,
+                trace_id=request.trace_id,
+                to_model=request.routes[route],
+                to_provider=target.value,
+                error=error.message,
+            )
+            return
+        await self._end(request_id, request, error, t0, publisher, health=health)
+
+    def _schedule(self, run_at: float) -> None:
+        """Wake the promoter when this retry is due (the heartbeat promotes anything missed)."""
+        if self.next_retry_at is None or run_at < self.next_retry_at:
+            self.next_retry_at = run_at
+            self.retry_due.set()
 
     async def _stream(self, request: LLMRequest, model: ModelInfo, publisher: EventPublisher) -> LLMResponse:
         final: LLMResponse | None = None
+        loop = asyncio.get_running_loop()
         chunks = self.adapter.stream(request, model)
         try:
-            async for item in chunks:
-                if isinstance(item, str):
-                    publisher.delta(item)
-                else:
-                    final = item
+            async with asyncio.timeout(self.settings.first_token_timeout_s) as gap:
+                async for item in chunks:
+                    if isinstance(item, str):
+                        publisher.delta(item)
+                    else:
+                        final = item
+                    gap.reschedule(loop.time() + self.settings.idle_timeout_s)
+        except TimeoutError:
+            what = "first token" if publisher.tokens == 0 else "next token"
+            raise ProviderTimeoutError(f"{self.provider} stream: no {what} in time", provider=self.provider) from None
         finally:
             await chunks.aclose()
         if final is None:
@@ -100,28 +243,38 @@ class Executor:
         await publisher.drain()
         return final
 
-    def _model(self, request: LLMRequest) -> ModelInfo:
-        info = validate_for_model(request)
-        if info.provider is not self.provider:
-            raise InvalidRequestError(f"model {request.model!r} is served by {info.provider}, not {self.provider}")
-        return info
+    def _model(self, request: LLMRequest, route: int) -> ModelInfo:
+        """The one check every model a request reaches passes, the first and each fallback: it exists and
+        its provider's rules hold. (Governance's allowed-models policy belongs here.)"""
+        return validate_for_model(request, request.routes[route])
 
-    async def _finish(
+    async def _end(
         self,
         request_id: str,
         request: LLMRequest | None,
         outcome: LLMResponse | LLMError,
         t0: float,
         publisher: EventPublisher | None,
-        event: type[DoneEvent | ErrorEvent | CancelledEvent],
-        **event_fields: object,
+        *,
+        health: str,
     ) -> None:
+        """Store the outcome (and, for a stream, its terminal event); log one line."""
+        failed = isinstance(outcome, LLMError)
         encoded = encode_error(outcome) if isinstance(outcome, LLMError) else encode_response(outcome)
         terminal = None
         if publisher is not None:
             await publisher.close()
-            terminal = publisher.terminal(event, **event_fields)
-        stored = await self.queue.finish(request_id, encoded, terminal)
+            if isinstance(outcome, RequestCancelledError):
+                terminal = publisher.terminal(CancelledEvent, usage=Usage(completion_tokens=publisher.tokens))
+            elif isinstance(outcome, LLMError):
+                terminal = publisher.terminal(ErrorEvent, error=outcome.to_dict())
+            else:
+                terminal = publisher.terminal(DoneEvent, response=outcome)
+        dead = failed and not isinstance(outcome, RequestCancelledError)
+        tokens = 0 if isinstance(outcome, LLMError) else outcome.usage.total_tokens
+        stored = await self.queue.finish(
+            request_id, encoded, health=health, terminal_event=terminal, dead=dead, tokens=tokens
+        )
         self._log(request_id, request, outcome, t0, stored)
 
     def _log(
@@ -146,6 +299,7 @@ class Executor:
         else:
             fields.update(
                 outcome="ok",
+                served_by=outcome.model,
                 prompt_tokens=outcome.usage.prompt_tokens,
                 completion_tokens=outcome.usage.completion_tokens,
             )

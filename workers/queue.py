@@ -1,86 +1,257 @@
-"""The worker's half of the queue model: claim, start, finish, heartbeat, recover, requeue.
+"""The worker's half of the queue model: claim, start, finish, retry later, fall back, recover.
 
 Push-based: a worker blocks on its provider's queue (BLMOVE into its own `claimed` list, so a crash
-loses nothing), starts a job with one script that records the provider call is about to start,
-and finishes it with one script that stores the result and pushes it to every waiting client.
-A running job is never re-scanned. Per request: BLMOVE, start, finish: three round trips.
+loses nothing), starts a job with one script that checks the job's deadline and the provider's shared
+state (cooldown, circuit, rate limits) and records that the provider call starts, and ends it with one
+script: `finish` stores the result and pushes it to every waiting client; `defer` puts it aside to be
+retried; `reroute` moves it to a fallback model's queue. A running job is never rescanned. Per request:
+BLMOVE, start, finish (plus one BLMOVE for a token when the fleet-wide concurrency limit is on).
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 from redis.asyncio import Redis
 
 from schemas.keys import Keys
 
-__all__ = ["Started", "WorkerQueue"]
+__all__ = ["Circuit", "Limits", "Started", "WorkerQueue"]
 
 _STREAM_CAP = 100_000  # events kept per stream (tokens coalesce, so a stream has far fewer)
+_BUCKET_S = 10  # outcomes are counted per 10 s; the circuit looks at the last three buckets
 
-# KEYS: request hash, claimed list.  ARGV: request_id, worker_id, now
+# KEYS: request, claimed, held, slots, cooldown, circuit, rate.  ARGV: id, worker, now, release, rerun ok, rpm, tpm
 _START = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= 'queued' and state ~= 'running' then
   redis.call('LREM', KEYS[2], -1, ARGV[1])
+  if ARGV[4] == '1' then redis.call('LMOVE', KEYS[3], KEYS[4], 'LEFT', 'RIGHT') end
   return {'skip', state or 'missing'}
 end
+local f = redis.call('HMGET', KEYS[1], 'body', 'enqueued_at', 'deadline_at', 'route', 'retries')
+local job = {f[1] or '', 0, f[2] or '0', f[3] or '0', f[4] or '0', f[5] or '0', 0}
+local now = tonumber(ARGV[3])
+local deadline = tonumber(f[3] or '0')
+if deadline > 0 and now >= deadline then return {'expired', unpack(job)} end
+local rerun = state == 'running'
+if rerun and ARGV[5] == '0' then return {'lost', unpack(job)} end
+local function wait(ms, reason) return {'wait', job[1], 0, job[3], job[4], job[5], job[6], 0, ms, reason} end
+local ms = redis.call('PTTL', KEYS[5])
+if ms > 0 then return wait(ms, 'cooldown') end
+ms = redis.call('PTTL', KEYS[6])
+if ms > 0 then return wait(ms, 'circuit') end
+local now_ms = now * 1000
+local rpm, tpm = tonumber(ARGV[6]), tonumber(ARGV[7])
+if tpm > 0 then
+  local tat = tonumber(redis.call('HGET', KEYS[7], 'tpm') or '0')
+  if tat - now_ms > 60000 then return wait(math.ceil(tat - now_ms - 60000), 'tpm') end
+end
+if rpm > 0 then
+  local tat = math.max(tonumber(redis.call('HGET', KEYS[7], 'rpm') or '0'), now_ms) + 60000 / rpm
+  if tat - now_ms > 60000 then return wait(math.ceil(tat - now_ms - 60000), 'rpm') end
+  redis.call('HSET', KEYS[7], 'rpm', string.format('%.3f', tat))
+  redis.call('PEXPIRE', KEYS[7], 120000)
+end
 redis.call('HSET', KEYS[1], 'state', 'running', 'worker', ARGV[2], 'claimed_at', ARGV[3], 'upstream_at', ARGV[3])
+if rerun then redis.call('HINCRBY', KEYS[1], 'reruns', 1) end
 local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-return {'run', redis.call('HGET', KEYS[1], 'body') or '', attempts, redis.call('HGET', KEYS[1], 'enqueued_at') or '0'}
+return {'run', job[1], attempts, job[3], job[4], job[5], job[6], rerun and 1 or 0}
 """
 
-# KEYS: request hash, claimed list[, events stream].  ARGV: request_id, outcome, now, ttl[, terminal event,
-# tokens channel, stream ttl].  Never two results: a request already done keeps its first one. A stream's
+# The common start of finish / defer / reroute. KEYS: request, claimed, held, slots, health, circuit.
+# ARGV: id, release, outcome ('ok' | 'err' | ''), bucket, circuit min requests, circuit error rate, open ms.
+# Leaves the claimed list, gives the token back, counts the outcome (opening the circuit when the recent
+# error rate says so), and tells whether the request is still unfinished (a cancel may have ended it).
+_SETTLE = """
+local function settle()
+  redis.call('LREM', KEYS[2], -1, ARGV[1])
+  if ARGV[2] == '1' then redis.call('LMOVE', KEYS[3], KEYS[4], 'LEFT', 'RIGHT') end
+  if ARGV[3] ~= '' then
+    local bucket = tonumber(ARGV[4])
+    redis.call('HINCRBY', KEYS[5], ARGV[3] .. ':' .. bucket, 1)
+    redis.call('EXPIRE', KEYS[5], 60)
+    if ARGV[3] == 'err' then
+      local ok, err = 0, 0
+      for b = bucket - 2, bucket do
+        ok = ok + tonumber(redis.call('HGET', KEYS[5], 'ok:' .. b) or '0')
+        err = err + tonumber(redis.call('HGET', KEYS[5], 'err:' .. b) or '0')
+      end
+      if err >= tonumber(ARGV[5]) and err / (ok + err) >= tonumber(ARGV[6]) then
+        redis.call('SET', KEYS[6], 'open', 'PX', ARGV[7])
+        redis.call('DEL', KEYS[5])
+      end
+    end
+  end
+  return redis.call('HGET', KEYS[1], 'state') ~= 'done'
+end
+if not settle() then return 0 end
+"""
+
+# + KEYS: events, dead, rate.  + ARGV: outcome, now, ttl, terminal event, tokens channel, stream ttl, dead,
+# dead ttl, tokens used, tpm.  Never two results: a request already done keeps its first one. A stream's
 # terminal event is written with the result, atomically, after every delta.
-_FINISH = """
-redis.call('LREM', KEYS[2], -1, ARGV[1])
-if redis.call('HGET', KEYS[1], 'state') == 'done' then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'done', 'result', ARGV[2], 'finished_at', ARGV[3])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-local reply = redis.call('HGET', KEYS[1], 'reply') or ''
-local message = ARGV[1] .. '\\n' .. ARGV[2]
-for channel in string.gmatch(reply, '%S+') do redis.call('PUBLISH', channel, message) end
-if KEYS[3] then
-  redis.call('XADD', KEYS[3], '*', 'e', ARGV[5])
-  redis.call('EXPIRE', KEYS[3], ARGV[7])
-  redis.call('PUBLISH', ARGV[6], ARGV[5])
+_FINISH = (
+    _SETTLE
+    + """
+if tonumber(ARGV[17]) > 0 and tonumber(ARGV[16]) > 0 then
+  local now_ms = tonumber(ARGV[9]) * 1000
+  local tat = math.max(tonumber(redis.call('HGET', KEYS[9], 'tpm') or '0'), now_ms)
+  redis.call('HSET', KEYS[9], 'tpm', string.format('%.3f', tat + 60000 * tonumber(ARGV[16]) / tonumber(ARGV[17])))
+  redis.call('PEXPIRE', KEYS[9], 120000)
+end
+redis.call('HSET', KEYS[1], 'state', 'done', 'result', ARGV[8], 'finished_at', ARGV[9])
+if ARGV[14] == '1' then
+  redis.call('EXPIRE', KEYS[1], ARGV[15])
+  redis.call('ZADD', KEYS[8], ARGV[9], ARGV[1])
+else
+  redis.call('EXPIRE', KEYS[1], ARGV[10])
+end
+local message = ARGV[1] .. '\\n' .. ARGV[8]
+for channel in string.gmatch(redis.call('HGET', KEYS[1], 'reply') or '', '%S+') do
+  redis.call('PUBLISH', channel, message)
+end
+if ARGV[11] ~= '' then
+  redis.call('XADD', KEYS[7], '*', 'e', ARGV[11])
+  redis.call('EXPIRE', KEYS[7], ARGV[13])
+  redis.call('PUBLISH', ARGV[12], ARGV[11])
 end
 return 1
 """
+)
 
-# KEYS: workers zset.  ARGV: worker_id, now, dead_before
-# Refresh this worker's heartbeat; return the workers whose heartbeat is older than dead_before.
-_HEARTBEAT = """
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[3], 'LIMIT', 0, 10)
+# + KEYS: delayed, cooldown.  + ARGV: run at, cooldown ms, retried.
+_DEFER = (
+    _SETTLE
+    + """
+local cooldown = tonumber(ARGV[9])
+if cooldown > 0 and redis.call('PTTL', KEYS[8]) < cooldown then
+  redis.call('SET', KEYS[8], '1', 'PX', cooldown)
+end
+redis.call('HSET', KEYS[1], 'state', 'queued')
+if ARGV[10] == '1' then redis.call('HINCRBY', KEYS[1], 'retries', 1) end
+redis.call('ZADD', KEYS[7], ARGV[8], ARGV[1])
+return 1
+"""
+)
+
+# + KEYS: the fallback provider's queue.  + ARGV: route, provider.
+_REROUTE = (
+    _SETTLE
+    + """
+redis.call('HSET', KEYS[1], 'state', 'queued', 'route', ARGV[8], 'provider', ARGV[9], 'retries', 0)
+redis.call('RPUSH', KEYS[7], ARGV[1])
+return 1
+"""
+)
+
+# Due retries go to the head of the queue (they have waited already).
+_PROMOTE_DUE = """
+local function promote(delayed, queue, now)
+  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, 1000)
+  for _, id in ipairs(due) do
+    redis.call('ZREM', delayed, id)
+    redis.call('RPUSH', queue, id)
+  end
+end
 """
 
-# KEYS: claimed list of a worker, provider queue, workers zset.  ARGV: worker_id
-# Put every job a worker holds back at the head of the queue (next to be claimed), and drop it.
+# KEYS: delayed, queue.  ARGV: now.  Returns when the next retry is due (-1: none).
+_PROMOTE = (
+    _PROMOTE_DUE
+    + """
+promote(KEYS[1], KEYS[2], ARGV[1])
+local next = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return next[2] or '-1'
+"""
+)
+
+# KEYS: workers zset, delayed, queue.  ARGV: worker_id, now, dead_before
+# Refresh this worker's heartbeat, queue the retries that are due (a dead worker's too); return the
+# workers whose heartbeat is older than dead_before.
+_HEARTBEAT = (
+    _PROMOTE_DUE
+    + """
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+promote(KEYS[2], KEYS[3], ARGV[2])
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[3], 'LIMIT', 0, 10)
+"""
+)
+
+# KEYS: claimed list of a worker, provider queue, workers zset, held tokens, slots.  ARGV: worker_id
+# Put every job a worker holds back at the head of the queue (next to be claimed), return its tokens,
+# and drop it from the workers.
 _RELEASE = """
 local moved = 0
 while redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT') do moved = moved + 1 end
+while redis.call('LMOVE', KEYS[4], KEYS[5], 'LEFT', 'RIGHT') do end
 redis.call('ZREM', KEYS[3], ARGV[1])
 return moved
 """
 
+# KEYS: slots, size.  ARGV: limit.  The first worker creates the tokens; a larger limit adds some.
+_SIZE_SLOTS = """
+local size = tonumber(redis.call('GET', KEYS[2]) or '0')
+local limit = tonumber(ARGV[1])
+for _ = size + 1, limit do redis.call('RPUSH', KEYS[1], 't') end
+if limit > size then redis.call('SET', KEYS[2], limit) end
+return math.max(size, limit)
+"""
 
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The provider's fleet-wide limits and circuit settings (0 turns a limit off)."""
+
+    concurrency: int = 0
+    rpm: int = 0
+    tpm: int = 0
+    rerun_after_crash: bool = True
+    circuit_min_requests: int = 20
+    circuit_error_rate: float = 0.5
+    circuit_open_s: float = 15.0
+
+
+@dataclass(frozen=True, slots=True)
 class Started:
-    """A job this worker may run: its body, and how many provider calls have started for it."""
+    """What the start script decided, with the job. `kind` is 'run' (call the provider), 'wait' (`wait_s`
+    for `reason`: cooldown, circuit, rpm, tpm), 'expired' (its deadline passed), 'lost' (its worker died
+    mid-call and re-runs are off) or 'skip' (done, cancelled or gone: nothing to do)."""
 
-    __slots__ = ("attempts", "body", "enqueued_at")
+    kind: str
+    body: bytes = b""
+    attempts: int = 0
+    enqueued_at: float = 0.0
+    deadline_at: float = 0.0
+    route: int = 0
+    retries: int = 0
+    rerun: bool = False
+    wait_s: float = 0.0
+    reason: str = ""
 
-    def __init__(self, body: bytes, attempts: int, enqueued_at: float) -> None:
-        self.body = body
-        self.attempts = attempts
-        self.enqueued_at = enqueued_at
+
+class Circuit:
+    """Outcomes for the circuit breaker: counted on every finish, defer and reroute."""
+
+    OK = "ok"
+    ERROR = "err"
+    NONE = ""
 
 
 class WorkerQueue:
     def __init__(
-        self, redis: Redis, keys: Keys, provider: str, worker_id: str, *, result_ttl_s: int, stream_ttl_s: int
+        self,
+        redis: Redis,
+        keys: Keys,
+        provider: str,
+        worker_id: str,
+        *,
+        result_ttl_s: int,
+        stream_ttl_s: int,
+        dead_letter_ttl_s: int = 7 * 86400,
+        limits: Limits | None = None,
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -88,37 +259,153 @@ class WorkerQueue:
         self.worker_id = worker_id
         self.result_ttl_s = result_ttl_s
         self.stream_ttl_s = stream_ttl_s
+        self.dead_letter_ttl_s = dead_letter_ttl_s
+        self.limits = limits or Limits()
         self.queue_key = keys.queue(provider)
         self.claimed_key = keys.claimed(worker_id)
         self.workers_key = keys.workers(provider)
+        self.held_key = keys.held(worker_id)
+        self.slots_key = keys.slots(provider)
+        self._release_flag = "1" if self.limits.concurrency else "0"
         self._start = redis.register_script(_START)
         self._finish = redis.register_script(_FINISH)
+        self._defer = redis.register_script(_DEFER)
+        self._reroute = redis.register_script(_REROUTE)
+        self._promote = redis.register_script(_PROMOTE)
         self._heartbeat = redis.register_script(_HEARTBEAT)
         self._release = redis.register_script(_RELEASE)
+        self._size_slots = redis.register_script(_SIZE_SLOTS)
+
+    async def size_slots(self) -> int:
+        """Create the fleet's concurrency tokens (once; a larger limit adds tokens). Returns the fleet's size."""
+        if not self.limits.concurrency:
+            return 0
+        size = await self._size_slots(keys=[self.slots_key, f"{self.slots_key}:size"], args=[self.limits.concurrency])
+        return int(size)
+
+    async def acquire_slot(self, timeout_s: float) -> bool:
+        """Take one of the fleet's concurrency tokens (blocking up to `timeout_s`); True when unlimited."""
+        if not self.limits.concurrency:
+            return True
+        token = await self.redis.blmove(self.slots_key, self.held_key, timeout_s, "RIGHT", "LEFT")  # type: ignore[arg-type]
+        return token is not None
 
     async def claim(self, timeout_s: float) -> str | None:
         """Block until a request id is on the queue (or `timeout_s` passes) and take it."""
         raw = await self.redis.blmove(self.queue_key, self.claimed_key, timeout_s, "RIGHT", "LEFT")  # type: ignore[arg-type]
         return None if raw is None else cast(bytes, raw).decode()
 
-    async def start(self, request_id: str) -> Started | None:
-        """Mark the job running (the provider call starts now); None if it must not run (done, gone)."""
+    async def start(self, request_id: str) -> Started:
+        """Decide whether the job runs now; when it does, record that its provider call starts."""
+        p = self.provider
         reply: list[Any] = await self._start(
-            keys=[self.keys.request(request_id), self.claimed_key], args=[request_id, self.worker_id, time.time()]
+            keys=[
+                self.keys.request(request_id),
+                self.claimed_key,
+                self.held_key,
+                self.slots_key,
+                self.keys.cooldown(p),
+                self.keys.circuit(p),
+                self.keys.rate(p),
+            ],
+            args=[
+                request_id,
+                self.worker_id,
+                time.time(),
+                self._release_flag,
+                int(self.limits.rerun_after_crash),
+                self.limits.rpm,
+                self.limits.tpm,
+            ],
         )
-        if reply[0] != b"run":
-            return None
-        return Started(reply[1], int(reply[2]), float(reply[3]))
+        kind = reply[0].decode()
+        if kind == "skip":
+            return Started(kind)
+        job = Started(
+            kind,
+            reply[1],
+            int(reply[2]),
+            float(reply[3]),
+            float(reply[4]),
+            int(reply[5]),
+            int(reply[6]),
+            bool(reply[7]),
+        )
+        if kind == "wait":
+            job = replace(job, wait_s=int(reply[8]) / 1000, reason=reply[9].decode())
+        return job
 
-    async def finish(self, request_id: str, outcome: str, terminal_event: str | None = None) -> bool:
+    def _settle(self, request_id: str, health: str) -> tuple[list[str], list[str | float]]:
+        p, limits = self.provider, self.limits
+        keys = [
+            self.keys.request(request_id),
+            self.claimed_key,
+            self.held_key,
+            self.slots_key,
+            self.keys.health(p),
+            self.keys.circuit(p),
+        ]
+        args: list[str | float] = [
+            request_id,
+            self._release_flag,
+            health,
+            int(time.time() // _BUCKET_S),
+            limits.circuit_min_requests,
+            limits.circuit_error_rate,
+            int(limits.circuit_open_s * 1000),
+        ]
+        return keys, args
+
+    async def finish(
+        self,
+        request_id: str,
+        outcome: str,
+        *,
+        health: str = Circuit.NONE,
+        terminal_event: str | None = None,
+        dead: bool = False,
+        tokens: int = 0,
+    ) -> bool:
         """Store the outcome and push it to the waiting clients (and, for a stream, its terminal event);
-        False if the request already had an outcome."""
-        keys = [self.keys.request(request_id), self.claimed_key]
-        args: list[str | float] = [request_id, outcome, time.time(), self.result_ttl_s]
-        if terminal_event is not None:
-            keys.append(self.keys.events(request_id))
-            args += [terminal_event, self.keys.tokens(request_id), self.stream_ttl_s]
+        a request that failed for good is kept as a dead letter. False if it already had an outcome."""
+        keys, args = self._settle(request_id, health)
+        keys += [self.keys.events(request_id), self.keys.dead(), self.keys.rate(self.provider)]
+        args += [
+            outcome,
+            time.time(),
+            self.result_ttl_s,
+            terminal_event or "",
+            self.keys.tokens(request_id),
+            self.stream_ttl_s,
+            int(dead),
+            self.dead_letter_ttl_s,
+            tokens,
+            self.limits.tpm,
+        ]
         return bool(await self._finish(keys=keys, args=args))
+
+    async def defer(
+        self, request_id: str, run_at: float, *, health: str, cooldown_s: float = 0.0, retried: bool = True
+    ) -> bool:
+        """Put the job aside until `run_at` (without holding a concurrency slot); a `cooldown_s` pauses the
+        whole provider, for every worker."""
+        keys, args = self._settle(request_id, health)
+        keys += [self.keys.delayed(self.provider), self.keys.cooldown(self.provider)]
+        args += [run_at, int(cooldown_s * 1000), int(retried)]
+        return bool(await self._defer(keys=keys, args=args))
+
+    async def reroute(self, request_id: str, route: int, provider: str, *, health: str) -> bool:
+        """Move the job to a fallback model's provider queue (same request_id, same trace)."""
+        keys, args = self._settle(request_id, health)
+        keys.append(self.keys.queue(provider))
+        args += [route, provider]
+        return bool(await self._reroute(keys=keys, args=args))
+
+    async def promote(self) -> float | None:
+        """Queue the retries that are due; return when the next one is (unix seconds), if any."""
+        due = await self._promote(keys=[self.keys.delayed(self.provider), self.queue_key], args=[time.time()])
+        next_at = float(due)
+        return None if next_at < 0 else next_at
 
     async def publish(self, request_id: str, event: str, *, first: bool) -> None:
         """One stream event: kept (XADD, capped), then sent live (PUBLISH); one round trip."""
@@ -131,16 +418,24 @@ class WorkerQueue:
             await pipe.execute()
 
     async def heartbeat(self, dead_after_s: float) -> list[str]:
-        """Say this worker is alive; return the ids of workers presumed dead."""
+        """Say this worker is alive and queue the retries that are due; return the ids of workers presumed dead."""
         now = time.time()
         dead: list[bytes] = await self._heartbeat(
-            keys=[self.workers_key], args=[self.worker_id, now, now - dead_after_s]
+            keys=[self.workers_key, self.keys.delayed(self.provider), self.queue_key],
+            args=[self.worker_id, now, now - dead_after_s],
         )
         return [d.decode() for d in dead if d.decode() != self.worker_id]
 
     async def release(self, worker_id: str) -> int:
-        """Requeue every job `worker_id` holds (a dead worker's, or our own at shutdown)."""
+        """Requeue every job `worker_id` holds and return its tokens (a dead worker's, or ours at shutdown)."""
         moved = await self._release(
-            keys=[self.keys.claimed(worker_id), self.queue_key, self.workers_key], args=[worker_id]
+            keys=[
+                self.keys.claimed(worker_id),
+                self.queue_key,
+                self.workers_key,
+                self.keys.held(worker_id),
+                self.slots_key,
+            ],
+            args=[worker_id],
         )
         return int(moved)

@@ -14,6 +14,7 @@ import contextlib
 import functools
 import os
 import socket
+import time
 import uuid
 from typing import Any
 
@@ -21,12 +22,16 @@ import structlog
 from arq.worker import Worker, func
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from schemas.catalog import Provider
 from workers.jobs import Executor
 from workers.providers import build_adapter
-from workers.queue import WorkerQueue
+from workers.queue import Limits, WorkerQueue
 from workers.settings import WorkerSettings
 
 __all__ = ["FleetWorker", "run_worker"]
@@ -35,6 +40,7 @@ log = structlog.get_logger("llm_fleet.worker")
 
 _DEAD_AFTER_BEATS = 5
 _RETRY_CLAIM_S = 0.2
+_REDIS_RETRIES = 20  # with backoff capped at 1 s: rides out a Redis restart of ~15 s
 
 
 class FleetWorker(Worker):
@@ -45,7 +51,21 @@ class FleetWorker(Worker):
         self.settings = settings
         self.worker_id = f"{provider.value}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         keys = settings.keys
-        self.redis = Redis.from_url(settings.redis_url, health_check_interval=0)
+        self.redis = Redis.from_url(
+            settings.redis_url,
+            health_check_interval=0,
+            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), _REDIS_RETRIES),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        )
+        limits = Limits(
+            concurrency=settings.provider_concurrency,
+            rpm=settings.provider_rpm,
+            tpm=settings.provider_tpm,
+            rerun_after_crash=settings.rerun_after_crash,
+            circuit_min_requests=settings.circuit_min_requests,
+            circuit_error_rate=settings.circuit_error_rate,
+            circuit_open_s=settings.circuit_open_s,
+        )
         self.queue = WorkerQueue(
             self.redis,
             keys,
@@ -53,13 +73,16 @@ class FleetWorker(Worker):
             self.worker_id,
             result_ttl_s=settings.result_ttl_s,
             stream_ttl_s=settings.stream_ttl_s,
+            dead_letter_ttl_s=settings.dead_letter_ttl_s,
+            limits=limits,
         )
+        self._holding_slot = False
         self.executor: Executor | None = None
         self._background: list[asyncio.Task[None]] = []
         super().__init__(
             functions=[func(self._run_request, name="llm_request", timeout=settings.provider_timeout_s + 5)],
             queue_name=f"{keys.prefix}:arq:{self.worker_id}",  # arq's own ZSET, never used: our queue is a LIST
-            health_check_key=f"{keys.prefix}:health:{self.worker_id}",
+            health_check_key=f"{keys.prefix}:arq-health:{self.worker_id}",
             health_check_interval=settings.heartbeat_s,
             redis_pool=self.redis,
             max_jobs=settings.concurrency,
@@ -70,13 +93,15 @@ class FleetWorker(Worker):
         )
 
     async def _startup(self, ctx: dict[Any, Any]) -> None:  # noqa: ARG002 (arq hook signature)
-        self.executor = Executor(self.queue, build_adapter(self.provider, self.settings))
+        self.executor = Executor(self.queue, build_adapter(self.provider, self.settings), self.settings)
+        await self.queue.size_slots()
         await self._beat()
         cancels = self.redis.pubsub(ignore_subscribe_messages=True)
         await cancels.subscribe(self.settings.keys.cancel(self.provider.value))
         self._background = [
             asyncio.create_task(self._beat_forever(), name="heartbeat"),
             asyncio.create_task(self._follow_cancels(cancels), name="cancels"),
+            asyncio.create_task(self._promote_retries(self.executor), name="retries"),
         ]
         log.info(
             "worker_ready",
@@ -120,6 +145,20 @@ class FleetWorker(Worker):
                 if self.executor.cancel(request_id):
                     log.info("request_cancelling", request_id=request_id)
 
+    async def _promote_retries(self, executor: Executor) -> None:
+        """Queue deferred retries when they are due (this worker's, as it schedules them; the heartbeat
+        catches the rest)."""
+        while True:
+            executor.retry_due.clear()
+            try:
+                next_at = await self.queue.promote()
+            except (RedisError, OSError):
+                next_at = time.time() + _RETRY_CLAIM_S
+            executor.next_retry_at = next_at
+            wait_s = None if next_at is None else max(0.0, next_at - time.time())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(executor.retry_due.wait(), wait_s)
+
     async def _run_request(self, ctx: dict[Any, Any], *args: Any, **kwargs: Any) -> None:  # noqa: ARG002
         assert self.executor is not None
         await self.executor.run(args[0])
@@ -129,16 +168,19 @@ class FleetWorker(Worker):
             await asyncio.sleep(0.05)
             return
         await self.sem.acquire()
+        request_id = None
         try:
-            request_id = await self.queue.claim(timeout_s=self.settings.heartbeat_s)
+            if not self._holding_slot:  # a fleet-wide concurrency token first (always granted when unlimited)
+                self._holding_slot = await self.queue.acquire_slot(timeout_s=self.settings.heartbeat_s)
+            if self._holding_slot:
+                request_id = await self.queue.claim(timeout_s=self.settings.heartbeat_s)
         except (RedisError, OSError) as exc:
-            self.sem.release()
             log.warning("claim_failed", worker_id=self.worker_id, error=str(exc))
             await asyncio.sleep(_RETRY_CLAIM_S)
-            return
         if request_id is None or not self.allow_pick_jobs:  # one claimed now stays in our list: requeued at exit
             self.sem.release()
         else:
+            self._holding_slot = False  # the token is the job's now: its end gives it back
             self._launch(request_id)
         await self.heart_beat()
 

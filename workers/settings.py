@@ -30,6 +30,28 @@ class WorkerSettings(FleetSettings):
     """How often a worker refreshes its heartbeat; it is presumed dead after 5 missed beats."""
     shutdown_grace_s: int = Field(30, alias="LLM_SHUTDOWN_GRACE", ge=0)
 
+    max_retries: int = Field(3, alias="LLM_MAX_RETRIES", ge=0)
+    """Retries of a retryable failure on one model, before its fallbacks (or a final error)."""
+    retry_base_s: float = Field(0.5, alias="LLM_RETRY_BASE", gt=0)
+    retry_max_s: float = Field(30.0, alias="LLM_RETRY_MAX", gt=0)
+    """Backoff: base * 2^retry, at most max, with full jitter; a provider's retry-after wins when longer."""
+    provider_concurrency: int = Field(0, alias="LLM_PROVIDER_CONCURRENCY", ge=0)
+    """Provider calls in flight across the whole fleet, all workers together (0: no limit)."""
+    provider_rpm: int = Field(0, alias="LLM_PROVIDER_RPM", ge=0)
+    provider_tpm: int = Field(0, alias="LLM_PROVIDER_TPM", ge=0)
+    """Fleet-wide requests and tokens per minute for the provider (0: no limit)."""
+    first_token_timeout_s: float = Field(30.0, alias="LLM_STREAM_FIRST_TOKEN_TIMEOUT", gt=0)
+    idle_timeout_s: float = Field(30.0, alias="LLM_STREAM_IDLE_TIMEOUT", gt=0)
+    """A stream fails (retryably, if nothing was sent yet) when its first token, or the next one, is this late."""
+    rerun_after_crash: bool = Field(True, alias="LLM_RERUN_AFTER_CRASH")
+    """When a worker dies mid-call, run the request again (the provider may bill twice; it is recorded as a
+    rerun) or fail it with WorkerLostError."""
+    circuit_error_rate: float = Field(0.5, alias="LLM_CIRCUIT_ERROR_RATE", gt=0, le=1)
+    circuit_min_requests: int = Field(20, alias="LLM_CIRCUIT_MIN_REQUESTS", gt=0)
+    circuit_open_s: float = Field(15.0, alias="LLM_CIRCUIT_OPEN", gt=0)
+    """The circuit opens when, over the last 30 s, at least min requests saw this error rate; it stays open
+    (requests go to fallbacks or wait) for circuit_open_s, then lets traffic probe again."""
+
     openai_api_key: SecretStr | None = Field(None, alias="OPENAI_API_KEY")
     anthropic_api_key: SecretStr | None = Field(None, alias="ANTHROPIC_API_KEY")
     google_api_key: SecretStr | None = Field(None, alias="GOOGLE_API_KEY")

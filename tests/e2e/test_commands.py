@@ -23,6 +23,7 @@ pytestmark = pytest.mark.e2e
 def _run(args: list[str], env: dict[str, str] | None = None, **kw: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "llm_fleet", *args],
+        check=False,
         env=env or dict(os.environ),
         capture_output=True,
         text=True,

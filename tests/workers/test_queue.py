@@ -64,7 +64,7 @@ async def _serve_one(queue: WorkerQueue, content: str = "hello") -> str:
     request_id = await queue.claim(timeout_s=5)
     assert request_id is not None
     started = await queue.start(request_id)
-    assert started is not None
+    assert started.kind == "run"
     request = LLMRequest.model_validate_json(started.body)
     await queue.finish(request_id, encode_response(_response(request, content)))
     return request_id
@@ -161,7 +161,7 @@ async def test_error_outcome_reaches_the_caller_typed(
     request = _request()
     waiting = asyncio.create_task(fleet_client.complete(request, timeout=5))
     request_id = await queue.claim(timeout_s=5)
-    assert request_id and await queue.start(request_id)
+    assert request_id and (await queue.start(request_id)).kind == "run"
     await queue.finish(request_id, encode_error(RateLimitedError("slow down", provider="openai", retry_after=3.0)))
     with pytest.raises(RateLimitedError) as caught:
         await waiting
@@ -175,7 +175,7 @@ async def test_a_request_gets_one_result_only(redis: Redis, settings: FleetSetti
     await _serve_one(queue, "first")
     assert not await queue.finish(request.request_id, encode_response(_response(request, "second")))
     assert (await fleet_client.result(request.request_id, timeout=1)).content == "first"
-    assert await queue.start(request.request_id) is None  # a done request never runs again
+    assert (await queue.start(request.request_id)).kind == "skip"  # a done request never runs again
 
 
 async def test_a_dead_workers_jobs_go_back_to_the_queue(
@@ -186,7 +186,7 @@ async def test_a_dead_workers_jobs_go_back_to_the_queue(
     await fleet_client.submit(request)
     await dead.heartbeat(dead_after_s=10)
     assert await dead.claim(timeout_s=1) == request.request_id
-    assert await dead.start(request.request_id)  # the provider call started, then the worker died
+    assert (await dead.start(request.request_id)).kind == "run"  # the provider call started, then the worker died
     await redis.zadd(settings.keys.workers("openai"), {"dead": 1.0})  # its last beat, long ago
     assert await alive.heartbeat(dead_after_s=10) == ["dead"]
     assert await alive.release("dead") == 1
@@ -201,7 +201,7 @@ async def test_a_queued_id_without_a_job_is_skipped(redis: Redis, settings: Flee
     queue = _queue(redis, settings.keys)
     await redis.lpush(settings.keys.queue("openai"), "ghost")
     assert await queue.claim(timeout_s=1) == "ghost"
-    assert await queue.start("ghost") is None
+    assert (await queue.start("ghost")).kind == "skip"
     assert await redis.llen(queue.claimed_key) == 0
 
 
