@@ -63,5 +63,6 @@ def main(argv: list[str] | None = None) -> int:
     sys.stderr.write(f"llm-fleet: unknown command {command!r}\n\n{USAGE}")
     return 2
 
+
 if __name__ == "__main__":
     sys.exit(main())

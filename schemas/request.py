@@ -66,9 +66,7 @@ def validate_for_model(request: LLMRequest, model: str | None = None) -> ModelIn
     info = resolve_model(model or request.model)
     if request.temperature is not None:
         if info.reasoning:
-            raise InvalidRequestError(
-                f"model {info.id!r} is a reasoning model and takes no temperature", model=info.id
-            )
+            raise InvalidRequestError(f"model {info.id!r} is a reasoning model and takes no temperature", model=info.id)
         if request.temperature > info.temperature_max:
             raise InvalidRequestError(
                 f"temperature {request.temperature} is out of range for {info.provider} (0 to {info.temperature_max})",
