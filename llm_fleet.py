@@ -14,6 +14,8 @@ commands:
   complete   send one request through the fleet and print the answer (producer)
   stream     follow a streaming request's tokens by its request_id (producer)
   models     list the model catalog (producer)
+  health     each provider's circuit, cooldown, error rate, queue depth and workers
+  dlq        requests that failed for good: list, show ID, retry ID
   demo       start everything locally and call all three providers (producer)
   worker     run a worker for one provider's queue (workers)
   emulator   run the local provider emulator (tests, benchmarks, demo)
@@ -21,7 +23,7 @@ commands:
 `llm-fleet COMMAND --help` shows a command's options.
 """
 
-_PRODUCER = {"complete", "stream", "models", "demo"}
+_PRODUCER = {"complete", "stream", "models", "health", "dlq", "demo"}
 
 
 def configure_logging() -> None:

@@ -10,13 +10,22 @@ from collections.abc import Coroutine
 from typing import Any
 
 from pydantic import ValidationError
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from producer.admin import dead_letters, provider_health, retry_dead_letter, show_request
 from producer.client import LLMClient
 from schemas.catalog import CATALOG
-from schemas.errors import InvalidRequestError, LLMError, RequestCancelledError, error_from_dict
+from schemas.errors import (
+    InvalidRequestError,
+    LLMError,
+    RequestCancelledError,
+    RequestNotFoundError,
+    error_from_dict,
+)
 from schemas.events import StreamEvent
 from schemas.request import LLMRequest, Message, explain
+from schemas.settings import FleetSettings
 
 
 def main(argv: list[str]) -> int:
@@ -35,6 +44,12 @@ def main(argv: list[str]) -> int:
     stream.add_argument("request_id")
     stream.add_argument("--timeout", type=float, help="seconds to wait for each event (LLM_REQUEST_TIMEOUT)")
     commands.add_parser("models", help="list the model catalog")
+    commands.add_parser("health", help="each provider's circuit, cooldown, error rate, queue and workers")
+    dlq = commands.add_parser("dlq", help="requests that failed for good: list, show, retry")
+    dlq_actions = dlq.add_subparsers(dest="action", required=True)
+    dlq_actions.add_parser("list", help="the most recent dead letters")
+    for action in ("show", "retry"):
+        dlq_actions.add_parser(action, help=f"{action} one request").add_argument("request_id")
     commands.add_parser("demo", help="start Redis, the emulator and workers; call all three providers")
     args = parser.parse_args(argv)
     if args.command == "models":
@@ -43,6 +58,8 @@ def main(argv: list[str]) -> int:
         from producer.demo import run_demo
 
         return run_demo()
+    if args.command in ("health", "dlq"):
+        return _run(_admin(args), as_json=False)
     if args.command == "stream":
         return _run(_follow(args.request_id, args.timeout), as_json=False)
     return _complete(args)
@@ -96,6 +113,39 @@ async def _follow(request_id: str, timeout: float | None) -> None:
     async with LLMClient() as client:
         async for event in client.subscribe(request_id, timeout=timeout):
             _show(event, as_json=False)
+
+
+async def _admin(args: argparse.Namespace) -> None:
+    settings = FleetSettings()
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        if args.command == "health":
+            _table(await provider_health(redis, settings.keys))
+        elif args.action == "list":
+            _table(await dead_letters(redis, settings.keys))
+        elif args.action == "show":
+            job = await show_request(redis, settings.keys, args.request_id)
+            if not job:
+                raise RequestNotFoundError(args.request_id)
+            sys.stdout.write(json.dumps(job, indent=2) + "\n")
+        elif await retry_dead_letter(
+            redis, settings.keys, args.request_id, timeout_s=settings.request_timeout_s, ttl_s=settings.result_ttl_s
+        ):
+            sys.stdout.write(f"{args.request_id} queued again\n")
+        else:
+            raise LLMError(f"{args.request_id!r} is not a dead letter")
+    finally:
+        await redis.aclose()
+
+
+def _table(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        sys.stdout.write("(none)\n")
+        return
+    widths = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in rows[0]}
+    sys.stdout.write("  ".join(k.ljust(w) for k, w in widths.items()) + "\n")
+    for row in rows:
+        sys.stdout.write("  ".join(str(row[k]).ljust(w) for k, w in widths.items()) + "\n")
 
 
 def _show(event: StreamEvent, *, as_json: bool) -> None:

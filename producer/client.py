@@ -39,6 +39,7 @@ __all__ = ["LLMClient"]
 
 _REDIS_RETRIES = 20  # with backoff capped at 1 s: rides out a Redis restart of ~15 s
 _WORKER_ALIVE_S = 10.0  # a worker whose heartbeat is older than this is not counted as serving
+_DEADLINE_GRACE_S = 0.5  # how much longer than a request's budget `complete` waits to hear the worker's verdict
 Outcome = LLMResponse | LLMError
 
 
@@ -96,7 +97,11 @@ class LLMClient:
         future = self._expect(request.request_id)
         try:
             early = await self._submit(request, timeout)
-            return _unwrap(early if early is not None else await self._await(request.request_id, future, timeout))
+            if early is not None:
+                return _unwrap(early)
+            budget = self.settings.request_timeout_s if timeout is None else timeout
+            # the worker enforces the deadline and reports it typed; wait a little longer to hear it
+            return _unwrap(await self._await(request.request_id, future, budget + _DEADLINE_GRACE_S))
         finally:
             self._forget(request.request_id, future)
 

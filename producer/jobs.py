@@ -26,7 +26,8 @@ end
 return {'waiting', redis.call('HGET', KEYS[1], 'state') or ''}
 """
 
-# KEYS: request hash, provider queue.  ARGV: reply channel, request_id, body, digest, provider, now, ttl
+# KEYS: request hash, provider queue.  ARGV: reply channel, request_id, body, digest, provider, now, ttl,
+# deadline, max queue depth
 _SUBMIT = (
     """
 local digest = redis.call('HGET', KEYS[1], 'digest')
@@ -36,8 +37,10 @@ if digest then
     + _ATTACH
     + """
 end
+local depth = redis.call('LLEN', KEYS[2])
+if depth >= tonumber(ARGV[9]) then return {'full', depth} end
 redis.call('HSET', KEYS[1], 'body', ARGV[3], 'digest', ARGV[4], 'provider', ARGV[5], 'state', 'queued',
-           'reply', ARGV[1], 'enqueued_at', ARGV[6])
+           'reply', ARGV[1], 'enqueued_at', ARGV[6], 'deadline_at', ARGV[8])
 redis.call('EXPIRE', KEYS[1], ARGV[7])
 redis.call('LPUSH', KEYS[2], ARGV[2])
 return {'queued'}

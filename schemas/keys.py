@@ -16,6 +16,7 @@ No name spans two providers, so each provider's queue can later live on its own 
     {prefix}:held:{worker_id}        LIST   tokens a worker holds (returned when it dies or stops)
     {prefix}:cooldown:{provider}     STRING exists while a provider is cooling down after a 429 (PX retry-after)
     {prefix}:circuit:{provider}      STRING exists while a provider's circuit is open
+    {prefix}:circuit:{provider}:probation  STRING the 30 s after it closes again (reported as half-open)
     {prefix}:health:{provider}       HASH   recent outcomes per 10 s bucket: ok:{bucket}, err:{bucket}
     {prefix}:rate:{provider}         HASH   the GCRA state of the provider's RPM and TPM limits
     {prefix}:dead                    ZSET   request ids that failed for good (dead letters), scored by when

@@ -134,7 +134,8 @@ class Executor:
     async def _not_run(self, request_id: str, request: LLMRequest, job: Started, t0: float) -> None:
         """The start script said no: the deadline passed, the worker was lost, or the provider must wait."""
         if job.kind == "wait":  # cooling down, circuit open, or at a rate limit: a fallback now, or later
-            error: LLMError = RateLimitedError(
+            kind = ProviderUnavailableError if job.reason == "circuit" else RateLimitedError
+            error: LLMError = kind(
                 f"{self.provider} {_WAIT_ERRORS[job.reason]}", provider=self.provider, retry_after=job.wait_s
             )
             await self._later(request_id, request, job, error, t0, None, waiting=True)

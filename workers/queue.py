@@ -10,11 +10,15 @@ BLMOVE, start, finish (plus one BLMOVE for a token when the fleet-wide concurren
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from schemas.keys import Keys
 
@@ -81,6 +85,7 @@ local function settle()
       end
       if err >= tonumber(ARGV[5]) and err / (ok + err) >= tonumber(ARGV[6]) then
         redis.call('SET', KEYS[6], 'open', 'PX', ARGV[7])
+        redis.call('SET', KEYS[6] .. ':probation', '1', 'PX', ARGV[7] + 30000)
         redis.call('DEL', KEYS[5])
       end
     end
@@ -252,6 +257,7 @@ class WorkerQueue:
         stream_ttl_s: int,
         dead_letter_ttl_s: int = 7 * 86400,
         limits: Limits | None = None,
+        outage_s: float = 60.0,
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -261,6 +267,7 @@ class WorkerQueue:
         self.stream_ttl_s = stream_ttl_s
         self.dead_letter_ttl_s = dead_letter_ttl_s
         self.limits = limits or Limits()
+        self.outage_s = outage_s
         self.queue_key = keys.queue(provider)
         self.claimed_key = keys.claimed(worker_id)
         self.workers_key = keys.workers(provider)
@@ -276,11 +283,26 @@ class WorkerQueue:
         self._release = redis.register_script(_RELEASE)
         self._size_slots = redis.register_script(_SIZE_SLOTS)
 
+    async def _call(self, script: AsyncScript, *, keys: list[str], args: list[Any]) -> Any:
+        """Run a script, riding out a Redis restart: reconnect with backoff for up to `outage_s`. Every
+        script is safe to run twice (a reply lost with the connection means it may have run)."""
+        delay, give_up = 0.05, time.monotonic() + self.outage_s
+        while True:
+            try:
+                return await script(keys=keys, args=args)
+            except (RedisConnectionError, RedisTimeoutError, OSError):
+                if time.monotonic() > give_up:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
     async def size_slots(self) -> int:
         """Create the fleet's concurrency tokens (once; a larger limit adds tokens). Returns the fleet's size."""
         if not self.limits.concurrency:
             return 0
-        size = await self._size_slots(keys=[self.slots_key, f"{self.slots_key}:size"], args=[self.limits.concurrency])
+        size = await self._call(
+            self._size_slots, keys=[self.slots_key, f"{self.slots_key}:size"], args=[self.limits.concurrency]
+        )
         return int(size)
 
     async def acquire_slot(self, timeout_s: float) -> bool:
@@ -298,7 +320,8 @@ class WorkerQueue:
     async def start(self, request_id: str) -> Started:
         """Decide whether the job runs now; when it does, record that its provider call starts."""
         p = self.provider
-        reply: list[Any] = await self._start(
+        reply: list[Any] = await self._call(
+            self._start,
             keys=[
                 self.keys.request(request_id),
                 self.claimed_key,
@@ -382,7 +405,7 @@ class WorkerQueue:
             tokens,
             self.limits.tpm,
         ]
-        return bool(await self._finish(keys=keys, args=args))
+        return bool(await self._call(self._finish, keys=keys, args=args))
 
     async def defer(
         self, request_id: str, run_at: float, *, health: str, cooldown_s: float = 0.0, retried: bool = True
@@ -392,18 +415,20 @@ class WorkerQueue:
         keys, args = self._settle(request_id, health)
         keys += [self.keys.delayed(self.provider), self.keys.cooldown(self.provider)]
         args += [run_at, int(cooldown_s * 1000), int(retried)]
-        return bool(await self._defer(keys=keys, args=args))
+        return bool(await self._call(self._defer, keys=keys, args=args))
 
     async def reroute(self, request_id: str, route: int, provider: str, *, health: str) -> bool:
         """Move the job to a fallback model's provider queue (same request_id, same trace)."""
         keys, args = self._settle(request_id, health)
         keys.append(self.keys.queue(provider))
         args += [route, provider]
-        return bool(await self._reroute(keys=keys, args=args))
+        return bool(await self._call(self._reroute, keys=keys, args=args))
 
     async def promote(self) -> float | None:
         """Queue the retries that are due; return when the next one is (unix seconds), if any."""
-        due = await self._promote(keys=[self.keys.delayed(self.provider), self.queue_key], args=[time.time()])
+        due = await self._call(
+            self._promote, keys=[self.keys.delayed(self.provider), self.queue_key], args=[time.time()]
+        )
         next_at = float(due)
         return None if next_at < 0 else next_at
 
@@ -420,7 +445,8 @@ class WorkerQueue:
     async def heartbeat(self, dead_after_s: float) -> list[str]:
         """Say this worker is alive and queue the retries that are due; return the ids of workers presumed dead."""
         now = time.time()
-        dead: list[bytes] = await self._heartbeat(
+        dead: list[bytes] = await self._call(
+            self._heartbeat,
             keys=[self.workers_key, self.keys.delayed(self.provider), self.queue_key],
             args=[self.worker_id, now, now - dead_after_s],
         )
@@ -428,7 +454,8 @@ class WorkerQueue:
 
     async def release(self, worker_id: str) -> int:
         """Requeue every job `worker_id` holds and return its tokens (a dead worker's, or ours at shutdown)."""
-        moved = await self._release(
+        moved = await self._call(
+            self._release,
             keys=[
                 self.keys.claimed(worker_id),
                 self.queue_key,

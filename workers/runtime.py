@@ -94,6 +94,7 @@ class FleetWorker(Worker):
 
     async def _startup(self, ctx: dict[Any, Any]) -> None:  # noqa: ARG002 (arq hook signature)
         self.executor = Executor(self.queue, build_adapter(self.provider, self.settings), self.settings)
+        await self.executor.adapter.open()
         await self.queue.size_slots()
         await self._beat()
         cancels = self.redis.pubsub(ignore_subscribe_messages=True)
@@ -201,6 +202,13 @@ class FleetWorker(Worker):
             log.error("request_task_failed", request_id=request_id, error=repr(task.exception()))
         else:
             self.jobs_complete += 1
+
+    async def close(self) -> None:
+        """arq's close, but cancelled requests (cut off by the grace period) do not abort it: they are
+        requeued by the shutdown hook."""
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        self.tasks.clear()
+        await super().close()
 
     async def record_health(self) -> None:
         with contextlib.suppress(Exception):

@@ -80,6 +80,9 @@ class AnthropicAdapter:
             started,
         )
 
+    async def open(self) -> None:
+        """The client is made in __init__; nothing is left to prepare."""
+
     async def aclose(self) -> None:
         await self._client.close()
 

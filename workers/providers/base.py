@@ -29,6 +29,10 @@ class Adapter(Protocol):
         (full content, usage, finish reason). Closing the iterator closes the provider stream."""
         ...
 
+    async def open(self) -> None:
+        """Make the SDK client and its pool before the first request (the worker is ready after this)."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

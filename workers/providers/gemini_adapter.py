@@ -97,6 +97,9 @@ class GeminiAdapter:
             raise _common.truncated(_P, "a finishReason")
         yield state.response(request, started)
 
+    async def open(self) -> None:
+        self._models()
+
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.aio.aclose()

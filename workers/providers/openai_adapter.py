@@ -84,6 +84,9 @@ class OpenAIAdapter:
             request, _P, reported, "".join(parts), _usage(usage), _FINISH.get(finish, "other"), started
         )
 
+    async def open(self) -> None:
+        """The client is made in __init__; nothing is left to prepare."""
+
     async def aclose(self) -> None:
         await self._client.close()
 

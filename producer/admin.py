@@ -1,0 +1,117 @@
+"""What operators read and repair: dead letters (list, show, retry) and provider health."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from typing import Any
+
+from redis.asyncio import Redis
+
+from schemas.catalog import Provider
+from schemas.keys import Keys
+
+__all__ = ["dead_letters", "provider_health", "retry_dead_letter", "show_request"]
+
+# KEYS: request hash, dead letters, the provider queue.  ARGV: id, deadline, ttl.  A dead letter starts over.
+_RETRY = """
+if redis.call('ZREM', KEYS[2], ARGV[1]) == 0 or redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HDEL', KEYS[1], 'result', 'finished_at', 'cancel')
+redis.call('HSET', KEYS[1], 'state', 'queued', 'retries', 0, 'route', 0, 'deadline_at', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('LPUSH', KEYS[3], ARGV[1])
+return 1
+"""
+_BUCKET_S = 10
+
+
+async def dead_letters(redis: Redis, keys: Keys, limit: int = 100) -> list[dict[str, Any]]:
+    """The most recent requests that failed for good: id, when, provider, model and error."""
+    entries = await redis.zrevrange(keys.dead(), 0, limit - 1, withscores=True)
+    letters = []
+    for raw_id, at in entries:
+        request_id = raw_id.decode()
+        job = await show_request(redis, keys, request_id)
+        error = (job.get("result") or {}).get("error", {})
+        body: dict[str, Any] = job["body"] if isinstance(job.get("body"), dict) else {}
+        letters.append(
+            {
+                "request_id": request_id,
+                "failed_at": at,
+                "provider": job.get("provider"),
+                "model": body.get("model"),
+                "error": error.get("type"),
+                "message": error.get("message"),
+            }
+        )
+    return letters
+
+
+async def show_request(redis: Redis, keys: Keys, request_id: str) -> dict[str, Any]:
+    """Everything Redis holds about a request (empty when it is unknown or expired)."""
+    raw = await redis.hgetall(keys.request(request_id))  # type: ignore[misc]
+    job: dict[str, Any] = {k.decode(): v.decode(errors="replace") for k, v in raw.items()}
+    for field in ("body", "result"):
+        if field in job:
+            with contextlib.suppress(ValueError):  # a malformed body is shown as it is
+                job[field] = json.loads(job[field])
+    return job
+
+
+async def retry_dead_letter(redis: Redis, keys: Keys, request_id: str, *, timeout_s: float, ttl_s: int) -> bool:
+    """Queue a dead letter again (same request_id, fresh deadline); False if it is not a dead letter."""
+    provider = await redis.hget(keys.request(request_id), "provider")  # type: ignore[misc]
+    if provider is None:
+        await redis.zrem(keys.dead(), request_id)
+        return False
+    retried = await redis.eval(  # type: ignore[misc]
+        _RETRY,
+        3,
+        keys.request(request_id),
+        keys.dead(),
+        keys.queue(provider.decode()),
+        request_id,
+        str(time.time() + timeout_s),
+        str(ttl_s),
+    )
+    return bool(retried)
+
+
+async def provider_health(redis: Redis, keys: Keys) -> list[dict[str, Any]]:
+    """Per provider: circuit state (closed / open / half-open: traffic flows again after an open period and
+    the circuit reopens by the same rule), cooldown, recent error rate, queue depth, live workers."""
+    now = time.time()
+    bucket = int(now // _BUCKET_S)
+    rows = []
+    for provider in Provider:
+        p = provider.value
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.pttl(keys.circuit(p))
+            pipe.exists(f"{keys.circuit(p)}:probation")
+            pipe.pttl(keys.cooldown(p))
+            pipe.hgetall(keys.health(p))
+            pipe.llen(keys.queue(p))
+            pipe.zcard(keys.delayed(p))
+            pipe.zcount(keys.workers(p), now - 10, "+inf")
+            circuit_ms, probation, cooldown_ms, counts, depth, delayed, workers = await pipe.execute()
+        ok = err = 0
+        for field, value in counts.items():
+            outcome, _, at = field.decode().partition(":")
+            if int(at) >= bucket - 2:
+                ok += int(value) if outcome == "ok" else 0
+                err += int(value) if outcome == "err" else 0
+        rows.append(
+            {
+                "provider": p,
+                "circuit": "open" if circuit_ms > 0 else "half-open" if probation else "closed",
+                "open_for_s": max(circuit_ms, 0) / 1000,
+                "cooldown_s": max(cooldown_ms, 0) / 1000,
+                "recent_requests": ok + err,
+                "error_rate": round(err / (ok + err), 3) if ok + err else 0.0,
+                "queued": depth,
+                "retrying": delayed,
+                "workers": workers,
+            }
+        )
+    return rows

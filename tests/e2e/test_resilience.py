@@ -1,0 +1,304 @@
+"""Resilience with real worker processes, a real Redis and the emulator's faults: retries, deadlines,
+fleet-wide limits, cooldowns, fallbacks, crashes, shutdown, Redis restarts, backpressure, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+import pytest
+from redis.asyncio import Redis
+
+from producer import LLMClient
+from producer.demo import Process, start_emulator, start_worker, worker_env
+from schemas.catalog import Provider
+from schemas.errors import (
+    ContentFilteredError,
+    DeadlineExceededError,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
+    QueueFullError,
+)
+from schemas.request import LLMRequest
+from schemas.settings import FleetSettings
+from tests.e2e.emulator_api import requests_for, stats
+from tests.servers import RedisServer
+
+pytestmark = pytest.mark.e2e
+
+Fleet = Callable[..., Awaitable[tuple[FleetSettings, list[Process]]]]
+
+
+def _request(model: str, text: str, **kw: object) -> LLMRequest:
+    return LLMRequest(model=model, messages=[{"role": "user", "content": text}], **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+async def emulator_url() -> AsyncIterator[str]:
+    """An emulator of this module's own, so its counters (max concurrency) see only these tests."""
+    proc, url = await start_emulator()
+    yield url
+    await proc.stop()
+
+
+@pytest.fixture
+async def fleet(redis_server: RedisServer, emulator_url: str) -> AsyncIterator[Fleet]:
+    """Start workers on a fresh key prefix: `await fleet(Provider.OPENAI, n=2, LLM_MAX_RETRIES="0")`."""
+    started: list[Process] = []
+
+    async def start(
+        *providers: Provider, n: int = 1, redis_url: str | None = None, **env: str
+    ) -> tuple[FleetSettings, list[Process]]:
+        url = redis_url or redis_server.url
+        settings = FleetSettings(REDIS_URL=url, LLM_KEY_PREFIX=f"r{uuid.uuid4().hex[:8]}")
+        worker_vars = worker_env(
+            url,
+            emulator_url,
+            LLM_KEY_PREFIX=settings.key_prefix,
+            LLM_RETRY_BASE="0.05",
+            LLM_HEARTBEAT_INTERVAL="0.5",
+            **env,
+        )
+        procs = await asyncio.gather(*(start_worker(p, worker_vars) for p in providers for _ in range(n)))
+        started.extend(procs)
+        return settings, list(procs)
+
+    yield start
+    await asyncio.gather(*(p.stop(signal.SIGKILL) for p in started))
+
+
+async def test_retryable_failures_are_retried_then_succeed(fleet: Fleet, emulator_url: str) -> None:
+    settings, _ = await fleet(Provider.ANTHROPIC)
+    async with LLMClient(settings=settings) as client:
+        flaky = _request("claude-haiku-4-5", f"{uuid.uuid4()} [[fault=529]] [[fail_times=2]]")
+        assert (await client.complete(flaky, timeout=20)).finish_reason == "stop"
+        assert len(await requests_for(emulator_url, flaky.trace_id)) == 3
+        refused = _request("claude-haiku-4-5", f"{uuid.uuid4()} [[fault=503]] [[fail_times=10]]")
+        with pytest.raises(ProviderUnavailableError):
+            await client.complete(refused, timeout=20)
+        assert len(await requests_for(emulator_url, refused.trace_id)) == 4  # LLM_MAX_RETRIES=3
+    flagged = await _dead_letter_cli(settings, "list")
+    assert refused.request_id in flagged.stdout and "ProviderUnavailableError" in flagged.stdout
+
+
+async def test_non_retryable_failures_are_not_retried(fleet: Fleet, emulator_url: str) -> None:
+    settings, _ = await fleet(Provider.GEMINI)
+    async with LLMClient(settings=settings) as client:
+        blocked = _request("gemini-2.5-flash", f"{uuid.uuid4()} [[block]]")
+        with pytest.raises(ContentFilteredError):
+            await client.complete(blocked, timeout=20)
+    assert len(await requests_for(emulator_url, blocked.trace_id)) == 1
+
+
+async def test_concurrency_limit_holds_across_workers(fleet: Fleet, emulator_url: str) -> None:
+    settings, _ = await fleet(Provider.OPENAI, n=3, LLM_PROVIDER_CONCURRENCY="5")
+    async with aiohttp.ClientSession() as session:
+        await session.post(f"{emulator_url}/_emulator/reset")
+    async with LLMClient(settings=settings) as client:
+        requests = [_request("gpt-4.1-mini", f"{i} [[latency_ms=150]]") for i in range(40)]
+        t0 = time.perf_counter()
+        responses = await asyncio.gather(*(client.complete(r, timeout=30) for r in requests))
+        elapsed = time.perf_counter() - t0
+    assert len(responses) == 40
+    max_open = (await stats(emulator_url))["max_open"]["openai"]
+    assert max_open == 5  # the limit, reached and never exceeded, by three worker processes together
+    assert elapsed >= 40 / 5 * 0.15 * 0.9
+
+
+async def test_a_429_pauses_every_worker_for_its_retry_after(fleet: Fleet, emulator_url: str) -> None:
+    settings, _ = await fleet(Provider.OPENAI, n=2)
+    async with LLMClient(settings=settings) as client:
+        limited = _request("gpt-4.1-mini", f"{uuid.uuid4()} [[fault=429]] [[retry_after=1]] [[fail_times=1]]")
+        first = asyncio.create_task(client.complete(limited, timeout=20))
+        while not await requests_for(emulator_url, limited.trace_id):
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        other = _request("gpt-4.1-mini", "submitted during the cooldown")
+        await client.complete(other, timeout=20)
+        await first
+    [hit] = [r for r in await requests_for(emulator_url, limited.trace_id)][:1]
+    [sent] = await requests_for(emulator_url, other.trace_id)
+    assert sent["at"] - hit["at"] >= 0.95  # the other worker waited out the retry-after too
+
+
+async def test_fallback_after_retries_and_during_cooldown(fleet: Fleet, emulator_url: str) -> None:
+    settings, _ = await fleet(Provider.ANTHROPIC, Provider.GEMINI, LLM_MAX_RETRIES="1")
+    async with LLMClient(settings=settings) as client:
+        failing = _request(
+            "claude-haiku-4-5", f"{uuid.uuid4()} [[fault=500]] [[fail_times=2]]", fallbacks=["gemini-2.5-flash"]
+        )
+        response = await client.complete(failing, timeout=20)
+        assert (response.provider, response.fallback_from) == (Provider.GEMINI, "claude-haiku-4-5")
+        assert response.request_id == failing.request_id and response.trace_id == failing.trace_id
+        calls = await requests_for(emulator_url, failing.trace_id)
+        assert [c["provider"] for c in calls] == ["anthropic", "anthropic", "gemini"]
+        redis = Redis.from_url(settings.redis_url)
+        await redis.set(settings.keys.cooldown("anthropic"), "1", px=5000)
+        await redis.aclose()
+        cooled = _request("claude-haiku-4-5", "anthropic is cooling down", fallbacks=["gemini-2.5-flash"])
+        assert (await client.complete(cooled, timeout=20)).provider is Provider.GEMINI
+        assert [c["provider"] for c in await requests_for(emulator_url, cooled.trace_id)] == ["gemini"]
+
+
+async def test_circuit_opens_and_is_visible(fleet: Fleet) -> None:
+    settings, _ = await fleet(Provider.GEMINI, LLM_MAX_RETRIES="0", LLM_CIRCUIT_MIN_REQUESTS="5")
+    async with LLMClient(settings=settings) as client:
+        failing = [_request("gemini-2.5-flash", f"{i} {uuid.uuid4()} [[fault=500]]") for i in range(6)]
+        await asyncio.gather(*(client.complete(r, timeout=20) for r in failing), return_exceptions=True)
+        health = await _cli(settings, ["health"])
+        assert health.returncode == 0
+        gemini = next(line for line in health.stdout.splitlines() if line.startswith("gemini"))
+        assert "open" in gemini
+        started = time.perf_counter()
+        with pytest.raises(ProviderUnavailableError, match="circuit open") as caught:
+            # no fallback, and the circuit stays open past the request's deadline: it fails at once
+            await client.complete(_request("gemini-2.5-flash", "while open"), timeout=1.0)
+        assert time.perf_counter() - started < 0.5 and caught.value.retry_after > 1
+
+
+async def test_an_expired_request_never_reaches_the_provider(
+    fleet: Fleet, redis_server: RedisServer, emulator_url: str
+) -> None:
+    settings = FleetSettings(REDIS_URL=redis_server.url, LLM_KEY_PREFIX=f"x{uuid.uuid4().hex[:8]}")
+    async with LLMClient(settings=settings) as client:
+        request = _request("gpt-4.1-mini", "too late")
+        await client._submit(request, 0.2)  # queued with a 0.2 s budget, and no worker yet
+        await asyncio.sleep(0.3)
+        env = worker_env(redis_server.url, emulator_url, LLM_KEY_PREFIX=settings.key_prefix)
+        worker = await start_worker(Provider.OPENAI, env)
+        try:
+            with pytest.raises(DeadlineExceededError, match="before a provider was called"):
+                await client.result(request.request_id, timeout=10)
+        finally:
+            await worker.stop()
+    assert await requests_for(emulator_url, request.trace_id) == []
+
+
+async def test_deadlines_and_stream_timeouts_fire_on_time(fleet: Fleet) -> None:
+    settings, _ = await fleet(Provider.OPENAI, LLM_MAX_RETRIES="0", LLM_STREAM_FIRST_TOKEN_TIMEOUT="0.5")
+    async with LLMClient(settings=settings) as client:
+        t0 = time.perf_counter()
+        with pytest.raises(DeadlineExceededError):
+            await client.complete(_request("gpt-4.1-mini", "slow [[latency_ms=5000]]"), timeout=1.0)
+        assert 1.0 <= time.perf_counter() - t0 < 1.1 + 0.1  # the budget, plus the reply's way back
+        t0 = time.perf_counter()
+        with pytest.raises(ProviderTimeoutError, match="first token"):
+            async for _ in client.stream(_request("gpt-4.1-mini", "[[latency_ms=5000]]", stream=True), timeout=5):
+                pass
+        assert 0.5 <= time.perf_counter() - t0 < 0.7
+
+
+async def test_sigkill_mid_request_is_rerun_by_another_worker(fleet: Fleet, emulator_url: str) -> None:
+    settings, (first, second) = await fleet(Provider.ANTHROPIC, n=2)
+    async with LLMClient(settings=settings) as client:
+        requests = [_request("claude-haiku-4-5", f"{i} {uuid.uuid4()} [[latency_ms=1500]]") for i in range(6)]
+        waiting = [asyncio.create_task(client.complete(r, timeout=30)) for r in requests]
+        await asyncio.sleep(0.5)  # both workers are mid-call
+        t_kill = time.perf_counter()
+        first.proc.kill()
+        responses = await asyncio.gather(*waiting)
+        recovered_in = time.perf_counter() - t_kill
+    assert [r.request_id for r in responses] == [r.request_id for r in requests]  # each ends, once
+    calls = [len(await requests_for(emulator_url, r.trace_id)) for r in requests]
+    assert set(calls) == {1, 2} and sum(calls) > len(requests)  # the killed worker's calls ran again
+    redis = Redis.from_url(settings.redis_url)
+    reruns = [await redis.hget(settings.keys.request(r.request_id), "reruns") for r in requests]
+    await redis.aclose()
+    assert [int(x or 0) for x in reruns] == [c - 1 for c in calls]  # every second call is recorded
+    assert recovered_in < 5 * 0.5 + 1 + 1.5 + 1  # presumed dead after 5 beats, then re-run
+
+
+async def test_sigterm_requeues_what_outlives_the_grace_period(fleet: Fleet, emulator_url: str) -> None:
+    settings, (leaving,) = await fleet(Provider.GEMINI, LLM_SHUTDOWN_GRACE="1")
+    async with LLMClient(settings=settings) as client:
+        await client.complete(_request("gemini-2.5-flash", "warm up"), timeout=20)
+        quick = _request("gemini-2.5-flash", f"{uuid.uuid4()} [[latency_ms=300]]")
+        slow = _request("gemini-2.5-flash", f"{uuid.uuid4()} [[latency_ms=3000]]")
+        waiting = [asyncio.create_task(client.complete(r, timeout=30)) for r in (quick, slow)]
+        while len(await requests_for(emulator_url, slow.trace_id)) < 1:  # both calls are under way
+            await asyncio.sleep(0.01)
+        leaving.proc.send_signal(signal.SIGTERM)
+        assert await leaving.stop() == 0
+        env = worker_env(settings.redis_url, emulator_url, LLM_KEY_PREFIX=settings.key_prefix)
+        successor = await start_worker(Provider.GEMINI, env)
+        try:
+            done = await asyncio.gather(*waiting)
+        finally:
+            await successor.stop()
+    assert [r.request_id for r in done] == [quick.request_id, slow.request_id]
+    assert len(await requests_for(emulator_url, quick.trace_id)) == 1  # finished within the grace period
+    assert len(await requests_for(emulator_url, slow.trace_id)) == 2  # cancelled, requeued, run again
+
+
+async def test_nothing_is_lost_across_a_redis_restart(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> None:
+    server = RedisServer(tmp_path_factory.mktemp("restart"))
+    server.start()
+    try:
+        settings, _ = await fleet(Provider.OPENAI, Provider.ANTHROPIC, redis_url=server.url)
+        async with LLMClient(settings=settings) as client:
+            requests = [
+                _request("gpt-4.1-mini" if i % 2 else "claude-haiku-4-5", f"{i} [[latency_ms=800]]") for i in range(40)
+            ]
+            waiting = [asyncio.create_task(client.complete(r, timeout=60)) for r in requests]
+            await asyncio.sleep(0.4)
+            server.kill()  # mid-flight, hard
+            await asyncio.sleep(1.0)
+            server.start()  # same port, same AOF file
+            outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+    finally:
+        server.stop()
+    failed = [o for o in outcomes if isinstance(o, BaseException)]
+    assert failed == []
+    assert sorted(o.request_id for o in outcomes) == sorted(r.request_id for r in requests)  # type: ignore[union-attr]
+
+
+async def test_backpressure_refuses_beyond_the_queue_bound(redis_server: RedisServer) -> None:
+    settings = FleetSettings(
+        REDIS_URL=redis_server.url, LLM_KEY_PREFIX=f"b{uuid.uuid4().hex[:8]}", LLM_MAX_QUEUE_DEPTH=3
+    )
+    async with LLMClient(settings=settings) as client:
+        for i in range(3):
+            await client.submit(_request("gemini-2.5-flash", f"{i}"))
+        with pytest.raises(QueueFullError, match="gemini queue is full") as caught:
+            await client.submit(_request("gemini-2.5-flash", "one too many"))
+    assert caught.value.retryable and caught.value.retry_after > 0
+
+
+async def test_dead_letters_can_be_shown_and_retried(fleet: Fleet, emulator_url: str) -> None:
+    settings, _ = await fleet(Provider.OPENAI, LLM_MAX_RETRIES="0")
+    async with LLMClient(settings=settings) as client:
+        request = _request("gpt-4.1-mini", f"{uuid.uuid4()} [[fault=500]] [[fail_times=1]]")
+        with pytest.raises(ProviderUnavailableError):
+            await client.complete(request, timeout=20)
+        shown = await _dead_letter_cli(settings, "show", request.request_id)
+        assert '"state": "done"' in shown.stdout and "ProviderUnavailableError" in shown.stdout
+        retried = await _dead_letter_cli(settings, "retry", request.request_id)
+        assert retried.returncode == 0, retried.stderr
+        assert (await client.result(request.request_id, timeout=20)).provider is Provider.OPENAI
+        again = await _dead_letter_cli(settings, "retry", request.request_id)
+        assert again.returncode == 1 and "not a dead letter" in again.stderr
+        assert (await _dead_letter_cli(settings, "show", "nope")).returncode == 1
+
+
+async def _cli(settings: FleetSettings, args: list[str]) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "REDIS_URL": settings.redis_url, "LLM_KEY_PREFIX": settings.key_prefix}
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "llm_fleet", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def _dead_letter_cli(settings: FleetSettings, *args: str) -> subprocess.CompletedProcess[str]:
+    return await _cli(settings, ["dlq", *args])
