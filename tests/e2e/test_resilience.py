@@ -28,7 +28,7 @@ from schemas.errors import (
 )
 from schemas.request import LLMRequest
 from schemas.settings import FleetSettings
-from tests.e2e.emulator_api import requests_for, stats
+from tests.e2e.emulator_api import requests_for, stats, wait_for_calls
 from tests.servers import RedisServer
 
 pytestmark = pytest.mark.e2e
@@ -117,8 +117,7 @@ async def test_a_429_pauses_every_worker_for_its_retry_after(fleet: Fleet, emula
     async with LLMClient(settings=settings) as client:
         limited = _request("gpt-4.1-mini", f"{uuid.uuid4()} [[fault=429]] [[retry_after=1]] [[fail_times=1]]")
         first = asyncio.create_task(client.complete(limited, timeout=20))
-        while not await requests_for(emulator_url, limited.trace_id):
-            await asyncio.sleep(0.01)
+        await wait_for_calls(emulator_url, limited.trace_id)
         await asyncio.sleep(0.1)
         other = _request("gpt-4.1-mini", "submitted during the cooldown")
         await client.complete(other, timeout=20)
@@ -196,7 +195,7 @@ async def test_deadlines_and_stream_timeouts_fire_on_time(fleet: Fleet) -> None:
 
 
 async def test_sigkill_mid_request_is_rerun_by_another_worker(fleet: Fleet, emulator_url: str) -> None:
-    settings, (first, second) = await fleet(Provider.ANTHROPIC, n=2)
+    settings, (first, _) = await fleet(Provider.ANTHROPIC, n=2)
     async with LLMClient(settings=settings) as client:
         requests = [_request("claude-haiku-4-5", f"{i} {uuid.uuid4()} [[latency_ms=1500]]") for i in range(6)]
         waiting = [asyncio.create_task(client.complete(r, timeout=30)) for r in requests]
@@ -222,8 +221,7 @@ async def test_sigterm_requeues_what_outlives_the_grace_period(fleet: Fleet, emu
         quick = _request("gemini-2.5-flash", f"{uuid.uuid4()} [[latency_ms=300]]")
         slow = _request("gemini-2.5-flash", f"{uuid.uuid4()} [[latency_ms=3000]]")
         waiting = [asyncio.create_task(client.complete(r, timeout=30)) for r in (quick, slow)]
-        while len(await requests_for(emulator_url, slow.trace_id)) < 1:  # both calls are under way
-            await asyncio.sleep(0.01)
+        await wait_for_calls(emulator_url, slow.trace_id)  # both calls are under way
         leaving.proc.send_signal(signal.SIGTERM)
         assert await leaving.stop() == 0
         env = worker_env(settings.redis_url, emulator_url, LLM_KEY_PREFIX=settings.key_prefix)
