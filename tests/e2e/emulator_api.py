@@ -25,7 +25,7 @@ async def requests_for(url: str, trace_id: str) -> list[dict[str, Any]]:
 async def wait_for_calls(url: str, trace_id: str, count: int = 1, timeout_s: float = 10.0) -> list[dict[str, Any]]:
     """Wait until the emulator has seen `count` calls of a trace (another process: nothing to await but it)."""
     deadline = asyncio.get_running_loop().time() + timeout_s
-    while len(calls := await requests_for(url, trace_id)) < count:  # noqa: ASYNC110
+    while len(calls := await requests_for(url, trace_id)) < count:
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError(f"the emulator saw {len(calls)} of {count} calls for {trace_id}")
         await asyncio.sleep(0.01)
