@@ -31,7 +31,7 @@ from schemas.errors import (
 )
 from schemas.events import DoneEvent, ErrorEvent, StreamEvent
 from schemas.keys import Field, State
-from schemas.request import LLMRequest, validate_for_model
+from schemas.request import LLMRequest, digest_of, validate_for_model
 from schemas.response import LLMResponse
 from schemas.settings import FleetSettings
 
@@ -194,7 +194,7 @@ class LLMClient:
             now=time.time(),
             ttl_s=self.settings.result_ttl_s,
             outcome=encode_error(error),
-            cancel_channel=self.keys.cancel(provider.decode()),
+            control_channel=self.keys.control(provider.decode()),
             tokens_channel=self.keys.tokens(request_id),
             stream_ttl_s=self.settings.stream_ttl_s,
         )
@@ -217,8 +217,8 @@ class LLMClient:
             queue_key=self.keys.queue(info.provider),
             reply=self.reply_channel,
             request_id=request.request_id,
-            body=request.model_dump_json(),
-            digest=request.digest(),
+            body=(body := request.model_dump_json()),
+            digest=digest_of(body),
             provider=info.provider.value,
             now=now,
             ttl_s=int(budget) + self.settings.result_ttl_s,
@@ -277,7 +277,8 @@ class LLMClient:
     async def _await(self, request_id: str, future: asyncio.Future[Outcome], timeout: float | None) -> Outcome:
         wait_s = self.settings.request_timeout_s if timeout is None else timeout
         try:
-            return await asyncio.wait_for(asyncio.shield(future), wait_s)
+            async with asyncio.timeout(wait_s):
+                return await future
         except TimeoutError:
             raise await self._timeout_error(request_id, wait_s) from None
 

@@ -1,7 +1,8 @@
 """The producer's half of the queue model: submit and attach, each one Lua script (one round trip).
 
-A request is a hash `{prefix}:req:{id}` (fields in `schemas.keys.Field`) and its id on the provider's
-queue. A client names its reply channel in the hash; the worker that finishes the request publishes
+A request is a hash `{prefix}:req:{id}` (fields in `schemas.keys.Field`) and, on its provider's queue,
+an element `{id}\\n{route}\\n{deadline}\\n{body}` that holds all a worker needs to start the call.
+A client names its reply channel in the hash; the worker that finishes the request publishes
 the outcome there, so waiting is pushed, never polled. Because a client subscribes to its reply
 channel once, before it submits anything, and attaching is atomic with reading the result, a result
 written at any moment is either returned by the script or published to a channel already listened to.
@@ -39,10 +40,11 @@ if digest then
 end
 local depth = redis.call('LLEN', KEYS[2])
 if depth >= tonumber(ARGV[9]) then return {'full', depth} end
+local element = ARGV[2] .. '\\n0\\n' .. ARGV[8] .. '\\n' .. ARGV[3]
 redis.call('HSET', KEYS[1], 'body', ARGV[3], 'digest', ARGV[4], 'provider', ARGV[5], 'state', 'queued',
-           'reply', ARGV[1], 'enqueued_at', ARGV[6], 'deadline_at', ARGV[8])
+           'reply', ARGV[1], 'enqueued_at', ARGV[6], 'deadline_at', ARGV[8], 'element', element)
 redis.call('EXPIRE', KEYS[1], ARGV[7])
-redis.call('LPUSH', KEYS[2], ARGV[2])
+redis.call('LPUSH', KEYS[2], element)
 return {'queued'}
 """
 )
@@ -56,7 +58,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
 )
 
 
-# KEYS: request hash, provider queue, events stream.  ARGV: request_id, now, ttl, outcome, cancel channel,
+# KEYS: request hash, provider queue, events stream.  ARGV: request_id, now, ttl, outcome, control channel,
 # tokens channel, stream ttl.  A queued request ends here (never reaching a provider); a running one is
 # flagged (the flag expires with the hash) and its provider's workers are told.
 _CANCEL = """
@@ -65,10 +67,10 @@ if not state then return 'missing' end
 if state == 'done' then return 'done' end
 if state == 'running' then
   redis.call('HSET', KEYS[1], 'cancel', ARGV[2])
-  redis.call('PUBLISH', ARGV[5], ARGV[1])
+  redis.call('PUBLISH', ARGV[5], 'cancel ' .. ARGV[1])
   return 'cancelling'
 end
-redis.call('LREM', KEYS[2], 0, ARGV[1])
+redis.call('LREM', KEYS[2], 0, redis.call('HGET', KEYS[1], 'element') or '')
 redis.call('HSET', KEYS[1], 'state', 'done', 'result', ARGV[4], 'finished_at', ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 local message = ARGV[1] .. '\\n' .. ARGV[4]
@@ -127,13 +129,13 @@ class JobScripts:
         now: float,
         ttl_s: int,
         outcome: str,
-        cancel_channel: str,
+        control_channel: str,
         tokens_channel: str,
         stream_ttl_s: int,
     ) -> str:
         """'missing' | 'done' | 'cancelled' (it was queued) | 'cancelling' (a worker is told to stop it)"""
         reply = await self._cancel(
             keys=[request_key, queue_key, events_key],
-            args=[request_id, now, ttl_s, outcome, cancel_channel, tokens_channel, stream_ttl_s],
+            args=[request_id, now, ttl_s, outcome, control_channel, tokens_channel, stream_ttl_s],
         )
         return reply.decode()  # type: ignore[no-any-return]

@@ -2,15 +2,17 @@
 
 No name spans two providers, so each provider's queue can later live on its own server.
 
-    {prefix}:queue:{provider}        LIST   request ids waiting (LPUSH in, BLMOVE out)
+    {prefix}:queue:{provider}        LIST   jobs waiting, as "{request_id}\\n{route}\\n{deadline}\\n{body}" (LPUSH in,
+                                            BLMOVE out), so a worker can start the call as it claims one
     {prefix}:req:{request_id}        HASH   the job: body, digest, state, timestamps, result (fields below)
-    {prefix}:claimed:{worker_id}     LIST   ids a worker has taken and not finished (crash recovery)
+    {prefix}:claimed:{worker_id}     LIST   jobs a worker has taken and not finished (crash recovery)
     {prefix}:workers:{provider}      ZSET   worker ids scored by their last heartbeat (unix seconds)
     {prefix}:reply:{client_id}       PUBSUB where workers push finished results to a waiting client
     {prefix}:tokens:{request_id}     PUBSUB a streaming request's events, live
     {prefix}:events:{request_id}     STREAM the same events, kept for replay
-    {prefix}:cancel:{provider}       PUBSUB ids of running requests to stop, for that provider's workers
-    {prefix}:delayed:{provider}      ZSET   ids waiting to be retried, scored by when (unix seconds)
+    {prefix}:control:{provider}      PUBSUB to that provider's workers: 'cancel {request_id}' (stop it if it runs
+                                            here), 'pause {unix seconds}' (cooldown or circuit open until then)
+    {prefix}:delayed:{provider}      ZSET   jobs waiting to be retried, scored by when (unix seconds)
     {prefix}:slots:{provider}        LIST   the fleet-wide concurrency tokens of a provider (when limited)
     {prefix}:slots:{provider}:size   STRING how many tokens the fleet was given
     {prefix}:held:{worker_id}        LIST   tokens a worker holds (returned when it dies or stops)
@@ -48,6 +50,7 @@ class Field:
     DEADLINE_AT = "deadline_at"  # unix seconds: never sent to a provider after this
     RERUNS = "reruns"  # re-runs after a worker died mid-call (the provider may have been called twice)
     CANCEL = "cancel"  # set (unix seconds) when a running request is asked to stop
+    ELEMENT = "element"  # the job's current queue element (to find it in lists and sets)
     RESULT = "result"  # the outcome JSON: {"ok": LLMResponse} or {"error": LLMError.to_dict()}
 
 
@@ -82,8 +85,8 @@ class Keys:
     def events(self, request_id: str) -> str:
         return f"{self.prefix}:events:{request_id}"
 
-    def cancel(self, provider: str) -> str:
-        return f"{self.prefix}:cancel:{provider}"
+    def control(self, provider: str) -> str:
+        return f"{self.prefix}:control:{provider}"
 
     def delayed(self, provider: str) -> str:
         return f"{self.prefix}:delayed:{provider}"

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from schemas.catalog import ModelInfo, resolve_model
 from schemas.errors import InvalidRequestError
 
-__all__ = ["LLMRequest", "Message", "explain", "validate_for_model"]
+__all__ = ["LLMRequest", "Message", "digest_of", "explain", "validate_for_model"]
 
 _ID_PATTERN = r"^[A-Za-z0-9._:\-]{1,128}$"
 
@@ -57,7 +57,12 @@ class LLMRequest(BaseModel):
 
     def digest(self) -> str:
         """A stable hash of the body, used to tell a resubmission from a conflicting reuse of the id."""
-        return hashlib.blake2b(self.model_dump_json().encode(), digest_size=16).hexdigest()
+        return digest_of(self.model_dump_json())
+
+
+def digest_of(body: str) -> str:
+    """The digest of a request's JSON body (`LLMRequest.digest` when the JSON is at hand already)."""
+    return hashlib.blake2b(body.encode(), digest_size=16).hexdigest()
 
 
 def validate_for_model(request: LLMRequest, model: str | None = None) -> ModelInfo:

@@ -32,7 +32,7 @@ from schemas.events import CancelledEvent, DoneEvent, ErrorEvent
 from schemas.request import LLMRequest, validate_for_model
 from schemas.response import LLMResponse, Usage
 from workers.providers.base import Adapter
-from workers.queue import Circuit, Started, WorkerQueue
+from workers.queue import Circuit, Claimed, Started, WorkerQueue
 from workers.settings import WorkerSettings
 from workers.streams import EventPublisher
 
@@ -59,7 +59,23 @@ class Executor:
         self._running: dict[str, asyncio.Task[object]] = {}
         self._cancelled: set[str] = set()
         self.next_retry_at: float | None = None
+        self.paused_until = 0.0
+        self._limited = bool(settings.provider_rpm or settings.provider_tpm)
         self.retry_due = asyncio.Event()
+
+    def pause_until(self, until: float) -> None:
+        """The provider is cooling down or has its circuit open until then: no call starts before the
+        start script has been asked."""
+        self.paused_until = max(self.paused_until, until)
+
+    async def learn_pauses(self) -> None:
+        """At startup: the provider's current cooldown and circuit, as other workers left them."""
+        keys = self.queue.keys
+        async with self.queue.redis.pipeline(transaction=False) as pipe:
+            pipe.pttl(keys.cooldown(self.provider))
+            pipe.pttl(keys.circuit(self.provider))
+            waits = await pipe.execute()
+        self.pause_until(time.time() + max(0, *waits) / 1000)
 
     def cancel(self, request_id: str) -> bool:
         """Stop a request this worker is running (its provider call is closed); False if it runs elsewhere."""
@@ -70,75 +86,121 @@ class Executor:
         task.cancel()
         return True
 
-    async def run(self, request_id: str) -> None:
+    async def run(self, claimed: Claimed) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._running[request_id] = task
+        self._running[claimed.request_id] = task
         try:
-            await self._run(request_id)
+            await self._run(claimed)
         finally:
-            self._running.pop(request_id, None)
-            self._cancelled.discard(request_id)
+            self._running.pop(claimed.request_id, None)
+            self._cancelled.discard(claimed.request_id)
 
-    async def _run(self, request_id: str) -> None:
-        job = await self.queue.start(request_id)
-        if job.kind == "skip":
-            return
+    async def _run(self, claimed: Claimed) -> None:
+        """Start the job: the start script and (for a non-streaming call) the provider call leave together;
+        the call is dropped unless the script says 'run'. A stream waits for the script, so that nothing
+        is published for a job that must not run."""
+        starting = asyncio.ensure_future(self.queue.start(claimed))
+        await asyncio.sleep(0)  # the start script is on its way before the provider call is
         t0 = time.perf_counter()
-        request: LLMRequest | None = None
-        publisher: EventPublisher | None = None
         try:
-            request = decode_request(job.body)
-            if job.kind != "run":
-                await self._not_run(request_id, request, job, t0)
-                return
-            model = self._model(request, job.route)
+            request = decode_request(claimed.body)
+            model = self._model(request, claimed.route)
             if model.provider is not self.provider:
                 raise InvalidRequestError(f"model {model.id!r} is served by {model.provider}, not {self.provider}")
-            if job.rerun:
-                log.warning(
-                    "request_rerun",
-                    request_id=request_id,
-                    trace_id=request.trace_id,
-                    attempts=job.attempts,
-                    reason="its worker died during the provider call; the provider may bill twice",
-                )
-            publisher = EventPublisher(self.queue, request_id) if request.stream else None
-            async with asyncio.timeout(job.deadline_at - time.time() if job.deadline_at else None):
-                response = await (
-                    self._stream(request, model, publisher) if publisher else self.adapter.complete(request, model)
-                )
+        except LLMError as exc:  # a malformed job, or one for another provider: it fails alone, typed
+            job = await starting
+            if job.kind != "skip":
+                await self._end(job, None, exc, t0, None, health=Circuit.NONE)
+            return
+        early = None
+        now = time.time()
+        if not (request.stream or self._limited) and self.paused_until <= now < (claimed.deadline_at or float("inf")):
+            early = asyncio.ensure_future(self._provider_call(request, model, None, claimed.deadline_at))
+        try:
+            job = await starting
+        except BaseException:
+            if early is not None:
+                early.cancel()
+            raise
+        if job.kind != "run":
+            if early is not None:
+                early.cancel()
+                await asyncio.wait([early])
+            if job.kind != "skip":
+                await self._not_run(job, request, t0)
+            return
+        if job.rerun and request.stream:  # its tokens may have reached readers already: not run twice
+            error = WorkerLostError(
+                f"the worker streaming {claimed.request_id!r} died; a stream is not re-run",
+                request_id=claimed.request_id,
+            )
+            await self._end(job, request, error, t0, None, health=Circuit.NONE)
+            return
+        if job.rerun:
+            log.warning(
+                "request_rerun",
+                request_id=claimed.request_id,
+                trace_id=request.trace_id,
+                attempts=job.attempts,
+                reason="its worker died during the provider call; the provider may bill twice",
+            )
+        await self._call_and_end(job, request, model, early, t0)
+
+    async def _provider_call(
+        self, request: LLMRequest, model: ModelInfo, publisher: EventPublisher | None, deadline_at: float
+    ) -> LLMResponse:
+        async with asyncio.timeout(deadline_at - time.time() if deadline_at else None):
+            if publisher is not None:
+                return await self._stream(request, model, publisher)
+            return await self.adapter.complete(request, model)
+
+    async def _call_and_end(
+        self,
+        job: Started,
+        request: LLMRequest,
+        model: ModelInfo,
+        early: asyncio.Future[LLMResponse] | None,
+        t0: float,
+    ) -> None:
+        request_id = job.claimed.request_id
+        publisher = EventPublisher(self.queue, request_id) if request.stream else None
+        try:
+            response = await (early or self._provider_call(request, model, publisher, job.deadline_at))
         except TimeoutError:
             error: LLMError = DeadlineExceededError(
                 f"request {request_id!r} ran out of time during the provider call", request_id=request_id
             )
-            await self._end(request_id, request, error, t0, publisher, health=Circuit.NONE)
+            await self._end(job, request, error, t0, publisher, health=Circuit.NONE)
         except asyncio.CancelledError:
             if request_id not in self._cancelled:
                 raise  # the worker is stopping: the job goes back to the queue
             error = RequestCancelledError(f"request {request_id!r} was cancelled", request_id=request_id)
-            await self._end(request_id, request, error, t0, publisher, health=Circuit.NONE)
+            await self._end(job, request, error, t0, publisher, health=Circuit.NONE)
         except LLMError as exc:
-            await self._failed(request_id, request, job, exc, t0, publisher)
+            await self._failed(job, request, exc, t0, publisher)
         except Exception as exc:  # an adapter bug must still end the request, typed
             log.exception("adapter_failed", request_id=request_id)
             error = ProviderUnavailableError(
                 f"{self.provider} call failed: {type(exc).__name__}", provider=self.provider
             )
-            await self._end(request_id, request, error, t0, publisher, health=Circuit.ERROR)
+            await self._end(job, request, error, t0, publisher, health=Circuit.ERROR)
         else:
             if job.route:
                 response.fallback_from = request.model
-            await self._end(request_id, request, response, t0, publisher, health=Circuit.OK)
+            await self._end(job, request, response, t0, publisher, health=Circuit.OK)
 
-    async def _not_run(self, request_id: str, request: LLMRequest, job: Started, t0: float) -> None:
+    async def _not_run(self, job: Started, request: LLMRequest, t0: float) -> None:
         """The start script said no: the deadline passed, the worker was lost, or the provider must wait."""
+        request_id = job.claimed.request_id
         if job.kind == "wait":  # cooling down, circuit open, or at a rate limit: a fallback now, or later
+            if job.reason in ("cooldown", "circuit"):
+                self.pause_until(time.time() + job.wait_s)
             kind = ProviderUnavailableError if job.reason == "circuit" else RateLimitedError
             error: LLMError = kind(
                 f"{self.provider} {_WAIT_ERRORS[job.reason]}", provider=self.provider, retry_after=job.wait_s
             )
-            await self._later(request_id, request, job, error, t0, None, waiting=True)
+            await self._later(job, request, error, t0, None, waiting=True)
             return
         if job.kind == "expired":
             error = DeadlineExceededError(
@@ -150,28 +212,21 @@ class Executor:
                 "re-running it is off (LLM_RERUN_AFTER_CRASH)",
                 request_id=request_id,
             )
-        await self._end(request_id, request, error, t0, None, health=Circuit.NONE)
+        await self._end(job, request, error, t0, None, health=Circuit.NONE)
 
     async def _failed(
-        self,
-        request_id: str,
-        request: LLMRequest | None,
-        job: Started,
-        error: LLMError,
-        t0: float,
-        publisher: EventPublisher | None,
+        self, job: Started, request: LLMRequest, error: LLMError, t0: float, publisher: EventPublisher | None
     ) -> None:
         health = Circuit.ERROR if isinstance(error, ProviderError) and error.retryable else Circuit.NONE
-        if request is None or not error.retryable or (publisher is not None and publisher.tokens > 0):
-            await self._end(request_id, request, error, t0, publisher, health=health)  # nothing to retry
+        if not error.retryable or (publisher is not None and publisher.tokens > 0):
+            await self._end(job, request, error, t0, publisher, health=health)  # nothing to retry
             return
-        await self._later(request_id, request, job, error, t0, publisher, waiting=False)
+        await self._later(job, request, error, t0, publisher, waiting=False)
 
     async def _later(
         self,
-        request_id: str,
-        request: LLMRequest,
         job: Started,
+        request: LLMRequest,
         error: LLMError,
         t0: float,
         publisher: EventPublisher | None,
@@ -180,6 +235,7 @@ class Executor:
     ) -> None:
         """After a retryable failure (or a provider that must wait): retry on the same model later, move to
         the next fallback model, or fail with `error`. A wait moves to a fallback at once, if there is one."""
+        request_id = job.claimed.request_id
         health = Circuit.NONE if waiting else Circuit.ERROR
         has_fallback = job.route + 1 < len(request.routes)
         retry_after = float(getattr(error, "retry_after", 0) or 0)
@@ -188,7 +244,7 @@ class Executor:
             run_at = time.time() + max(random.uniform(0, cap) if not waiting else 0.0, retry_after)
             if run_at < (job.deadline_at or float("inf")):
                 cooldown = retry_after if isinstance(error, RateLimitedError) and not waiting else 0.0
-                await self.queue.defer(request_id, run_at, health=health, cooldown_s=cooldown, retried=not waiting)
+                await self.queue.defer(job.claimed, run_at, health=health, cooldown_s=cooldown, retried=not waiting)
                 self._schedule(run_at)
                 log.info(
                     "request_retry_later",
@@ -202,7 +258,7 @@ class Executor:
         if has_fallback:
             route = job.route + 1
             target = self._model(request, route).provider
-            await self.queue.reroute(request_id, route, target.value, health=health)
+            await self.queue.reroute(job.claimed, route, target.value, health=health)
             log.info(
                 "request_fallback",
                 request_id=request_id,
@@ -212,7 +268,7 @@ class Executor:
                 error=error.message,
             )
             return
-        await self._end(request_id, request, error, t0, publisher, health=health)
+        await self._end(job, request, error, t0, publisher, health=health)
 
     def _schedule(self, run_at: float) -> None:
         """Wake the promoter when this retry is due (the heartbeat promotes anything missed)."""
@@ -251,7 +307,7 @@ class Executor:
 
     async def _end(
         self,
-        request_id: str,
+        job: Started,
         request: LLMRequest | None,
         outcome: LLMResponse | LLMError,
         t0: float,
@@ -263,6 +319,8 @@ class Executor:
         failed = isinstance(outcome, LLMError)
         encoded = encode_error(outcome) if isinstance(outcome, LLMError) else encode_response(outcome)
         terminal = None
+        if publisher is None and request is not None and request.stream:  # ended before streaming began
+            publisher = EventPublisher(self.queue, job.claimed.request_id, seq=await self.queue.last_seq(job.claimed))
         if publisher is not None:
             await publisher.close()
             if isinstance(outcome, RequestCancelledError):
@@ -273,8 +331,9 @@ class Executor:
                 terminal = publisher.terminal(DoneEvent, response=outcome)
         dead = failed and not isinstance(outcome, RequestCancelledError)
         tokens = 0 if isinstance(outcome, LLMError) else outcome.usage.total_tokens
+        request_id = job.claimed.request_id
         stored = await self.queue.finish(
-            request_id, encoded, health=health, terminal_event=terminal, dead=dead, tokens=tokens
+            job.claimed, encoded, health=health, terminal_event=terminal, dead=dead, tokens=tokens
         )
         self._log(request_id, request, outcome, t0, stored)
 

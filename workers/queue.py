@@ -11,6 +11,7 @@ BLMOVE, start, finish (plus one BLMOVE for a token when the fleet-wide concurren
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass, replace
 from typing import Any, cast
@@ -22,27 +23,29 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from schemas.keys import Keys
 
-__all__ = ["Circuit", "Limits", "Started", "WorkerQueue"]
+__all__ = ["Circuit", "Claimed", "Limits", "Started", "WorkerQueue"]
 
 _STREAM_CAP = 100_000  # events kept per stream (tokens coalesce, so a stream has far fewer)
 _BUCKET_S = 10  # outcomes are counted per 10 s; the circuit looks at the last three buckets
 
-# KEYS: request, claimed, held, slots, cooldown, circuit, rate.  ARGV: id, worker, now, release, rerun ok, rpm, tpm
+# KEYS: request, claimed, held, slots, cooldown, circuit, rate.
+# ARGV: id, worker, now, release, rerun ok, rpm, tpm, element.
+# The job's element (claimed by BLMOVE) carries its body, route and deadline, so the worker starts the
+# provider call while this script runs; the worker drops the call unless this says 'run'.
 _START = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= 'queued' and state ~= 'running' then
-  redis.call('LREM', KEYS[2], -1, ARGV[1])
+  redis.call('LREM', KEYS[2], -1, ARGV[8])
   if ARGV[4] == '1' then redis.call('LMOVE', KEYS[3], KEYS[4], 'LEFT', 'RIGHT') end
-  return {'skip', state or 'missing'}
+  return {'skip', 0, 0, 0}
 end
-local f = redis.call('HMGET', KEYS[1], 'body', 'enqueued_at', 'deadline_at', 'route', 'retries')
-local job = {f[1] or '', 0, f[2] or '0', f[3] or '0', f[4] or '0', f[5] or '0', 0}
+local retries = tonumber(redis.call('HGET', KEYS[1], 'retries') or '0')
 local now = tonumber(ARGV[3])
-local deadline = tonumber(f[3] or '0')
-if deadline > 0 and now >= deadline then return {'expired', unpack(job)} end
+local deadline = tonumber(redis.call('HGET', KEYS[1], 'deadline_at') or '0')
+if deadline > 0 and now >= deadline then return {'expired', 0, retries, 0} end
 local rerun = state == 'running'
-if rerun and ARGV[5] == '0' then return {'lost', unpack(job)} end
-local function wait(ms, reason) return {'wait', job[1], 0, job[3], job[4], job[5], job[6], 0, ms, reason} end
+if rerun and ARGV[5] == '0' then return {'lost', 0, retries, 0} end
+local function wait(ms, reason) return {'wait', 0, retries, 0, ms, reason} end
 local ms = redis.call('PTTL', KEYS[5])
 if ms > 0 then return wait(ms, 'cooldown') end
 ms = redis.call('PTTL', KEYS[6])
@@ -62,37 +65,41 @@ end
 redis.call('HSET', KEYS[1], 'state', 'running', 'worker', ARGV[2], 'claimed_at', ARGV[3], 'upstream_at', ARGV[3])
 if rerun then redis.call('HINCRBY', KEYS[1], 'reruns', 1) end
 local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-return {'run', job[1], attempts, job[3], job[4], job[5], job[6], rerun and 1 or 0}
+return {'run', attempts, retries, rerun and 1 or 0}
 """
 
 # The common start of finish / defer / reroute. KEYS: request, claimed, held, slots, health, circuit.
-# ARGV: id, release, outcome ('ok' | 'err' | ''), bucket, circuit min requests, circuit error rate, open ms.
-# Leaves the claimed list, gives the token back, counts the outcome (opening the circuit when the recent
-# error rate says so), and tells whether the request is still unfinished (a cancel may have ended it).
+# ARGV: id, element, release, outcome ('ok' | 'err' | ''), bucket, circuit min requests, circuit error
+# rate, open ms. Leaves the claimed list, gives the token back, counts the outcome (opening the circuit
+# when the recent error rate says so), and tells whether the request is still unfinished (a cancel may
+# have ended it). The scripts return 1 when they changed the job (0: it had ended already), plus 2 when
+# they opened the circuit.
 _SETTLE = """
+local opened = 0
 local function settle()
-  redis.call('LREM', KEYS[2], -1, ARGV[1])
-  if ARGV[2] == '1' then redis.call('LMOVE', KEYS[3], KEYS[4], 'LEFT', 'RIGHT') end
-  if ARGV[3] ~= '' then
-    local bucket = tonumber(ARGV[4])
-    redis.call('HINCRBY', KEYS[5], ARGV[3] .. ':' .. bucket, 1)
+  redis.call('LREM', KEYS[2], -1, ARGV[2])
+  if ARGV[3] == '1' then redis.call('LMOVE', KEYS[3], KEYS[4], 'LEFT', 'RIGHT') end
+  if ARGV[4] ~= '' then
+    local bucket = tonumber(ARGV[5])
+    redis.call('HINCRBY', KEYS[5], ARGV[4] .. ':' .. bucket, 1)
     redis.call('EXPIRE', KEYS[5], 60)
-    if ARGV[3] == 'err' then
+    if ARGV[4] == 'err' then
       local ok, err = 0, 0
       for b = bucket - 2, bucket do
         ok = ok + tonumber(redis.call('HGET', KEYS[5], 'ok:' .. b) or '0')
         err = err + tonumber(redis.call('HGET', KEYS[5], 'err:' .. b) or '0')
       end
-      if err >= tonumber(ARGV[5]) and err / (ok + err) >= tonumber(ARGV[6]) then
-        redis.call('SET', KEYS[6], 'open', 'PX', ARGV[7])
-        redis.call('SET', KEYS[6] .. ':probation', '1', 'PX', ARGV[7] + 30000)
+      if err >= tonumber(ARGV[6]) and err / (ok + err) >= tonumber(ARGV[7]) then
+        redis.call('SET', KEYS[6], 'open', 'PX', ARGV[8])
+        redis.call('SET', KEYS[6] .. ':probation', '1', 'PX', ARGV[8] + 30000)
         redis.call('DEL', KEYS[5])
+        opened = 1
       end
     end
   end
   return redis.call('HGET', KEYS[1], 'state') ~= 'done'
 end
-if not settle() then return 0 end
+if not settle() then return 2 * opened end
 """
 
 # + KEYS: events, dead, rate.  + ARGV: outcome, now, ttl, terminal event, tokens channel, stream ttl, dead,
@@ -101,29 +108,29 @@ if not settle() then return 0 end
 _FINISH = (
     _SETTLE
     + """
-if tonumber(ARGV[17]) > 0 and tonumber(ARGV[16]) > 0 then
-  local now_ms = tonumber(ARGV[9]) * 1000
+if tonumber(ARGV[18]) > 0 and tonumber(ARGV[17]) > 0 then
+  local now_ms = tonumber(ARGV[10]) * 1000
   local tat = math.max(tonumber(redis.call('HGET', KEYS[9], 'tpm') or '0'), now_ms)
-  redis.call('HSET', KEYS[9], 'tpm', string.format('%.3f', tat + 60000 * tonumber(ARGV[16]) / tonumber(ARGV[17])))
+  redis.call('HSET', KEYS[9], 'tpm', string.format('%.3f', tat + 60000 * tonumber(ARGV[17]) / tonumber(ARGV[18])))
   redis.call('PEXPIRE', KEYS[9], 120000)
 end
-redis.call('HSET', KEYS[1], 'state', 'done', 'result', ARGV[8], 'finished_at', ARGV[9])
-if ARGV[14] == '1' then
-  redis.call('EXPIRE', KEYS[1], ARGV[15])
-  redis.call('ZADD', KEYS[8], ARGV[9], ARGV[1])
+redis.call('HSET', KEYS[1], 'state', 'done', 'result', ARGV[9], 'finished_at', ARGV[10])
+if ARGV[15] == '1' then
+  redis.call('EXPIRE', KEYS[1], ARGV[16])
+  redis.call('ZADD', KEYS[8], ARGV[10], ARGV[1])
 else
-  redis.call('EXPIRE', KEYS[1], ARGV[10])
+  redis.call('EXPIRE', KEYS[1], ARGV[11])
 end
-local message = ARGV[1] .. '\\n' .. ARGV[8]
+local message = ARGV[1] .. '\\n' .. ARGV[9]
 for channel in string.gmatch(redis.call('HGET', KEYS[1], 'reply') or '', '%S+') do
   redis.call('PUBLISH', channel, message)
 end
-if ARGV[11] ~= '' then
-  redis.call('XADD', KEYS[7], '*', 'e', ARGV[11])
-  redis.call('EXPIRE', KEYS[7], ARGV[13])
-  redis.call('PUBLISH', ARGV[12], ARGV[11])
+if ARGV[12] ~= '' then
+  redis.call('XADD', KEYS[7], '*', 'e', ARGV[12])
+  redis.call('EXPIRE', KEYS[7], ARGV[14])
+  redis.call('PUBLISH', ARGV[13], ARGV[12])
 end
-return 1
+return 1 + 2 * opened
 """
 )
 
@@ -131,26 +138,30 @@ return 1
 _DEFER = (
     _SETTLE
     + """
-local cooldown = tonumber(ARGV[9])
+local cooldown = tonumber(ARGV[10])
 if cooldown > 0 and redis.call('PTTL', KEYS[8]) < cooldown then
   redis.call('SET', KEYS[8], '1', 'PX', cooldown)
 end
 redis.call('HSET', KEYS[1], 'state', 'queued')
-if ARGV[10] == '1' then redis.call('HINCRBY', KEYS[1], 'retries', 1) end
-redis.call('ZADD', KEYS[7], ARGV[8], ARGV[1])
-return 1
+if ARGV[11] == '1' then redis.call('HINCRBY', KEYS[1], 'retries', 1) end
+redis.call('ZADD', KEYS[7], ARGV[9], ARGV[2])
+return 1 + 2 * opened
 """
 )
 
-# + KEYS: the fallback provider's queue.  + ARGV: route, provider.
+# + KEYS: the fallback provider's queue.  + ARGV: route, provider.  The job's element names its new route.
 _REROUTE = (
     _SETTLE
     + """
-redis.call('HSET', KEYS[1], 'state', 'queued', 'route', ARGV[8], 'provider', ARGV[9], 'retries', 0)
-redis.call('RPUSH', KEYS[7], ARGV[1])
-return 1
+local f = redis.call('HMGET', KEYS[1], 'deadline_at', 'body')
+local element = ARGV[1] .. '\\n' .. ARGV[9] .. '\\n' .. (f[1] or '0') .. '\\n' .. (f[2] or '')
+redis.call('HSET', KEYS[1], 'state', 'queued', 'route', ARGV[9], 'provider', ARGV[10], 'retries', 0,
+           'element', element)
+redis.call('RPUSH', KEYS[7], element)
+return 1 + 2 * opened
 """
 )
+
 
 # Due retries go to the head of the queue (they have waited already).
 _PROMOTE_DUE = """
@@ -220,21 +231,46 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class Claimed:
+    """A job as it sits on the queue: `{request_id}\\n{route}\\n{deadline_at}\\n{body}`, all a worker needs to
+    start the provider call (the element itself is how the job is found in lists and sets)."""
+
+    element: bytes
+    request_id: str
+    route: int
+    deadline_at: float
+    body: bytes
+
+    @classmethod
+    def parse(cls, element: bytes) -> Claimed:
+        request_id, route, deadline, body = (element.split(b"\n", 3) + [b"", b"", b""])[:4]
+        try:
+            return cls(element, request_id.decode(), int(route or 0), float(deadline or 0), body)
+        except ValueError:  # not one of ours: the body will not decode either, and the job fails typed
+            return cls(element, request_id.decode(errors="replace"), 0, 0.0, body)
+
+
+@dataclass(frozen=True, slots=True)
 class Started:
-    """What the start script decided, with the job. `kind` is 'run' (call the provider), 'wait' (`wait_s`
-    for `reason`: cooldown, circuit, rpm, tpm), 'expired' (its deadline passed), 'lost' (its worker died
-    mid-call and re-runs are off) or 'skip' (done, cancelled or gone: nothing to do)."""
+    """What the start script decided about a claimed job. `kind` is 'run' (call the provider), 'wait'
+    (`wait_s` for `reason`: cooldown, circuit, rpm, tpm), 'expired' (its deadline passed), 'lost' (its
+    worker died mid-call and re-runs are off) or 'skip' (done, cancelled or gone: nothing to do)."""
 
     kind: str
-    body: bytes = b""
+    claimed: Claimed
     attempts: int = 0
-    enqueued_at: float = 0.0
-    deadline_at: float = 0.0
-    route: int = 0
     retries: int = 0
     rerun: bool = False
     wait_s: float = 0.0
     reason: str = ""
+
+    @property
+    def route(self) -> int:
+        return self.claimed.route
+
+    @property
+    def deadline_at(self) -> float:
+        return self.claimed.deadline_at
 
 
 class Circuit:
@@ -312,18 +348,18 @@ class WorkerQueue:
         token = await self.redis.blmove(self.slots_key, self.held_key, timeout_s, "RIGHT", "LEFT")  # type: ignore[arg-type]
         return token is not None
 
-    async def claim(self, timeout_s: float) -> str | None:
-        """Block until a request id is on the queue (or `timeout_s` passes) and take it."""
+    async def claim(self, timeout_s: float) -> Claimed | None:
+        """Block until a job is on the queue (or `timeout_s` passes) and take it."""
         raw = await self.redis.blmove(self.queue_key, self.claimed_key, timeout_s, "RIGHT", "LEFT")  # type: ignore[arg-type]
-        return None if raw is None else cast(bytes, raw).decode()
+        return None if raw is None else Claimed.parse(cast(bytes, raw))
 
-    async def start(self, request_id: str) -> Started:
+    async def start(self, claimed: Claimed) -> Started:
         """Decide whether the job runs now; when it does, record that its provider call starts."""
         p = self.provider
         reply: list[Any] = await self._call(
             self._start,
             keys=[
-                self.keys.request(request_id),
+                self.keys.request(claimed.request_id),
                 self.claimed_key,
                 self.held_key,
                 self.slots_key,
@@ -332,44 +368,34 @@ class WorkerQueue:
                 self.keys.rate(p),
             ],
             args=[
-                request_id,
+                claimed.request_id,
                 self.worker_id,
                 time.time(),
                 self._release_flag,
                 int(self.limits.rerun_after_crash),
                 self.limits.rpm,
                 self.limits.tpm,
+                claimed.element,
             ],
         )
-        kind = reply[0].decode()
-        if kind == "skip":
-            return Started(kind)
-        job = Started(
-            kind,
-            reply[1],
-            int(reply[2]),
-            float(reply[3]),
-            float(reply[4]),
-            int(reply[5]),
-            int(reply[6]),
-            bool(reply[7]),
-        )
-        if kind == "wait":
-            job = replace(job, wait_s=int(reply[8]) / 1000, reason=reply[9].decode())
+        job = Started(reply[0].decode(), claimed, int(reply[1]), int(reply[2]), bool(reply[3]))
+        if job.kind == "wait":
+            job = replace(job, wait_s=int(reply[4]) / 1000, reason=reply[5].decode())
         return job
 
-    def _settle(self, request_id: str, health: str) -> tuple[list[str], list[str | float]]:
+    def _settle(self, claimed: Claimed, health: str) -> tuple[list[str], list[str | float | bytes]]:
         p, limits = self.provider, self.limits
         keys = [
-            self.keys.request(request_id),
+            self.keys.request(claimed.request_id),
             self.claimed_key,
             self.held_key,
             self.slots_key,
             self.keys.health(p),
             self.keys.circuit(p),
         ]
-        args: list[str | float] = [
-            request_id,
+        args: list[str | float | bytes] = [
+            claimed.request_id,
+            claimed.element,
             self._release_flag,
             health,
             int(time.time() // _BUCKET_S),
@@ -381,7 +407,7 @@ class WorkerQueue:
 
     async def finish(
         self,
-        request_id: str,
+        claimed: Claimed,
         outcome: str,
         *,
         health: str = Circuit.NONE,
@@ -391,7 +417,8 @@ class WorkerQueue:
     ) -> bool:
         """Store the outcome and push it to the waiting clients (and, for a stream, its terminal event);
         a request that failed for good is kept as a dead letter. False if it already had an outcome."""
-        keys, args = self._settle(request_id, health)
+        keys, args = self._settle(claimed, health)
+        request_id = claimed.request_id
         keys += [self.keys.events(request_id), self.keys.dead(), self.keys.rate(self.provider)]
         args += [
             outcome,
@@ -405,24 +432,32 @@ class WorkerQueue:
             tokens,
             self.limits.tpm,
         ]
-        return bool(await self._call(self._finish, keys=keys, args=args))
+        return await self._settled(await self._call(self._finish, keys=keys, args=args))
 
     async def defer(
-        self, request_id: str, run_at: float, *, health: str, cooldown_s: float = 0.0, retried: bool = True
+        self, claimed: Claimed, run_at: float, *, health: str, cooldown_s: float = 0.0, retried: bool = True
     ) -> bool:
         """Put the job aside until `run_at` (without holding a concurrency slot); a `cooldown_s` pauses the
         whole provider, for every worker."""
-        keys, args = self._settle(request_id, health)
+        keys, args = self._settle(claimed, health)
         keys += [self.keys.delayed(self.provider), self.keys.cooldown(self.provider)]
         args += [run_at, int(cooldown_s * 1000), int(retried)]
-        return bool(await self._call(self._defer, keys=keys, args=args))
+        return await self._settled(await self._call(self._defer, keys=keys, args=args), cooldown_s)
 
-    async def reroute(self, request_id: str, route: int, provider: str, *, health: str) -> bool:
+    async def reroute(self, claimed: Claimed, route: int, provider: str, *, health: str) -> bool:
         """Move the job to a fallback model's provider queue (same request_id, same trace)."""
-        keys, args = self._settle(request_id, health)
+        keys, args = self._settle(claimed, health)
         keys.append(self.keys.queue(provider))
         args += [route, provider]
-        return bool(await self._call(self._reroute, keys=keys, args=args))
+        return await self._settled(await self._call(self._reroute, keys=keys, args=args))
+
+    async def _settled(self, reply: int, cooldown_s: float = 0.0) -> bool:
+        """Tell the provider's workers to pause when this opened its circuit or set a cooldown, so that none
+        of them starts a call it would have to drop; True when the job was changed."""
+        pause_s = max(cooldown_s, self.limits.circuit_open_s if reply & 2 else 0.0)
+        if pause_s:
+            await self.redis.publish(self.keys.control(self.provider), f"pause {time.time() + pause_s:.3f}")
+        return bool(reply & 1)
 
     async def promote(self) -> float | None:
         """Queue the retries that are due; return when the next one is (unix seconds), if any."""
@@ -441,6 +476,11 @@ class WorkerQueue:
                 pipe.expire(events_key, self.stream_ttl_s)
             pipe.publish(self.keys.tokens(request_id), event)
             await pipe.execute()
+
+    async def last_seq(self, claimed: Claimed) -> int:
+        """The sequence number of a stream's last kept event (0: none yet)."""
+        last = await self.redis.xrevrange(self.keys.events(claimed.request_id), count=1)
+        return int(json.loads(last[0][1][b"e"])["seq"]) if last else 0
 
     async def heartbeat(self, dead_after_s: float) -> list[str]:
         """Say this worker is alive and queue the retries that are due; return the ids of workers presumed dead."""

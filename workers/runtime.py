@@ -31,7 +31,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from schemas.catalog import Provider
 from workers.jobs import Executor
 from workers.providers import build_adapter
-from workers.queue import Limits, WorkerQueue
+from workers.queue import Claimed, Limits, WorkerQueue
 from workers.settings import WorkerSettings
 
 __all__ = ["FleetWorker", "run_worker"]
@@ -40,6 +40,7 @@ log = structlog.get_logger("llm_fleet.worker")
 
 _DEAD_AFTER_BEATS = 5
 _RETRY_CLAIM_S = 0.2
+_ARQ_HEALTH_S = 30.0  # arq's own health-check key; our heartbeat is the liveness signal
 _REDIS_RETRIES = 20  # with backoff capped at 1 s: rides out a Redis restart of ~15 s
 
 
@@ -83,7 +84,7 @@ class FleetWorker(Worker):
             functions=[func(self._run_request, name="llm_request", timeout=settings.provider_timeout_s + 5)],
             queue_name=f"{keys.prefix}:arq:{self.worker_id}",  # arq's own ZSET, never used: our queue is a LIST
             health_check_key=f"{keys.prefix}:arq-health:{self.worker_id}",
-            health_check_interval=settings.heartbeat_s,
+            health_check_interval=max(settings.heartbeat_s, _ARQ_HEALTH_S),
             redis_pool=self.redis,
             max_jobs=settings.concurrency,
             job_completion_wait=settings.shutdown_grace_s,
@@ -97,11 +98,12 @@ class FleetWorker(Worker):
         await self.executor.adapter.open()
         await self.queue.size_slots()
         await self._beat()
-        cancels = self.redis.pubsub(ignore_subscribe_messages=True)
-        await cancels.subscribe(self.settings.keys.cancel(self.provider.value))
+        control = self.redis.pubsub(ignore_subscribe_messages=True)
+        await control.subscribe(self.settings.keys.control(self.provider.value))
+        await self.executor.learn_pauses()
         self._background = [
             asyncio.create_task(self._beat_forever(), name="heartbeat"),
-            asyncio.create_task(self._follow_cancels(cancels), name="cancels"),
+            asyncio.create_task(self._follow_control(control), name="control"),
             asyncio.create_task(self._promote_retries(self.executor), name="retries"),
         ]
         log.info(
@@ -133,18 +135,22 @@ class FleetWorker(Worker):
             except Exception:  # Redis away: keep beating; the next beat will tell
                 log.warning("heartbeat_failed", worker_id=self.worker_id, exc_info=True)
 
-    async def _follow_cancels(self, cancels: PubSub) -> None:
-        """Stop the requests callers cancel, if they run here (every worker of the provider hears it)."""
+    async def _follow_control(self, control: PubSub) -> None:
+        """Every worker of the provider hears: `cancel ID` (stop it if it runs here) and `pause UNTIL` (a
+        cooldown or an open circuit: start no call before then)."""
         while True:
             try:
-                message = await cancels.get_message(timeout=None)
+                message = await control.get_message(timeout=None)
             except (RedisError, OSError):
                 await asyncio.sleep(_RETRY_CLAIM_S)  # redis-py reconnects and resubscribes on the next read
                 continue
-            if message is not None and self.executor is not None:
-                request_id = message["data"].decode()
-                if self.executor.cancel(request_id):
-                    log.info("request_cancelling", request_id=request_id)
+            if message is None or self.executor is None:
+                continue
+            verb, _, arg = message["data"].decode().partition(" ")
+            if verb == "pause":
+                self.executor.pause_until(float(arg))
+            elif verb == "cancel" and self.executor.cancel(arg):
+                log.info("request_cancelling", request_id=arg)
 
     async def _promote_retries(self, executor: Executor) -> None:
         """Queue deferred retries when they are due (this worker's, as it schedules them; the heartbeat
@@ -169,28 +175,34 @@ class FleetWorker(Worker):
             await asyncio.sleep(0.05)
             return
         await self.sem.acquire()
-        request_id = None
+        claimed = None
         try:
             if not self._holding_slot:  # a fleet-wide concurrency token first (always granted when unlimited)
                 self._holding_slot = await self.queue.acquire_slot(timeout_s=self.settings.heartbeat_s)
             if self._holding_slot:
-                request_id = await self.queue.claim(timeout_s=self.settings.heartbeat_s)
+                claimed = await self.queue.claim(timeout_s=self.settings.heartbeat_s)
         except (RedisError, OSError) as exc:
             log.warning("claim_failed", worker_id=self.worker_id, error=str(exc))
             await asyncio.sleep(_RETRY_CLAIM_S)
-        if request_id is None or not self.allow_pick_jobs:  # one claimed now stays in our list: requeued at exit
+        if claimed is None or not self.allow_pick_jobs:  # one claimed now stays in our list: requeued at exit
             self.sem.release()
         else:
             self._holding_slot = False  # the token is the job's now: its end gives it back
-            self._launch(request_id)
+            self._launch(claimed)
+            await asyncio.sleep(0)  # let the job send its start script before we block on the queue again
         await self.heart_beat()
 
-    def _launch(self, request_id: str) -> None:
+    def _launch(self, claimed: Claimed) -> None:
         self.job_counter += 1
+        task = asyncio.create_task(self._timed(claimed))
+        self.tasks[claimed.request_id] = task
+        task.add_done_callback(functools.partial(self._job_done, claimed.request_id))
+
+    async def _timed(self, claimed: Claimed) -> None:
+        """The job function, under arq's job timeout (a backstop: the request's own deadline comes first)."""
         function = self.functions["llm_request"]
-        task = asyncio.create_task(asyncio.wait_for(function.coroutine(self.ctx, request_id), function.timeout_s))
-        self.tasks[request_id] = task
-        task.add_done_callback(functools.partial(self._job_done, request_id))
+        async with asyncio.timeout(function.timeout_s):
+            await function.coroutine(self.ctx, claimed)
 
     def _job_done(self, request_id: str, task: asyncio.Task[None]) -> None:
         self._release_sem_dec_counter_on_complete()

@@ -16,12 +16,12 @@ __all__ = ["EventPublisher"]
 
 
 class EventPublisher:
-    def __init__(self, queue: WorkerQueue, request_id: str) -> None:
+    def __init__(self, queue: WorkerQueue, request_id: str, *, seq: int = 0) -> None:
         self._queue = queue
         self._request_id = request_id
         self._pending: list[str] = []
         self._flushing: asyncio.Task[None] | None = None
-        self.seq = 0
+        self.seq = seq
         self.tokens = 0
 
     def delta(self, text: str) -> None:

@@ -137,11 +137,12 @@ async def test_a_malformed_job_fails_alone_and_the_worker_keeps_serving(
     redis = Redis.from_url(fleet_settings.redis_url)
     try:
         for bad_id, body in (("bad-json", "{not json"), ("bad-request", json.dumps({"model": "gpt-4.1-mini"}))):
+            element = f"{bad_id}\n0\n0\n{body}"
             await redis.hset(
                 keys.request(bad_id),
-                mapping={"body": body, "digest": "x", "provider": "openai", "state": "queued", "reply": ""},
+                mapping={"body": body, "digest": "x", "provider": "openai", "state": "queued", "element": element},
             )
-            await redis.lpush(keys.queue("openai"), bad_id)
+            await redis.lpush(keys.queue("openai"), element)
         for bad_id in ("bad-json", "bad-request"):
             with pytest.raises(MalformedJobError, match="not a valid request"):
                 await client.result(bad_id, timeout=20)

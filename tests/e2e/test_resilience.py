@@ -138,12 +138,14 @@ async def test_fallback_after_retries_and_during_cooldown(fleet: Fleet, emulator
         assert response.request_id == failing.request_id and response.trace_id == failing.trace_id
         calls = await requests_for(emulator_url, failing.trace_id)
         assert [c["provider"] for c in calls] == ["anthropic", "anthropic", "gemini"]
-        redis = Redis.from_url(settings.redis_url)
-        await redis.set(settings.keys.cooldown("anthropic"), "1", px=5000)
-        await redis.aclose()
+        limited = _request("claude-haiku-4-5", f"{uuid.uuid4()} [[fault=429]] [[retry_after=3]] [[fail_times=1]]")
+        retried = asyncio.create_task(client.complete(limited, timeout=20))  # its 429 cools anthropic down
+        await wait_for_calls(emulator_url, limited.trace_id)
+        await asyncio.sleep(0.1)
         cooled = _request("claude-haiku-4-5", "anthropic is cooling down", fallbacks=["gemini-2.5-flash"])
         assert (await client.complete(cooled, timeout=20)).provider is Provider.GEMINI
         assert [c["provider"] for c in await requests_for(emulator_url, cooled.trace_id)] == ["gemini"]
+        assert (await retried).provider is Provider.ANTHROPIC  # retried on anthropic once its cooldown ended
 
 
 async def test_circuit_opens_and_is_visible(fleet: Fleet) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -18,7 +19,7 @@ from schemas.request import LLMRequest
 from schemas.response import LLMResponse, Usage
 from schemas.settings import FleetSettings
 from tests.servers import RedisServer
-from workers.queue import WorkerQueue
+from workers.queue import Claimed, WorkerQueue
 
 
 @pytest.fixture
@@ -61,13 +62,14 @@ def _response(request: LLMRequest, content: str = "hello") -> LLMResponse:
 
 
 async def _serve_one(queue: WorkerQueue, content: str = "hello") -> str:
-    request_id = await queue.claim(timeout_s=5)
-    assert request_id is not None
-    started = await queue.start(request_id)
+    claimed = await queue.claim(timeout_s=5)
+    assert claimed is not None
+    started = await queue.start(claimed)
     assert started.kind == "run"
-    request = LLMRequest.model_validate_json(started.body)
-    await queue.finish(request_id, encode_response(_response(request, content)))
-    return request_id
+    request = LLMRequest.model_validate_json(claimed.body)
+    assert claimed.request_id == request.request_id and claimed.deadline_at > time.time()
+    await queue.finish(claimed, encode_response(_response(request, content)))
+    return claimed.request_id
 
 
 async def test_submit_claim_finish_wakes_the_caller(
@@ -92,7 +94,8 @@ async def test_submit_returns_at_once_and_result_waits(
 ) -> None:
     request = _request()
     assert await fleet_client.submit(request) == request.request_id
-    assert await redis.lrange(settings.keys.queue("openai"), 0, -1) == [request.request_id.encode()]
+    [element] = await redis.lrange(settings.keys.queue("openai"), 0, -1)
+    assert Claimed.parse(element).request_id == request.request_id  # the job itself is on the queue
     waiting = asyncio.create_task(fleet_client.result(request.request_id, timeout=5))
     await asyncio.sleep(0.05)
     assert not waiting.done()
@@ -160,9 +163,9 @@ async def test_error_outcome_reaches_the_caller_typed(
     queue = _queue(redis, settings.keys)
     request = _request()
     waiting = asyncio.create_task(fleet_client.complete(request, timeout=5))
-    request_id = await queue.claim(timeout_s=5)
-    assert request_id and (await queue.start(request_id)).kind == "run"
-    await queue.finish(request_id, encode_error(RateLimitedError("slow down", provider="openai", retry_after=3.0)))
+    claimed = await queue.claim(timeout_s=5)
+    assert claimed and (await queue.start(claimed)).kind == "run"
+    await queue.finish(claimed, encode_error(RateLimitedError("slow down", provider="openai", retry_after=3.0)))
     with pytest.raises(RateLimitedError) as caught:
         await waiting
     assert caught.value.retry_after == 3.0 and caught.value.retryable
@@ -173,9 +176,10 @@ async def test_a_request_gets_one_result_only(redis: Redis, settings: FleetSetti
     request = _request()
     await fleet_client.submit(request)
     await _serve_one(queue, "first")
-    assert not await queue.finish(request.request_id, encode_response(_response(request, "second")))
+    again = Claimed.parse(await redis.hget(settings.keys.request(request.request_id), "element"))
+    assert not await queue.finish(again, encode_response(_response(request, "second")))
     assert (await fleet_client.result(request.request_id, timeout=1)).content == "first"
-    assert (await queue.start(request.request_id)).kind == "skip"  # a done request never runs again
+    assert (await queue.start(again)).kind == "skip"  # a done request never runs again
 
 
 async def test_a_dead_workers_jobs_go_back_to_the_queue(
@@ -185,8 +189,9 @@ async def test_a_dead_workers_jobs_go_back_to_the_queue(
     request = _request()
     await fleet_client.submit(request)
     await dead.heartbeat(dead_after_s=10)
-    assert await dead.claim(timeout_s=1) == request.request_id
-    assert (await dead.start(request.request_id)).kind == "run"  # the provider call started, then the worker died
+    claimed = await dead.claim(timeout_s=1)
+    assert claimed is not None and claimed.request_id == request.request_id
+    assert (await dead.start(claimed)).kind == "run"  # the provider call started, then the worker died
     await redis.zadd(settings.keys.workers("openai"), {"dead": 1.0})  # its last beat, long ago
     assert await alive.heartbeat(dead_after_s=10) == ["dead"]
     assert await alive.release("dead") == 1
@@ -200,8 +205,9 @@ async def test_a_dead_workers_jobs_go_back_to_the_queue(
 async def test_a_queued_id_without_a_job_is_skipped(redis: Redis, settings: FleetSettings) -> None:
     queue = _queue(redis, settings.keys)
     await redis.lpush(settings.keys.queue("openai"), "ghost")
-    assert await queue.claim(timeout_s=1) == "ghost"
-    assert (await queue.start("ghost")).kind == "skip"
+    claimed = await queue.claim(timeout_s=1)
+    assert claimed is not None and claimed.request_id == "ghost"
+    assert (await queue.start(claimed)).kind == "skip"
     assert await redis.llen(queue.claimed_key) == 0
 
 

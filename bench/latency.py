@@ -1,0 +1,184 @@
+"""Added latency and cost of the fleet: `LLMClient.complete()` through Redis and a worker process, against
+a direct SDK call from one process to the same emulator with the same transport, in one run, interleaved.
+
+    python -m bench latency [--providers openai,anthropic,gemini] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from bench.harness import Clock, Fleet, delta, fleet, median, pct, redis_counters
+from producer import LLMClient
+from schemas.catalog import Provider, resolve_model
+from schemas.request import LLMRequest
+from workers.providers import build_adapter
+from workers.settings import WorkerSettings
+
+MODELS = {Provider.OPENAI: "gpt-4.1-mini", Provider.ANTHROPIC: "claude-haiku-4-5", Provider.GEMINI: "gemini-2.5-flash"}
+
+
+@dataclass(frozen=True)
+class Load:
+    name: str
+    in_flight: int
+    latency_ms: int
+    requests: int
+
+
+LOADS = {
+    "single": Load("1 in flight, 50 ms provider latency", 1, 50, 200),
+    "hundred": Load("100 in flight, 1 s provider latency", 100, 1000, 1500),
+}
+
+
+@dataclass
+class Run:
+    mode: str
+    provider: str
+    load: str
+    p50_ms: float
+    p99_ms: float
+    rate: float
+    cpu_ms_per_req: float
+    cpu_parts: dict[str, float]
+    redis_cmds_per_req: float
+    redis_calls_per_req: dict[str, float]
+    redis_bytes_per_req: float
+
+
+async def closed_loop(call: Callable[[int], Awaitable[object]], in_flight: int, total: int) -> list[float]:
+    """`in_flight` callers, each sending its next request when the last one returns; latencies in ms."""
+    latencies: list[float] = []
+    counter = iter(range(total))
+
+    async def caller() -> None:
+        for i in counter:
+            t0 = time.perf_counter()
+            await call(i)
+            latencies.append((time.perf_counter() - t0) * 1000)
+
+    await asyncio.gather(*(caller() for _ in range(in_flight)))
+    return latencies
+
+
+def _request(provider: Provider, load: Load, i: int) -> LLMRequest:
+    return LLMRequest(
+        model=MODELS[provider],
+        max_tokens=64,
+        messages=[{"role": "user", "content": f"request {i} [[latency_ms={load.latency_ms}]]"}],
+    )
+
+
+async def measure(
+    f: Fleet, provider: Provider, load: Load, client: LLMClient, direct_settings: WorkerSettings, rounds: int
+) -> list[Run]:
+    adapter = build_adapter(provider, direct_settings)
+    await adapter.open()
+    model = resolve_model(MODELS[provider])
+    calls: dict[str, Callable[[int], Awaitable[object]]] = {
+        "direct": lambda i: adapter.complete(_request(provider, load, i), model),
+        "fleet": lambda i: client.complete(_request(provider, load, i), timeout=60),
+    }
+    for call in calls.values():  # warm both paths: connections, pools, scripts
+        await closed_loop(call, min(load.in_flight, 20), 40)
+    runs = []
+    me = os.getpid()
+    for _ in range(rounds):
+        for mode, call in calls.items():
+            pids = [me] if mode == "direct" else [me, *f.pids(provider)]
+            before = await redis_counters(f.redis.url)
+            clock = Clock(pids)
+            latencies = await closed_loop(call, load.in_flight, load.requests)
+            wall, cpu = clock.stop()
+            redis = delta(await redis_counters(f.redis.url), before)
+            n = len(latencies)
+            parts = {"caller" if pid == me else "worker": s * 1000 / n for pid, s in cpu.items()}
+            if mode == "fleet":
+                parts["redis"] = redis.get("cpu_s", 0.0) * 1000 / n
+            calls_by_name = {k: round(v / n, 2) for k, v in redis.items() if k not in ("cpu_s", "net_in", "net_out")}
+            runs.append(
+                Run(
+                    mode,
+                    provider.value,
+                    load.name,
+                    round(pct(latencies, 50), 2),
+                    round(pct(latencies, 99), 2),
+                    round(n / wall, 1),
+                    round(sum(parts.values()), 3),
+                    {k: round(v, 3) for k, v in parts.items()},
+                    round(sum(calls_by_name.values()), 2) if mode == "fleet" else 0.0,
+                    calls_by_name if mode == "fleet" else {},
+                    round((redis.get("net_in", 0) + redis.get("net_out", 0)) / n) if mode == "fleet" else 0.0,
+                )
+            )
+    await adapter.aclose()
+    return runs
+
+
+def report(runs: list[Run]) -> str:
+    lines = [
+        (
+            "| provider | load | direct p50 / p99 ms | fleet p50 / p99 ms | **added p50 / p99 ms** | req/s | "
+            "CPU ms/req direct | CPU ms/req fleet (caller + worker + redis) | Redis cmds/req |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    keys = sorted({(r.provider, r.load) for r in runs}, key=lambda k: (k[1], k[0]))
+    for provider, load in keys:
+        direct = [r for r in runs if (r.provider, r.load, r.mode) == (provider, load, "direct")]
+        fleet_ = [r for r in runs if (r.provider, r.load, r.mode) == (provider, load, "fleet")]
+        added50 = median([f.p50_ms - d.p50_ms for f, d in zip(fleet_, direct, strict=True)])
+        added99 = median([f.p99_ms - d.p99_ms for f, d in zip(fleet_, direct, strict=True)])
+        parts = {k: median([r.cpu_parts[k] for r in fleet_]) for k in fleet_[0].cpu_parts}
+        lines.append(
+            f"| {provider} | {load} | {median([r.p50_ms for r in direct]):.2f} / {median([r.p99_ms for r in direct]):.2f}"
+            f" | {median([r.p50_ms for r in fleet_]):.2f} / {median([r.p99_ms for r in fleet_]):.2f}"
+            f" | **{added50:.2f} / {added99:.2f}** | {median([r.rate for r in fleet_]):.0f}"
+            f" | {median([r.cpu_ms_per_req for r in direct]):.3f}"
+            f" | {sum(parts.values()):.3f} ({' + '.join(f'{v:.3f}' for v in parts.values())})"
+            f" | {median([r.redis_cmds_per_req for r in fleet_]):.1f} |"
+        )
+    return "\n".join(lines)
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    providers = [Provider(p) for p in args.providers.split(",")]
+    all_runs: list[Run] = []
+    async with fleet() as f:
+        direct_settings = WorkerSettings(**{k: v for k, v in f.worker_env().items()})  # type: ignore[arg-type]
+        for provider in providers:
+            await f.add_workers(provider)
+        async with LLMClient(settings=f.settings) as client:
+            for load_name in args.loads.split(","):
+                for provider in providers:
+                    runs = await measure(f, provider, LOADS[load_name], client, direct_settings, args.rounds)
+                    all_runs += runs
+                    sys.stderr.write(f"done: {provider.value} {load_name}\n")
+    out = Path("bench/results")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"latency-{int(time.time())}.json").write_text(json.dumps([asdict(r) for r in all_runs], indent=1))
+    sys.stdout.write(report(all_runs) + "\n\n")
+    for r in all_runs:
+        if r.mode == "fleet":
+            sys.stdout.write(
+                f"{r.provider} {r.load}: redis calls/req {r.redis_calls_per_req}, "
+                f"bytes/req {r.redis_bytes_per_req:.0f}\n"
+            )
+            break
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench latency")
+    parser.add_argument("--providers", default="openai,anthropic,gemini")
+    parser.add_argument("--loads", default="single,hundred")
+    parser.add_argument("--rounds", type=int, default=3)
+    asyncio.run(main_async(parser.parse_args(argv)))
