@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-NAMES = ("latency",)
+NAMES = ("latency", "stream", "chaos", "abstraction", "footprint")
 
 
 def main() -> None:

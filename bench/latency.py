@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -55,12 +56,17 @@ class Run:
     redis_bytes_per_req: float
 
 
-async def closed_loop(call: Callable[[int], Awaitable[object]], in_flight: int, total: int) -> list[float]:
-    """`in_flight` callers, each sending its next request when the last one returns; latencies in ms."""
+async def closed_loop(
+    call: Callable[[int], Awaitable[object]], in_flight: int, total: int, spread_s: float = 0.0
+) -> list[float]:
+    """`in_flight` callers, each sending its next request when the last one returns; latencies in ms.
+    Callers start at random moments over `spread_s` (one provider latency), so that requests arrive at a
+    steady rate (Little's law: rate = in flight / latency) instead of in synchronized bursts."""
     latencies: list[float] = []
     counter = iter(range(total))
 
     async def caller() -> None:
+        await asyncio.sleep(random.uniform(0, spread_s))
         for i in counter:
             t0 = time.perf_counter()
             await call(i)
@@ -97,7 +103,7 @@ async def measure(
             pids = [me] if mode == "direct" else [me, *f.pids(provider)]
             before = await redis_counters(f.redis.url)
             clock = Clock(pids)
-            latencies = await closed_loop(call, load.in_flight, load.requests)
+            latencies = await closed_loop(call, load.in_flight, load.requests, load.latency_ms / 1000)
             wall, cpu = clock.stop()
             redis = delta(await redis_counters(f.redis.url), before)
             n = len(latencies)

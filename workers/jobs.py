@@ -118,11 +118,28 @@ class Executor:
         if not (request.stream or self._limited) and self.paused_until <= now < (claimed.deadline_at or float("inf")):
             early = asyncio.ensure_future(self._provider_call(request, model, None, claimed.deadline_at))
         try:
-            job = await starting
-        except BaseException:
+            job = await asyncio.shield(starting)
+        except asyncio.CancelledError:
             if early is not None:
                 early.cancel()
-            raise
+            if claimed.request_id not in self._cancelled:
+                raise  # the worker is stopping: the job goes back to the queue
+            job = await starting  # cancelled by its caller before the start script answered
+            if job.kind != "skip":
+                cancelled = RequestCancelledError(f"request {claimed.request_id!r} was cancelled")
+                await self._end(job, request, cancelled, t0, None, health=Circuit.NONE)
+            return
+        await self._started(job, request, model, early, t0)
+
+    async def _started(
+        self,
+        job: Started,
+        request: LLMRequest,
+        model: ModelInfo,
+        early: asyncio.Future[LLMResponse] | None,
+        t0: float,
+    ) -> None:
+        """The start script answered: run (or keep running) the call, or drop it and say why."""
         if job.kind != "run":
             if early is not None:
                 early.cancel()
@@ -130,17 +147,17 @@ class Executor:
             if job.kind != "skip":
                 await self._not_run(job, request, t0)
             return
+        request_id = job.claimed.request_id
         if job.rerun and request.stream:  # its tokens may have reached readers already: not run twice
             error = WorkerLostError(
-                f"the worker streaming {claimed.request_id!r} died; a stream is not re-run",
-                request_id=claimed.request_id,
+                f"the worker streaming {request_id!r} died; a stream is not re-run", request_id=request_id
             )
             await self._end(job, request, error, t0, None, health=Circuit.NONE)
             return
         if job.rerun:
             log.warning(
                 "request_rerun",
-                request_id=claimed.request_id,
+                request_id=request_id,
                 trace_id=request.trace_id,
                 attempts=job.attempts,
                 reason="its worker died during the provider call; the provider may bill twice",
@@ -164,7 +181,9 @@ class Executor:
         t0: float,
     ) -> None:
         request_id = job.claimed.request_id
-        publisher = EventPublisher(self.queue, request_id) if request.stream else None
+        publisher = (
+            EventPublisher(self.queue, request_id, coalesce=self.settings.stream_coalesce) if request.stream else None
+        )
         try:
             response = await (early or self._provider_call(request, model, publisher, job.deadline_at))
         except TimeoutError:

@@ -43,6 +43,8 @@ class WorkerSettings(FleetSettings):
     first_token_timeout_s: float = Field(30.0, alias="LLM_STREAM_FIRST_TOKEN_TIMEOUT", gt=0)
     idle_timeout_s: float = Field(30.0, alias="LLM_STREAM_IDLE_TIMEOUT", gt=0)
     """A stream fails (retryably, if nothing was sent yet) when its first token, or the next one, is this late."""
+    stream_coalesce: bool = Field(True, alias="LLM_STREAM_COALESCE")
+    """Tokens that arrive while a publish is in flight leave together as one event (off: one event each)."""
     rerun_after_crash: bool = Field(True, alias="LLM_RERUN_AFTER_CRASH")
     """When a worker dies mid-call, run the request again (the provider may bill twice; it is recorded as a
     rerun) or fail it with WorkerLostError."""

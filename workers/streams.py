@@ -16,7 +16,8 @@ __all__ = ["EventPublisher"]
 
 
 class EventPublisher:
-    def __init__(self, queue: WorkerQueue, request_id: str, *, seq: int = 0) -> None:
+    def __init__(self, queue: WorkerQueue, request_id: str, *, seq: int = 0, coalesce: bool = True) -> None:
+        self._coalesce = coalesce
         self._queue = queue
         self._request_id = request_id
         self._pending: list[str] = []
@@ -35,8 +36,11 @@ class EventPublisher:
 
     async def _flush(self) -> None:
         while self._pending:
-            text = "".join(self._pending)
-            self._pending.clear()
+            if self._coalesce:
+                text = "".join(self._pending)
+                self._pending.clear()
+            else:
+                text = self._pending.pop(0)
             self.seq += 1
             event = DeltaEvent(seq=self.seq, text=text).model_dump_json()
             await self._queue.publish(self._request_id, event, first=self.seq == 1)

@@ -1,0 +1,191 @@
+"""Streaming through the fleet against direct SDK streaming, one provider at a time, in one run:
+time to first token added (at 1 and 20 concurrent streams), then 100 concurrent streams at 50 tokens/s
+each: every token delivered once and in order, and what the relay costs per token, with and without
+coalescing.
+
+    python -m bench stream [--providers openai,anthropic,gemini] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+from bench.harness import Clock, Fleet, delta, fleet, median, pct, redis_counters
+from producer import LLMClient
+from schemas.catalog import Provider, resolve_model
+from schemas.request import LLMRequest
+from workers.providers import build_adapter
+from workers.settings import WorkerSettings
+
+MODELS = {Provider.OPENAI: "gpt-4.1-mini", Provider.ANTHROPIC: "claude-haiku-4-5", Provider.GEMINI: "gemini-2.5-flash"}
+
+
+@dataclass
+class Relay:
+    provider: str
+    coalesce: bool
+    streams: int
+    tokens: int
+    lost_or_disordered: int
+    events: int
+    cpu_us_per_token: dict[str, float]
+    redis_cmds_per_token: float
+    redis_bytes_per_token: float
+
+
+def _request(provider: Provider, text: str) -> LLMRequest:
+    return LLMRequest(model=MODELS[provider], messages=[{"role": "user", "content": text}], stream=True, max_tokens=500)
+
+
+async def ttft(f: Fleet, provider: Provider, concurrency: int, rounds: int, per_run: int) -> dict[str, list[float]]:
+    """First-token latency, fleet and direct, interleaved; the emulator answers after 20 ms."""
+    adapter = build_adapter(provider, WorkerSettings(**f.worker_env()))  # type: ignore[arg-type]
+    await adapter.open()
+    model = resolve_model(MODELS[provider])
+    prompt = "ttft [[latency_ms=20]] [[tokens=5]]"
+
+    async def direct() -> float:
+        t0 = time.perf_counter()
+        chunks = adapter.stream(_request(provider, prompt), model)
+        first = None
+        async for item in chunks:
+            if first is None and isinstance(item, str):
+                first = time.perf_counter() - t0
+        return (first or 0.0) * 1000
+
+    async def through_fleet(client: LLMClient) -> float:
+        t0 = time.perf_counter()
+        first = None
+        async for event in client.events(_request(provider, prompt), timeout=30):
+            if first is None and event.type == "delta":
+                first = time.perf_counter() - t0
+        return (first or 0.0) * 1000
+
+    results: dict[str, list[float]] = {"direct_p50": [], "direct_p99": [], "fleet_p50": [], "fleet_p99": []}
+    async with LLMClient(settings=f.settings) as client:
+        runners = {"direct": direct, "fleet": lambda: through_fleet(client)}
+        for run in runners.values():  # warm up
+            await asyncio.gather(*(run() for _ in range(concurrency)))
+        for _ in range(rounds):
+            for mode, run in runners.items():
+                samples: list[float] = []
+                for _ in range(per_run // concurrency):
+                    samples += await asyncio.gather(*(run() for _ in range(concurrency)))
+                results[f"{mode}_p50"].append(pct(samples, 50))
+                results[f"{mode}_p99"].append(pct(samples, 99))
+    await adapter.aclose()
+    return results
+
+
+async def relay(f: Fleet, provider: Provider, coalesce: bool, streams: int, tokens: int) -> Relay:
+    """`streams` concurrent streams of `tokens` tokens at 50 tokens/s; checks every token, counts the cost."""
+    await f.stop_workers()
+    [worker] = await f.add_workers(provider, LLM_STREAM_COALESCE=str(coalesce).lower())
+    prompt = f"relay [[tokens={tokens}]] [[tokens_per_s=50]]"
+    me = os.getpid()
+    async with LLMClient(settings=f.settings) as client:
+
+        async def one() -> tuple[int, int, int]:
+            events = [e async for e in client.events(_request(provider, prompt), timeout=60)]
+            *deltas, done = events
+            text = "".join(e.text for e in deltas if e.type == "delta")
+            ok = (
+                done.type == "done"
+                and text == done.response.content
+                and [e.seq for e in events] == list(range(1, len(events) + 1))
+                and done.response.usage.completion_tokens == tokens
+            )
+            return (0 if ok else 1), len(events), tokens
+
+        await asyncio.gather(*(one() for _ in range(10)))  # warm up
+        before = await redis_counters(f.redis.url)
+        clock = Clock([me, worker.proc.pid])
+        results = await asyncio.gather(*(one() for _ in range(streams)))
+        _, cpu = clock.stop()
+        redis = delta(await redis_counters(f.redis.url), before)
+    total = sum(r[2] for r in results)
+    cmds = sum(v for k, v in redis.items() if k not in ("cpu_s", "net_in", "net_out"))
+    return Relay(
+        provider.value,
+        coalesce,
+        streams,
+        total,
+        sum(r[0] for r in results),
+        sum(r[1] for r in results),
+        {
+            "client": cpu[me] * 1e6 / total,
+            "worker": cpu[worker.proc.pid] * 1e6 / total,
+            "redis": redis.get("cpu_s", 0.0) * 1e6 / total,
+        },
+        cmds / total,
+        (redis.get("net_in", 0) + redis.get("net_out", 0)) / total,
+    )
+
+
+async def direct_stream_cpu(f: Fleet, provider: Provider, streams: int, tokens: int) -> float:
+    """The SDK alone: CPU µs per token for the same streams, read in one process."""
+    adapter = build_adapter(provider, WorkerSettings(**f.worker_env()))  # type: ignore[arg-type]
+    await adapter.open()
+    model = resolve_model(MODELS[provider])
+    prompt = f"relay [[tokens={tokens}]] [[tokens_per_s=50]]"
+
+    async def one() -> None:
+        async for _ in adapter.stream(_request(provider, prompt), model):
+            pass
+
+    await asyncio.gather(*(one() for _ in range(10)))
+    clock = Clock([os.getpid()])
+    await asyncio.gather(*(one() for _ in range(streams)))
+    _, cpu = clock.stop()
+    await adapter.aclose()
+    return cpu[os.getpid()] * 1e6 / (streams * tokens)
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    out = sys.stdout
+    out.write("| provider | streams | direct TTFT p50 / p99 ms | fleet TTFT p50 / p99 ms | **added p50 / p99 ms** |\n")
+    out.write("|---|---|---|---|---|\n")
+    relays: list[tuple[Relay, float]] = []
+    async with fleet() as f:
+        for provider in [Provider(p) for p in args.providers.split(",")]:
+            await f.stop_workers()
+            await f.add_workers(provider)
+            for concurrency in (1, 20):
+                r = await ttft(f, provider, concurrency, args.rounds, 100 if concurrency == 1 else 200)
+                added50 = median([a - b for a, b in zip(r["fleet_p50"], r["direct_p50"], strict=True)])
+                added99 = median([a - b for a, b in zip(r["fleet_p99"], r["direct_p99"], strict=True)])
+                out.write(
+                    f"| {provider.value} | {concurrency} | {median(r['direct_p50']):.2f} / "
+                    f"{median(r['direct_p99']):.2f} | {median(r['fleet_p50']):.2f} / {median(r['fleet_p99']):.2f}"
+                    f" | **{added50:.2f} / {added99:.2f}** |\n"
+                )
+                out.flush()
+            sdk = await direct_stream_cpu(f, provider, 100, args.tokens)
+            for coalesce in (True, False):
+                relays.append((await relay(f, provider, coalesce, 100, args.tokens), sdk))
+    out.write(
+        "\n| provider | coalescing | streams × tokens | lost, duplicated or out of order | events per token | "
+        "CPU µs/token: client + worker + redis | SDK alone µs/token | **relay µs/token** | "
+        "Redis cmds/token | Redis bytes/token |\n|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    for r, sdk in relays:
+        total = sum(r.cpu_us_per_token.values())
+        out.write(
+            f"| {r.provider} | {'on' if r.coalesce else 'off'} | {r.streams} × {r.tokens // r.streams} | "
+            f"{r.lost_or_disordered} | {r.events / r.tokens:.2f} | "
+            f"{' + '.join(f'{v:.1f}' for v in r.cpu_us_per_token.values())} = {total:.1f} | {sdk:.1f} | "
+            f"**{total - sdk:.1f}** | {r.redis_cmds_per_token:.2f} | {r.redis_bytes_per_token:.0f} |\n"
+        )
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench stream")
+    parser.add_argument("--providers", default="openai,anthropic,gemini")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tokens", type=int, default=100, help="tokens per stream in the relay runs")
+    asyncio.run(main_async(parser.parse_args(argv)))
