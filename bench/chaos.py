@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from redis.asyncio import Redis
@@ -132,13 +133,33 @@ async def run(args: argparse.Namespace) -> None:
             reruns += int(job[0] or 0)
             calls[int(job[1] or 0)] += 1
             retries += max(0, int(job[1] or 0) - 1)
+        unfinished = {
+            r: await redis.hgetall(settings.keys.request(r)) for r, o in outcomes.items() if o == "ResultTimeoutError"
+        }
         await redis.aclose()
+        recovered = [
+            line for procs in workers.values() for p in procs for line in p.lines if "worker_presumed_dead" in line
+        ]
     finally:
         for procs in workers.values():
             for p in procs:
                 await p.stop(signal.SIGKILL)
         await emulator.stop()
         server.stop()
+    report(args, outcomes, kinds, stats, calls, reruns, recovered, unfinished, elapsed)
+
+
+def report(
+    args: argparse.Namespace,
+    outcomes: dict[str, str],
+    kinds: dict[str, str],
+    stats: dict[str, Any],
+    calls: collections.Counter[int],
+    reruns: int,
+    recovered: list[str],
+    unfinished: dict[str, dict[bytes, bytes]],
+    elapsed: float,
+) -> None:
     by_outcome = collections.Counter(outcomes.values())
     by_kind: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     for request_id, outcome in outcomes.items():
@@ -154,6 +175,10 @@ async def run(args: argparse.Namespace) -> None:
         f"provider calls: {provider_calls} for {len(outcomes)} requests; calls per request (the job's attempts): "
         f"{dict(sorted(calls.items()))}; re-runs after the SIGKILL: {reruns}\n"
     )
+    w(f"dead worker detected and its jobs requeued: {recovered}\n")
+    for request_id, job in unfinished.items():
+        fields = {k.decode(): v.decode()[:60] for k, v in job.items() if k not in (b"body", b"element", b"result")}
+        w(f"gave up waiting on {request_id}: {fields}\n")
     w(
         f"max concurrent calls seen by the emulator per provider (limit {args.limit}): "
         f"{ {p.value: stats['max_open'].get(p.value, 0) for p in Provider} }\n"

@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bench.harness import Clock, Fleet, delta, fleet, median, pct, redis_counters
@@ -40,6 +42,21 @@ class Relay:
 
 def _request(provider: Provider, text: str) -> LLMRequest:
     return LLMRequest(model=MODELS[provider], messages=[{"role": "user", "content": text}], stream=True, max_tokens=500)
+
+
+async def closed_loop(run: Callable[[], Awaitable[float]], concurrency: int, total: int) -> list[float]:
+    """`concurrency` readers, each opening its next stream when the last ends, starting at random moments
+    over one stream's length (~45 ms) so that streams begin at a steady rate, not in bursts."""
+    samples: list[float] = []
+    left = iter(range(total))
+
+    async def reader() -> None:
+        await asyncio.sleep(random.uniform(0, 0.045))
+        for _ in left:
+            samples.append(await run())
+
+    await asyncio.gather(*(reader() for _ in range(concurrency)))
+    return samples
 
 
 async def ttft(f: Fleet, provider: Provider, concurrency: int, rounds: int, per_run: int) -> dict[str, list[float]]:
@@ -70,12 +87,10 @@ async def ttft(f: Fleet, provider: Provider, concurrency: int, rounds: int, per_
     async with LLMClient(settings=f.settings) as client:
         runners = {"direct": direct, "fleet": lambda: through_fleet(client)}
         for run in runners.values():  # warm up
-            await asyncio.gather(*(run() for _ in range(concurrency)))
+            await closed_loop(run, concurrency, 2 * concurrency)
         for _ in range(rounds):
             for mode, run in runners.items():
-                samples: list[float] = []
-                for _ in range(per_run // concurrency):
-                    samples += await asyncio.gather(*(run() for _ in range(concurrency)))
+                samples = await closed_loop(run, concurrency, per_run)
                 results[f"{mode}_p50"].append(pct(samples, 50))
                 results[f"{mode}_p99"].append(pct(samples, 99))
     await adapter.aclose()

@@ -1,8 +1,9 @@
 """Reading one request's stream: the live channel merged with the kept copy, in order, exactly once.
 
 The worker sends each event twice: XADD to `{prefix}:events:{id}` (kept for replay), then PUBLISH on
-`{prefix}:tokens:{id}` (live). A reader subscribes first, then reads the kept copy from the start, then
-follows the channel. Events carry a sequence number: the merge drops what it has already yielded, and
+`{prefix}:tokens:{id}` (live). A reader subscribes (while it submits the request: the two go out
+together), then reads the kept copy from the start, then follows the channel: whatever was published
+before its subscription took effect had been kept before it was published. Events carry a sequence number: the merge drops what it has already yielded, and
 refills from the kept copy whenever it sees a gap (after a reconnect, say).
 """
 
@@ -32,8 +33,8 @@ async def read_events(
 ) -> AsyncGenerator[StreamEvent]:
     """Yield a request's events from the first to its terminal one.
 
-    `start` runs once the live channel is subscribed (it submits the request, or checks it exists);
-    the terminal event it may return is used when nothing was kept (the stream's copy expired).
+    `start` runs while the live channel is being subscribed (it submits the request, or checks it
+    exists); the terminal event it may return is used when nothing was kept (the stream's copy expired).
     `timeout_s` bounds the wait for each next event (`TimeoutError`).
     """
     live: asyncio.Queue[bytes | None] = asyncio.Queue()
@@ -42,9 +43,8 @@ async def read_events(
         live.put_nowait(None)
 
     hub.on_reconnect.append(refill)
-    await hub.subscribe(channel, live.put_nowait)
     try:
-        fallback = await start()
+        _, fallback = await asyncio.gather(hub.subscribe(channel, live.put_nowait), start())
         pending, last_id = await _kept(redis, events_key, "-")
         if not pending and fallback is not None:
             pending = [fallback]
@@ -56,7 +56,8 @@ async def read_events(
                     next_seq += 1
                     if event.type in _TERMINAL:
                         return
-            raw = await asyncio.wait_for(live.get(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                raw = await live.get()
             live_event = None if raw is None else decode_event(raw)
             if live_event is not None and live_event.seq <= next_seq:
                 pending = [live_event]

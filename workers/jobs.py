@@ -113,10 +113,14 @@ class Executor:
             if job.kind != "skip":
                 await self._end(job, None, exc, t0, None, health=Circuit.NONE)
             return
+        publisher = (
+            EventPublisher(self.queue, claimed.request_id, coalesce=self.settings.stream_coalesce, gate=starting)
+            if request.stream
+            else None
+        )
         early = None
-        now = time.time()
-        if not (request.stream or self._limited) and self.paused_until <= now < (claimed.deadline_at or float("inf")):
-            early = asyncio.ensure_future(self._provider_call(request, model, None, claimed.deadline_at))
+        if not self._limited and self.paused_until <= time.time() < (claimed.deadline_at or float("inf")):
+            early = asyncio.ensure_future(self._provider_call(request, model, publisher, claimed.deadline_at))
         try:
             job = await asyncio.shield(starting)
         except asyncio.CancelledError:
@@ -129,7 +133,7 @@ class Executor:
                 cancelled = RequestCancelledError(f"request {claimed.request_id!r} was cancelled")
                 await self._end(job, request, cancelled, t0, None, health=Circuit.NONE)
             return
-        await self._started(job, request, model, early, t0)
+        await self._started(job, request, model, early, publisher, t0)
 
     async def _started(
         self,
@@ -137,13 +141,17 @@ class Executor:
         request: LLMRequest,
         model: ModelInfo,
         early: asyncio.Future[LLMResponse] | None,
+        publisher: EventPublisher | None,
         t0: float,
     ) -> None:
         """The start script answered: run (or keep running) the call, or drop it and say why."""
-        if job.kind != "run":
+        if job.kind != "run" or (job.rerun and request.stream):
             if early is not None:
                 early.cancel()
                 await asyncio.wait([early])
+            if publisher is not None:
+                await publisher.close()
+        if job.kind != "run":
             if job.kind != "skip":
                 await self._not_run(job, request, t0)
             return
@@ -162,7 +170,7 @@ class Executor:
                 attempts=job.attempts,
                 reason="its worker died during the provider call; the provider may bill twice",
             )
-        await self._call_and_end(job, request, model, early, t0)
+        await self._call_and_end(job, request, model, early, publisher, t0)
 
     async def _provider_call(
         self, request: LLMRequest, model: ModelInfo, publisher: EventPublisher | None, deadline_at: float
@@ -178,12 +186,10 @@ class Executor:
         request: LLMRequest,
         model: ModelInfo,
         early: asyncio.Future[LLMResponse] | None,
+        publisher: EventPublisher | None,
         t0: float,
     ) -> None:
         request_id = job.claimed.request_id
-        publisher = (
-            EventPublisher(self.queue, request_id, coalesce=self.settings.stream_coalesce) if request.stream else None
-        )
         try:
             response = await (early or self._provider_call(request, model, publisher, job.deadline_at))
         except TimeoutError:

@@ -10,14 +10,23 @@ from __future__ import annotations
 import asyncio
 
 from schemas.events import CancelledEvent, DeltaEvent, DoneEvent, ErrorEvent
-from workers.queue import WorkerQueue
+from workers.queue import Started, WorkerQueue
 
 __all__ = ["EventPublisher"]
 
 
 class EventPublisher:
-    def __init__(self, queue: WorkerQueue, request_id: str, *, seq: int = 0, coalesce: bool = True) -> None:
+    def __init__(
+        self,
+        queue: WorkerQueue,
+        request_id: str,
+        *,
+        seq: int = 0,
+        coalesce: bool = True,
+        gate: asyncio.Future[Started] | None = None,
+    ) -> None:
         self._coalesce = coalesce
+        self._gate = gate  # the start script: nothing is published before it says the job runs
         self._queue = queue
         self._request_id = request_id
         self._pending: list[str] = []
@@ -35,6 +44,11 @@ class EventPublisher:
             self._flushing = asyncio.create_task(self._flush())
 
     async def _flush(self) -> None:
+        if self._gate is not None:
+            if (await asyncio.shield(self._gate)).kind != "run":
+                self._pending.clear()  # the job must not run: what it streamed goes nowhere
+                return
+            self._gate = None
         while self._pending:
             if self._coalesce:
                 text = "".join(self._pending)
