@@ -190,4 +190,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--limit", type=int, default=20, help="fleet-wide concurrency per provider")
     parser.add_argument("--in-flight", type=int, default=300)
-    asyncio.run(run(parser.parse_args(argv)))
+    parser.add_argument("--without", action="append", default=[], help="leave a fault out (e.g. stall)")
+    args = parser.parse_args(argv)
+    for fault in args.without:
+        FAULTS.update({tag: 0.0 for tag in FAULTS if f"fault={fault}]" in tag})
+    asyncio.run(run(args))

@@ -44,14 +44,16 @@ def _request(provider: Provider, text: str) -> LLMRequest:
     return LLMRequest(model=MODELS[provider], messages=[{"role": "user", "content": text}], stream=True, max_tokens=500)
 
 
-async def closed_loop(run: Callable[[], Awaitable[float]], concurrency: int, total: int) -> list[float]:
+async def closed_loop(
+    run: Callable[[], Awaitable[float]], concurrency: int, total: int, spread_s: float
+) -> list[float]:
     """`concurrency` readers, each opening its next stream when the last ends, starting at random moments
-    over one stream's length (~45 ms) so that streams begin at a steady rate, not in bursts."""
+    over `spread_s` (one stream's length) so that streams begin at a steady rate, not in bursts."""
     samples: list[float] = []
     left = iter(range(total))
 
     async def reader() -> None:
-        await asyncio.sleep(random.uniform(0, 0.045))
+        await asyncio.sleep(random.uniform(0, spread_s))
         for _ in left:
             samples.append(await run())
 
@@ -60,11 +62,13 @@ async def closed_loop(run: Callable[[], Awaitable[float]], concurrency: int, tot
 
 
 async def ttft(f: Fleet, provider: Provider, concurrency: int, rounds: int, per_run: int) -> dict[str, list[float]]:
-    """First-token latency, fleet and direct, interleaved; the emulator answers after 20 ms."""
+    """First-token latency, fleet and direct, interleaved; the emulator answers after 20 ms. With 20 concurrent
+    streams each streams 20 tokens at 50/s, ~50 streams/s in all: within what this machine carries."""
     adapter = build_adapter(provider, WorkerSettings(**f.worker_env()))  # type: ignore[arg-type]
     await adapter.open()
     model = resolve_model(MODELS[provider])
-    prompt = "ttft [[latency_ms=20]] [[tokens=5]]"
+    # one stream: short; 20 streams: 20 tokens at 50/s (~0.4 s each, ~50 streams/s in all)
+    prompt = "ttft [[latency_ms=20]] " + ("[[tokens=5]]" if concurrency == 1 else "[[tokens=20]] [[tokens_per_s=50]]")
 
     async def direct() -> float:
         t0 = time.perf_counter()
@@ -83,14 +87,15 @@ async def ttft(f: Fleet, provider: Provider, concurrency: int, rounds: int, per_
                 first = time.perf_counter() - t0
         return (first or 0.0) * 1000
 
+    spread_s = 0.0 if concurrency == 1 else 0.42
     results: dict[str, list[float]] = {"direct_p50": [], "direct_p99": [], "fleet_p50": [], "fleet_p99": []}
     async with LLMClient(settings=f.settings) as client:
         runners = {"direct": direct, "fleet": lambda: through_fleet(client)}
         for run in runners.values():  # warm up
-            await closed_loop(run, concurrency, 2 * concurrency)
+            await closed_loop(run, concurrency, 2 * concurrency, spread_s)
         for _ in range(rounds):
             for mode, run in runners.items():
-                samples = await closed_loop(run, concurrency, per_run)
+                samples = await closed_loop(run, concurrency, per_run, spread_s)
                 results[f"{mode}_p50"].append(pct(samples, 50))
                 results[f"{mode}_p99"].append(pct(samples, 99))
     await adapter.aclose()

@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from types import TracebackType
-from typing import Self
+from typing import Self, TypeVar
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -21,6 +21,7 @@ from producer.jobs import JobScripts
 from producer.streams import read_events
 from schemas.codec import decode_outcome, encode_error
 from schemas.errors import (
+    FleetUnavailableError,
     LLMError,
     QueueFullError,
     RequestCancelledError,
@@ -39,8 +40,10 @@ __all__ = ["LLMClient"]
 
 _REDIS_RETRIES = 20  # with backoff capped at 1 s: rides out a Redis restart of ~15 s
 _WORKER_ALIVE_S = 10.0  # a worker whose heartbeat is older than this is not counted as serving
-_DEADLINE_GRACE_S = 0.5  # how much longer than a request's budget `complete` waits to hear the worker's verdict
+_DEADLINE_GRACE_S = 0.5
+_OUTAGE_S = 15.0  # the longest a client rides out a Redis restart before it says so  # how much longer than a request's budget `complete` waits to hear the worker's verdict
 Outcome = LLMResponse | LLMError
+T = TypeVar("T")
 
 
 class LLMClient:
@@ -202,6 +205,19 @@ class LLMClient:
 
     # -- internals ------------------------------------------------------------------------------
 
+    async def _retrying(self, step: Callable[[], Awaitable[T]], budget_s: float) -> T:
+        """Run a Redis step, riding out a Redis restart for up to `budget_s` (at most `_OUTAGE_S`); then a
+        typed `FleetUnavailableError`. Every step is safe to repeat (submit attaches to its own job)."""
+        delay, give_up = 0.05, time.monotonic() + min(budget_s, _OUTAGE_S)
+        while True:
+            try:
+                return await step()
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                if time.monotonic() > give_up:
+                    raise FleetUnavailableError(f"cannot reach Redis: {exc}") from None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
     async def _submit(self, request: LLMRequest, timeout: float | None = None) -> Outcome | None:
         """Enqueue (or attach to an identical earlier submission); the finished outcome if there is one.
         The request's deadline is now + `timeout` (default LLM_REQUEST_TIMEOUT), across queueing, retries
@@ -212,18 +228,21 @@ class LLMClient:
             validate_for_model(request, fallback)
         now = time.time()
         budget = self.settings.request_timeout_s if timeout is None else timeout
-        reply = await scripts.submit(
-            request_key=self.keys.request(request.request_id),
-            queue_key=self.keys.queue(info.provider),
-            reply=self.reply_channel,
-            request_id=request.request_id,
-            body=(body := request.model_dump_json()),
-            digest=digest_of(body),
-            provider=info.provider.value,
-            now=now,
-            ttl_s=int(budget) + self.settings.result_ttl_s,
-            deadline_at=now + budget,
-            max_depth=self.settings.max_queue_depth,
+        reply = await self._retrying(
+            lambda: scripts.submit(
+                request_key=self.keys.request(request.request_id),
+                queue_key=self.keys.queue(info.provider),
+                reply=self.reply_channel,
+                request_id=request.request_id,
+                body=(body := request.model_dump_json()),
+                digest=digest_of(body),
+                provider=info.provider.value,
+                now=now,
+                ttl_s=int(budget) + self.settings.result_ttl_s,
+                deadline_at=now + budget,
+                max_depth=self.settings.max_queue_depth,
+            ),
+            budget,
         )
         if reply[0] == b"conflict":
             raise RequestConflictError(request.request_id)
@@ -238,7 +257,10 @@ class LLMClient:
 
     async def _attach(self, request_id: str) -> Outcome | None:
         _, scripts, _ = self._connected()
-        reply = await scripts.wait(request_key=self.keys.request(request_id), reply=self.reply_channel)
+        reply = await self._retrying(
+            lambda: scripts.wait(request_key=self.keys.request(request_id), reply=self.reply_channel),
+            self.settings.request_timeout_s,
+        )
         if reply[0] == b"missing":
             raise RequestNotFoundError(request_id)
         return decode_outcome(reply[1]) if reply[0] == b"done" else None
@@ -267,10 +289,17 @@ class LLMClient:
     async def _recheck_waiters(self) -> None:
         """After a reconnect: a result may have been published while we were away; read it."""
         for request_id in list(self._waiters):
-            try:
-                outcome = await self._attach(request_id)
-            except RequestNotFoundError as exc:
-                outcome = exc
+            outcome: Outcome | None = None
+            for delay in (0.0, 0.1, 0.3, 1.0, 2.0, 4.0):  # Redis may still be coming back
+                await asyncio.sleep(delay)
+                try:
+                    outcome = await self._attach(request_id)
+                    break
+                except RequestNotFoundError as exc:
+                    outcome = exc
+                    break
+                except (RedisConnectionError, RedisTimeoutError, OSError):
+                    continue
             if outcome is not None:
                 self._resolve(request_id, outcome)
 

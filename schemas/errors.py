@@ -11,6 +11,7 @@ Every error a caller can see is an `LLMError`. Errors cross Redis as plain JSON
     ├── RequestNotFoundError         no request with that id (or its result expired)
     ├── ResultTimeoutError           the caller stopped waiting
     ├── QueueFullError               the provider's queue is at its bound
+    ├── FleetUnavailableError        Redis could not be reached in time
     ├── RequestCancelledError        the request was cancelled
     ├── DeadlineExceededError        the request's time budget ran out
     ├── MalformedJobError            a job in Redis is not a valid request
@@ -36,6 +37,7 @@ __all__ = [
     "BadRequestError",
     "ContentFilteredError",
     "DeadlineExceededError",
+    "FleetUnavailableError",
     "InvalidRequestError",
     "LLMError",
     "MalformedJobError",
@@ -139,6 +141,10 @@ class ResultTimeoutError(LLMError):
 
 
 class QueueFullError(LLMError):
+    retryable = True
+
+
+class FleetUnavailableError(LLMError):
     retryable = True
 
 

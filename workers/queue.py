@@ -35,8 +35,9 @@ _BUCKET_S = 10  # outcomes are counted per 10 s; the circuit looks at the last t
 _START = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= 'queued' and state ~= 'running' then
-  redis.call('LREM', KEYS[2], -1, ARGV[8])
-  if ARGV[4] == '1' then redis.call('LMOVE', KEYS[3], KEYS[4], 'LEFT', 'RIGHT') end
+  if redis.call('LREM', KEYS[2], -1, ARGV[8]) > 0 and ARGV[4] == '1' then
+    redis.call('LMOVE', KEYS[3], KEYS[4], 'LEFT', 'RIGHT')
+  end
   return {'skip', 0, 0, 0}
 end
 local retries = tonumber(redis.call('HGET', KEYS[1], 'retries') or '0')
@@ -77,8 +78,10 @@ return {'run', attempts, retries, rerun and 1 or 0}
 _SETTLE = """
 local opened = 0
 local function settle()
-  redis.call('LREM', KEYS[2], -1, ARGV[2])
-  if ARGV[3] == '1' then redis.call('LMOVE', KEYS[3], KEYS[4], 'LEFT', 'RIGHT') end
+  -- the token goes back once: a script run twice (its reply lost with the connection) finds the job gone
+  if redis.call('LREM', KEYS[2], -1, ARGV[2]) > 0 and ARGV[3] == '1' then
+    redis.call('LMOVE', KEYS[3], KEYS[4], 'LEFT', 'RIGHT')
+  end
   if ARGV[4] ~= '' then
     local bucket = tonumber(ARGV[5])
     redis.call('HINCRBY', KEYS[5], ARGV[4] .. ':' .. bucket, 1)
@@ -184,15 +187,15 @@ return next[2] or '-1'
 """
 )
 
-# KEYS: workers zset, delayed, queue.  ARGV: worker_id, now, dead_before
-# Refresh this worker's heartbeat, queue the retries that are due (a dead worker's too); return the
-# workers whose heartbeat is older than dead_before.
+# KEYS: workers zset, delayed, queue, our claimed list.  ARGV: worker_id, now, dead_before
+# Refresh this worker's heartbeat, queue the retries that are due (a dead worker's too); return how many
+# jobs our claimed list holds, and the workers whose heartbeat is older than dead_before.
 _HEARTBEAT = (
     _PROMOTE_DUE
     + """
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 promote(KEYS[2], KEYS[3], ARGV[2])
-return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[3], 'LIMIT', 0, 10)
+return {redis.call('LLEN', KEYS[4]), redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[3], 'LIMIT', 0, 10)}
 """
 )
 
@@ -482,15 +485,20 @@ class WorkerQueue:
         last = await self.redis.xrevrange(self.keys.events(claimed.request_id), count=1)
         return int(json.loads(last[0][1][b"e"])["seq"]) if last else 0
 
-    async def heartbeat(self, dead_after_s: float) -> list[str]:
-        """Say this worker is alive and queue the retries that are due; return the ids of workers presumed dead."""
+    async def heartbeat(self, dead_after_s: float) -> tuple[int, list[str]]:
+        """Say this worker is alive and queue the retries that are due; return how many jobs our claimed list
+        holds, and the ids of workers presumed dead."""
         now = time.time()
-        dead: list[bytes] = await self._call(
+        claimed, dead = await self._call(
             self._heartbeat,
-            keys=[self.workers_key, self.keys.delayed(self.provider), self.queue_key],
+            keys=[self.workers_key, self.keys.delayed(self.provider), self.queue_key, self.claimed_key],
             args=[self.worker_id, now, now - dead_after_s],
         )
-        return [d.decode() for d in dead if d.decode() != self.worker_id]
+        return int(claimed), [d.decode() for d in dead if d.decode() != self.worker_id]
+
+    async def claimed(self) -> list[Claimed]:
+        """Every job in our claimed list (to find one a lost reply left there)."""
+        return [Claimed.parse(e) for e in await self.redis.lrange(self.claimed_key, 0, -1)]  # type: ignore[misc]
 
     async def release(self, worker_id: str) -> int:
         """Requeue every job `worker_id` holds and return its tokens (a dead worker's, or ours at shutdown)."""

@@ -78,6 +78,7 @@ class FleetWorker(Worker):
             limits=limits,
         )
         self._holding_slot = False
+        self._orphans = False
         self.executor: Executor | None = None
         self._background: list[asyncio.Task[None]] = []
         super().__init__(
@@ -123,7 +124,10 @@ class FleetWorker(Worker):
         log.info("worker_stopped", worker_id=self.worker_id, requeued=requeued)
 
     async def _beat(self) -> None:
-        for dead in await self.queue.heartbeat(self.settings.heartbeat_s * _DEAD_AFTER_BEATS):
+        claimed, dead_workers = await self.queue.heartbeat(self.settings.heartbeat_s * _DEAD_AFTER_BEATS)
+        if claimed > len(self.tasks):  # a claim whose reply was lost (Redis went away): adopt it
+            self._orphans = True
+        for dead in dead_workers:
             moved = await self.queue.release(dead)
             log.warning("worker_presumed_dead", dead_worker=dead, requeued=moved)
 
@@ -174,6 +178,8 @@ class FleetWorker(Worker):
         if not self.allow_pick_jobs:  # shutting down: arq waits for in-flight requests, then cancels
             await asyncio.sleep(0.05)
             return
+        if self._orphans:
+            await self._adopt_orphans()
         await self.sem.acquire()
         claimed = None
         try:
@@ -191,6 +197,21 @@ class FleetWorker(Worker):
             self._launch(claimed)
             await asyncio.sleep(0)  # let the job send its start script before we block on the queue again
         await self.heart_beat()
+
+    async def _adopt_orphans(self) -> None:
+        """Run the jobs in our claimed list that no task runs: a BLMOVE that moved a job while its reply was
+        lost (a Redis restart) left it there, and no other worker would ever take it from a live one."""
+        self._orphans = False
+        try:
+            orphans = [c for c in await self.queue.claimed() if c.request_id not in self.tasks]
+        except (RedisError, OSError):
+            self._orphans = True
+            return
+        for claimed in orphans:
+            log.warning("claim_adopted", request_id=claimed.request_id, worker_id=self.worker_id)
+            await self.sem.acquire()
+            self._holding_slot = False  # the token we took for that claim is the orphan's
+            self._launch(claimed)
 
     def _launch(self, claimed: Claimed) -> None:
         self.job_counter += 1

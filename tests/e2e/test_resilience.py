@@ -303,3 +303,33 @@ async def _cli(settings: FleetSettings, args: list[str]) -> subprocess.Completed
 
 async def _dead_letter_cli(settings: FleetSettings, *args: str) -> subprocess.CompletedProcess[str]:
     return await _cli(settings, ["dlq", *args])
+
+
+async def test_a_claim_whose_reply_was_lost_is_adopted(fleet: Fleet, emulator_url: str) -> None:
+    """A BLMOVE that ran while its reply was lost (Redis went away) leaves a job in a live worker's claimed
+    list; the worker finds it at its next heartbeat and runs it."""
+    settings, (worker,) = await fleet(Provider.OPENAI)
+    request = _request("gpt-4.1-mini", "claimed, reply lost")
+    body, deadline = request.model_dump_json(), time.time() + 30
+    element = f"{request.request_id}\n0\n{deadline}\n{body}"
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        await redis.hset(
+            settings.keys.request(request.request_id),
+            mapping={
+                "body": body,
+                "digest": request.digest(),
+                "provider": "openai",
+                "state": "queued",
+                "element": element,
+                "deadline_at": deadline,
+                "enqueued_at": time.time(),
+            },
+        )
+        await redis.lpush(settings.keys.claimed(str(worker.ready_info["worker_id"])), element)
+    finally:
+        await redis.aclose()
+    async with LLMClient(settings=settings) as client:
+        assert (await client.result(request.request_id, timeout=10)).request_id == request.request_id
+    assert any("claim_adopted" in line for line in worker.lines)
+    assert len(await requests_for(emulator_url, request.trace_id)) == 1

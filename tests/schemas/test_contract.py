@@ -166,6 +166,14 @@ def test_keys_are_built_from_one_prefix() -> None:
         keys.reply("c"),
         keys.tokens("r"),
         keys.events("r"),
-        keys.cancel("anthropic"),
+        keys.control("anthropic"),
+        keys.delayed("openai"),
+        keys.slots("openai"),
+        keys.held("w"),
+        keys.cooldown("openai"),
+        keys.circuit("openai"),
+        keys.health("openai"),
+        keys.rate("openai"),
+        keys.dead(),
     ]
     assert all(n.startswith("p:") for n in names) and len(set(names)) == len(names)

@@ -193,7 +193,7 @@ async def test_a_dead_workers_jobs_go_back_to_the_queue(
     assert claimed is not None and claimed.request_id == request.request_id
     assert (await dead.start(claimed)).kind == "run"  # the provider call started, then the worker died
     await redis.zadd(settings.keys.workers("openai"), {"dead": 1.0})  # its last beat, long ago
-    assert await alive.heartbeat(dead_after_s=10) == ["dead"]
+    assert await alive.heartbeat(dead_after_s=10) == (0, ["dead"])
     assert await alive.release("dead") == 1
     assert await redis.zscore(settings.keys.workers("openai"), "dead") is None
     await _serve_one(alive, "rerun")
