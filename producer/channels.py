@@ -27,6 +27,8 @@ Handler = Callable[[bytes], None]
 
 
 class ChannelHub:
+    """Owns `redis` (a client of its own, closed with the hub)."""
+
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
         self._pubsub: PubSub | None = None
@@ -62,6 +64,7 @@ class ChannelHub:
         if self._pubsub is not None:
             await self._pubsub.aclose()  # type: ignore[no-untyped-call]
         self._task = self._pubsub = None
+        await self._redis.aclose()  # the hub's own client
 
     def _connected(self) -> PubSub:
         if self._pubsub is None:

@@ -81,7 +81,9 @@ class LLMClient:
             retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), _REDIS_RETRIES),
             retry_on_error=[RedisConnectionError, RedisTimeoutError],
         )
-        hub = ChannelHub(redis)
+        # the channels' connection has no silent retry: a drop must reach the hub, which resubscribes and
+        # has us re-read what was published meanwhile
+        hub = ChannelHub(Redis.from_url(self.settings.redis_url, health_check_interval=0))
         hub.on_reconnect.append(self._recheck_waiters)
         await hub.subscribe(self.reply_channel, self._deliver)
         self._redis, self._scripts, self._hub = redis, JobScripts(redis), hub
@@ -298,7 +300,7 @@ class LLMClient:
                 except RequestNotFoundError as exc:
                     outcome = exc
                     break
-                except (RedisConnectionError, RedisTimeoutError, OSError):
+                except (FleetUnavailableError, RedisConnectionError, RedisTimeoutError, OSError):
                     continue
             if outcome is not None:
                 self._resolve(request_id, outcome)
