@@ -36,6 +36,7 @@ class ChannelHub:
         self._handlers: dict[str, Handler] = {}
         self._confirming: dict[str, asyncio.Future[None]] = {}
         self.on_reconnect: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        self._hooks: set[asyncio.Task[None]] = set()  # running re-reads: referenced, so none is collected
 
     async def subscribe(self, channel: str, handler: Handler) -> None:
         """Route `channel`'s messages to `handler`; returns when Redis has confirmed the subscription."""
@@ -107,4 +108,6 @@ class ChannelHub:
                 delay = min(delay * 2, 1.0)
         log.info("channels_restored", channels=len(self._handlers))
         for hook in self.on_reconnect:
-            asyncio.create_task(hook())
+            task = asyncio.create_task(hook())
+            self._hooks.add(task)
+            task.add_done_callback(self._hooks.discard)
