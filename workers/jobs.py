@@ -151,21 +151,19 @@ class Executor:
                 await asyncio.wait([early])
             if publisher is not None:
                 await publisher.close()
-        if job.kind != "run":
-            if job.kind != "skip":
+            if job.kind == "run":  # a stream whose worker died: its tokens may have reached readers already
+                request_id = job.claimed.request_id
+                error = WorkerLostError(
+                    f"the worker streaming {request_id!r} died; a stream is not re-run", request_id=request_id
+                )
+                await self._end(job, request, error, t0, None, health=Circuit.NONE)
+            elif job.kind != "skip":
                 await self._not_run(job, request, t0)
-            return
-        request_id = job.claimed.request_id
-        if job.rerun and request.stream:  # its tokens may have reached readers already: not run twice
-            error = WorkerLostError(
-                f"the worker streaming {request_id!r} died; a stream is not re-run", request_id=request_id
-            )
-            await self._end(job, request, error, t0, None, health=Circuit.NONE)
             return
         if job.rerun:
             log.warning(
                 "request_rerun",
-                request_id=request_id,
+                request_id=job.claimed.request_id,
                 trace_id=request.trace_id,
                 attempts=job.attempts,
                 reason="its worker died during the provider call; the provider may bill twice",
