@@ -2,8 +2,9 @@
 
 `subscribe` returns once Redis has confirmed the subscription, so whatever a caller reads from Redis
 afterwards cannot miss a message published later. When the connection drops, the hub reconnects
-(redis-py resubscribes every channel) and calls the `on_reconnect` hooks, so callers re-read what may
-have been published while it was down.
+(redis-py resubscribes every channel) and, once Redis has answered a PING sent behind the
+resubscriptions (so every channel is live again), calls the `on_reconnect` hooks, so callers re-read
+what may have been published while it was down.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ __all__ = ["ChannelHub"]
 log = structlog.get_logger("llm_fleet.producer")
 
 Handler = Callable[[bytes], None]
+
+_RESUBSCRIBED = b"llm-fleet:resubscribed"  # the PING that follows the resubscriptions after a reconnect
 
 
 class ChannelHub:
@@ -95,19 +98,23 @@ class ChannelHub:
             confirmed = self._confirming.get(name)
             if confirmed is not None and not confirmed.done():
                 confirmed.set_result(None)
+        elif message["type"] == "pong" and message["data"] == _RESUBSCRIBED:
+            log.info("channels_restored", channels=len(self._handlers))
+            for hook in self.on_reconnect:
+                task = asyncio.create_task(hook())
+                self._hooks.add(task)
+                task.add_done_callback(self._hooks.discard)
 
     async def _reconnect(self, pubsub: PubSub) -> None:
+        """Reconnect (redis-py resubscribes on connect) and send a PING behind the resubscriptions: its
+        answer, read by `_listen`, says every channel is live again. Re-reading before that could miss a
+        result published between the re-read and a resubscription Redis had not processed yet."""
         delay = 0.05
         while True:
             await asyncio.sleep(delay)
             try:
                 await pubsub.connect()  # type: ignore[no-untyped-call]
-                await pubsub.ping()
-                break
+                await pubsub.ping(_RESUBSCRIBED)
+                return
             except (RedisConnectionError, RedisTimeoutError, OSError):
                 delay = min(delay * 2, 1.0)
-        log.info("channels_restored", channels=len(self._handlers))
-        for hook in self.on_reconnect:
-            task = asyncio.create_task(hook())
-            self._hooks.add(task)
-            task.add_done_callback(self._hooks.discard)

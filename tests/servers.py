@@ -1,12 +1,16 @@
-"""Real servers for tests: a Redis server process the tests own (so they can kill and restart it)."""
+"""Real servers for tests: a Redis server process the tests own (so they can kill and restart it), and a
+TCP proxy in front of it that can slow a connection down or cut it."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import shutil
 import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Self
 
 import redis
 
@@ -81,3 +85,48 @@ class RedisServer:
             self.proc.terminate()
             self.proc.wait()
             self.proc = None
+
+
+class Proxy:
+    """A TCP proxy to 127.0.0.1:`port` that holds every chunk a client sends for `delay_s` before passing it
+    on (so Redis processes that client's commands late) and can `cut` every connection."""
+
+    def __init__(self, port: int, *, delay_s: float = 0.0) -> None:
+        self.upstream_port = port
+        self.delay_s = delay_s
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._pumps: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> Self:
+        self._server = await asyncio.start_server(self._connected, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        self.cut()
+        await asyncio.gather(*self._pumps, return_exceptions=True)
+
+    def cut(self) -> None:
+        for writer in self._writers:
+            writer.close()
+        self._writers.clear()
+
+    async def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        self._writers |= {writer, up_writer}
+        for pump in (self._pump(reader, up_writer, self.delay_s), self._pump(up_reader, writer, 0.0)):
+            task = asyncio.create_task(pump)
+            self._pumps.add(task)
+            task.add_done_callback(self._pumps.discard)
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay_s: float) -> None:
+        with contextlib.suppress(OSError, ConnectionError):
+            while data := await reader.read(65536):
+                await asyncio.sleep(delay_s)
+                writer.write(data)
+                await writer.drain()
+        writer.close()

@@ -1,0 +1,73 @@
+"""The client's pub/sub hub against a real Redis, through a proxy that delays or cuts its connection."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from redis.asyncio import Redis
+
+from producer import LLMClient
+from producer.channels import ChannelHub
+from schemas.codec import encode_response
+from schemas.request import LLMRequest
+from schemas.response import LLMResponse, Usage
+from schemas.settings import FleetSettings
+from tests.servers import Proxy, RedisServer
+
+
+async def test_reconnect_hooks_run_only_once_the_channels_are_live_again(redis_server: RedisServer) -> None:
+    """Redis processes the hub's resubscription late (the proxy holds it back): a re-read hook that ran
+    before it could miss a message published in between, so the hook must find the channel subscribed."""
+    channel = f"hub-{uuid.uuid4().hex}"
+    direct = Redis.from_url(redis_server.url)
+    received: list[bytes] = []
+    arrived = asyncio.Event()
+    subscribers_seen_by_hook: list[int] = []
+    hooked = asyncio.Event()
+
+    async def reread() -> None:
+        subscribers_seen_by_hook.append((await direct.pubsub_numsub(channel))[0][1])
+        hooked.set()
+
+    async with Proxy(redis_server.port, delay_s=0.2) as proxy:
+        hub = ChannelHub(Redis(port=proxy.port))
+        hub.on_reconnect.append(reread)
+        await hub.subscribe(channel, lambda data: (received.append(data), arrived.set()))
+        proxy.cut()
+        await asyncio.wait_for(hooked.wait(), 10)
+        await direct.publish(channel, b"after the re-read")
+        await asyncio.wait_for(arrived.wait(), 5)
+        await hub.close()
+    await direct.aclose()
+    assert subscribers_seen_by_hook == [1]
+    assert received == [b"after the re-read"]
+
+
+async def test_a_result_whose_message_was_lost_reaches_its_waiting_caller(redis_server: RedisServer) -> None:
+    """The worker's finish ran but its message never left Redis (killed before flushing): the client, on
+    reconnecting, re-reads its waiting requests and returns the stored result."""
+    async with Proxy(redis_server.port, delay_s=0.05) as proxy:
+        settings = FleetSettings(REDIS_URL=f"redis://127.0.0.1:{proxy.port}/0", LLM_KEY_PREFIX=uuid.uuid4().hex[:8])
+        async with LLMClient(settings=settings) as client:
+            request = LLMRequest(model="gpt-4.1-mini", messages=[{"role": "user", "content": "hi"}])
+            await client.submit(request)  # no worker serves this prefix: the request stays queued
+            waiting = asyncio.create_task(client.result(request.request_id, timeout=30))
+            await asyncio.sleep(0.3)  # its attach (delayed 50 ms by the proxy) is done: it waits on the channel
+            assert not waiting.done()
+            proxy.cut()
+            direct = Redis.from_url(redis_server.url)
+            key = settings.keys.request(request.request_id)
+            response = LLMResponse(
+                content="stored while the channel was down",
+                usage=Usage(prompt_tokens=1, completion_tokens=2, total_tokens=3),
+                latency_ms=1.0,
+                provider="openai",
+                model="gpt-4.1-mini",
+                finish_reason="stop",
+                request_id=request.request_id,
+                trace_id=request.trace_id,
+            )
+            await direct.hset(key, mapping={"state": "done", "result": encode_response(response)})
+            assert await asyncio.wait_for(waiting, 10) == response
+            await direct.aclose()
