@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import json
 import random
 import signal
 import sys
@@ -116,10 +117,10 @@ async def run(args: argparse.Namespace) -> None:
                 sys.stderr.write(f"t={time.monotonic() - t0:.1f}s SIGKILL anthropic worker {victim.proc.pid}\n")
                 await asyncio.sleep(3)
                 server.kill()
-                sys.stderr.write(f"t={time.monotonic() - t0:.1f}s Redis killed\n")
+                sys.stderr.write(f"t={time.monotonic() - t0:.1f}s Redis killed at {time.time():.3f}\n")
                 await asyncio.sleep(1)
                 server.start()
-                sys.stderr.write(f"t={time.monotonic() - t0:.1f}s Redis restarted (AOF)\n")
+                sys.stderr.write(f"t={time.monotonic() - t0:.1f}s Redis restarted (AOF) at {time.time():.3f}\n")
 
             await asyncio.gather(chaos(), *(one(i) for i in range(args.requests)))
         elapsed = time.monotonic() - t0
@@ -136,6 +137,9 @@ async def run(args: argparse.Namespace) -> None:
         unfinished = {
             r: await redis.hgetall(settings.keys.request(r)) for r, o in outcomes.items() if o == "ResultTimeoutError"
         }
+        for r, job in unfinished.items():  # a stream's kept events, by sequence number
+            kept = await redis.xrange(settings.keys.events(r))
+            job[b"kept_seqs"] = str([json.loads(f[b"e"])["seq"] for _, f in kept]).encode()
         await redis.aclose()
         recovered = [
             line for procs in workers.values() for p in procs for line in p.lines if "worker_presumed_dead" in line
@@ -173,11 +177,13 @@ def report(
         w(f"  {kind:<12} {dict(counter)}\n")
     w(
         f"provider calls: {provider_calls} for {len(outcomes)} requests; calls per request (the job's attempts): "
-        f"{dict(sorted(calls.items()))}; re-runs after the SIGKILL: {reruns}\n"
+        f"{dict(sorted(calls.items()))}; re-runs after the SIGKILL: {reruns}; calls the client closed before "
+        f"the answer (stalls timed out, cancelled, or dropped when the start script said no): "
+        f"{stats['disconnects']['total']}\n"
     )
     w(f"dead worker detected and its jobs requeued: {recovered}\n")
     for request_id, job in unfinished.items():
-        fields = {k.decode(): v.decode()[:60] for k, v in job.items() if k not in (b"body", b"element", b"result")}
+        fields = {k.decode(): v.decode()[:200] for k, v in job.items() if k not in (b"body", b"element", b"result")}
         w(f"gave up waiting on {request_id}: {fields}\n")
     w(
         f"max concurrent calls seen by the emulator per provider (limit {args.limit}): "

@@ -6,10 +6,11 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator
 from types import TracebackType
 from typing import Self, TypeVar
 
+import structlog
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -18,10 +19,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from producer.channels import ChannelHub
 from producer.jobs import JobScripts
+from producer.outage import riding_out
 from producer.streams import read_events
 from schemas.codec import decode_outcome, encode_error
 from schemas.errors import (
-    FleetUnavailableError,
     LLMError,
     QueueFullError,
     RequestCancelledError,
@@ -38,10 +39,11 @@ from schemas.settings import FleetSettings
 
 __all__ = ["LLMClient"]
 
+log = structlog.get_logger("llm_fleet.producer")
+
 _REDIS_RETRIES = 20  # with backoff capped at 1 s: rides out a Redis restart of ~15 s
 _WORKER_ALIVE_S = 10.0  # a worker whose heartbeat is older than this is not counted as serving
-_DEADLINE_GRACE_S = 0.5
-_OUTAGE_S = 15.0  # the longest a client rides out a Redis restart before it says so  # how much longer than a request's budget `complete` waits to hear the worker's verdict
+_DEADLINE_GRACE_S = 0.5  # how much longer than its budget `complete` waits to hear the worker's verdict
 Outcome = LLMResponse | LLMError
 T = TypeVar("T")
 
@@ -187,38 +189,29 @@ class LLMClient:
         """Cancel a request: a queued one never reaches a provider; a running one's provider call is
         stopped within a second. False when it had already finished (or does not exist)."""
         redis, scripts, _ = self._connected()
-        provider: bytes | None = await redis.hget(self.keys.request(request_id), Field.PROVIDER)  # type: ignore[misc]
+        key = self.keys.request(request_id)
+        provider: bytes | None = await riding_out(lambda: redis.hget(key, Field.PROVIDER))  # type: ignore[arg-type,return-value]
         if provider is None:
             return False
         error = RequestCancelledError(f"request {request_id!r} was cancelled", request_id=request_id)
-        state = await scripts.cancel(
+        state = await riding_out(lambda: self._cancel(scripts, request_id, provider.decode(), error))
+        return state in ("cancelled", "cancelling")
+
+    # -- internals ------------------------------------------------------------------------------
+
+    async def _cancel(self, scripts: JobScripts, request_id: str, provider: str, error: LLMError) -> str:
+        return await scripts.cancel(
             request_key=self.keys.request(request_id),
-            queue_key=self.keys.queue(provider.decode()),
+            queue_key=self.keys.queue(provider),
             events_key=self.keys.events(request_id),
             request_id=request_id,
             now=time.time(),
             ttl_s=self.settings.result_ttl_s,
             outcome=encode_error(error),
-            control_channel=self.keys.control(provider.decode()),
+            control_channel=self.keys.control(provider),
             tokens_channel=self.keys.tokens(request_id),
             stream_ttl_s=self.settings.stream_ttl_s,
         )
-        return state in ("cancelled", "cancelling")
-
-    # -- internals ------------------------------------------------------------------------------
-
-    async def _retrying(self, step: Callable[[], Awaitable[T]], budget_s: float) -> T:
-        """Run a Redis step, riding out a Redis restart for up to `budget_s` (at most `_OUTAGE_S`); then a
-        typed `FleetUnavailableError`. Every step is safe to repeat (submit attaches to its own job)."""
-        delay, give_up = 0.05, time.monotonic() + min(budget_s, _OUTAGE_S)
-        while True:
-            try:
-                return await step()
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                if time.monotonic() > give_up:
-                    raise FleetUnavailableError(f"cannot reach Redis: {exc}") from None
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
 
     async def _submit(self, request: LLMRequest, timeout: float | None = None) -> Outcome | None:
         """Enqueue (or attach to an identical earlier submission); the finished outcome if there is one.
@@ -230,7 +223,7 @@ class LLMClient:
             validate_for_model(request, fallback)
         now = time.time()
         budget = self.settings.request_timeout_s if timeout is None else timeout
-        reply = await self._retrying(
+        reply = await riding_out(
             lambda: scripts.submit(
                 request_key=self.keys.request(request.request_id),
                 queue_key=self.keys.queue(info.provider),
@@ -259,7 +252,7 @@ class LLMClient:
 
     async def _attach(self, request_id: str) -> Outcome | None:
         _, scripts, _ = self._connected()
-        reply = await self._retrying(
+        reply = await riding_out(
             lambda: scripts.wait(request_key=self.keys.request(request_id), reply=self.reply_channel),
             self.settings.request_timeout_s,
         )
@@ -289,21 +282,22 @@ class LLMClient:
                 future.set_result(outcome)
 
     async def _recheck_waiters(self) -> None:
-        """After a reconnect: a result may have been published while we were away; read it."""
-        for request_id in list(self._waiters):
-            outcome: Outcome | None = None
-            for delay in (0.0, 0.1, 0.3, 1.0, 2.0, 4.0):  # Redis may still be coming back
-                await asyncio.sleep(delay)
-                try:
-                    outcome = await self._attach(request_id)
-                    break
-                except RequestNotFoundError as exc:
-                    outcome = exc
-                    break
-                except (FleetUnavailableError, RedisConnectionError, RedisTimeoutError, OSError):
-                    continue
+        """After a reconnect: a result may have been published while we were away; read each one."""
+        await asyncio.gather(*(self._recheck(request_id) for request_id in list(self._waiters)))
+
+    async def _recheck(self, request_id: str) -> None:
+        for delay in (0.0, 0.1, 0.3, 1.0, 2.0, 4.0):  # Redis may still be coming back
+            await asyncio.sleep(delay)
+            try:
+                outcome = await self._attach(request_id)
+            except RequestNotFoundError as exc:
+                outcome = exc
+            except Exception as exc:  # noqa: BLE001 (whatever it was, try again: a waiter must not be forgotten)
+                log.warning("recheck_failed", request_id=request_id, error=repr(exc))
+                continue
             if outcome is not None:
                 self._resolve(request_id, outcome)
+            return
 
     async def _await(self, request_id: str, future: asyncio.Future[Outcome], timeout: float | None) -> Outcome:
         wait_s = self.settings.request_timeout_s if timeout is None else timeout
@@ -315,11 +309,11 @@ class LLMClient:
 
     async def _timeout_error(self, request_id: str, waited_s: float) -> ResultTimeoutError:
         redis = self._connected()[0]
-        state, provider = await redis.hmget(  # type: ignore[misc]
-            self.keys.request(request_id), [Field.STATE, Field.PROVIDER]
-        )
+        key = self.keys.request(request_id)
+        state, provider = await riding_out(lambda: redis.hmget(key, [Field.STATE, Field.PROVIDER]))  # type: ignore[arg-type,return-value]
         provider_name = provider.decode() if provider else "?"
-        workers = await redis.zcount(self.keys.workers(provider_name), time.time() - _WORKER_ALIVE_S, "+inf")
+        workers_key = self.keys.workers(provider_name)
+        workers = await riding_out(lambda: redis.zcount(workers_key, time.time() - _WORKER_ALIVE_S, "+inf"))
         queued = state == State.QUEUED.encode()
         where = "still queued" if queued else (state or b"gone").decode()
         return ResultTimeoutError(

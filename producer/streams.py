@@ -15,6 +15,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from redis.asyncio import Redis
 
 from producer.channels import ChannelHub
+from producer.outage import riding_out
 from schemas.events import StreamEvent, decode_event
 
 __all__ = ["read_events"]
@@ -69,7 +70,7 @@ async def read_events(
 
 
 async def _kept(redis: Redis, key: str, after: str) -> tuple[list[StreamEvent], str]:
-    entries = await redis.xrange(key, min="-" if after == "-" else f"({after}")
+    entries = await riding_out(lambda: redis.xrange(key, min="-" if after == "-" else f"({after}"))
     if not entries:
         return [], after
     return [decode_event(fields[b"e"]) for _, fields in entries], entries[-1][0].decode()

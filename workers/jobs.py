@@ -97,11 +97,9 @@ class Executor:
             self._cancelled.discard(claimed.request_id)
 
     async def _run(self, claimed: Claimed) -> None:
-        """Start the job: the start script and (for a non-streaming call) the provider call leave together;
-        the call is dropped unless the script says 'run'. A stream waits for the script, so that nothing
-        is published for a job that must not run."""
-        starting = asyncio.ensure_future(self.queue.start(claimed))
-        await asyncio.sleep(0)  # the start script is on its way before the provider call is
+        """Start the job: the provider call (unless paused or rate-limited) and the start script leave
+        together, the call first; the call is dropped unless the script says 'run'. A stream publishes
+        nothing before the script has answered."""
         t0 = time.perf_counter()
         try:
             request = decode_request(claimed.body)
@@ -109,18 +107,21 @@ class Executor:
             if model.provider is not self.provider:
                 raise InvalidRequestError(f"model {model.id!r} is served by {model.provider}, not {self.provider}")
         except LLMError as exc:  # a malformed job, or one for another provider: it fails alone, typed
-            job = await starting
+            job = await self.queue.start(claimed)
             if job.kind != "skip":
                 await self._end(job, None, exc, t0, None, health=Circuit.NONE)
             return
         publisher = (
-            EventPublisher(self.queue, claimed.request_id, coalesce=self.settings.stream_coalesce, gate=starting)
+            EventPublisher(self.queue, claimed.request_id, coalesce=self.settings.stream_coalesce)
             if request.stream
             else None
         )
         early = None
         if not self._limited and self.paused_until <= time.time() < (claimed.deadline_at or float("inf")):
             early = asyncio.ensure_future(self._provider_call(request, model, publisher, claimed.deadline_at))
+        starting = asyncio.ensure_future(self.queue.start(claimed))
+        if publisher is not None:
+            publisher.gate = starting
         try:
             job = await asyncio.shield(starting)
         except asyncio.CancelledError:

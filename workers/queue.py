@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
@@ -24,6 +25,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from schemas.keys import Keys
 
 __all__ = ["Circuit", "Claimed", "Limits", "Started", "WorkerQueue"]
+
+T = TypeVar("T")
 
 _STREAM_CAP = 100_000  # events kept per stream (tokens coalesce, so a stream has far fewer)
 _BUCKET_S = 10  # outcomes are counted per 10 s; the circuit looks at the last three buckets
@@ -323,12 +326,17 @@ class WorkerQueue:
         self._size_slots = redis.register_script(_SIZE_SLOTS)
 
     async def _call(self, script: AsyncScript, *, keys: list[str], args: list[Any]) -> Any:
-        """Run a script, riding out a Redis restart: reconnect with backoff for up to `outage_s`. Every
-        script is safe to run twice (a reply lost with the connection means it may have run)."""
+        """Run a script through a Redis restart (see `_riding_out`)."""
+        return await self._riding_out(lambda: script(keys=keys, args=args))
+
+    async def _riding_out(self, step: Callable[[], Awaitable[T]]) -> T:
+        """Run a Redis step, riding out a Redis restart: reconnect with backoff for up to `outage_s`
+        (redis-py's own retry does not cover a refused reconnect). Every step is safe to run twice: a reply
+        lost with the connection means it may have run."""
         delay, give_up = 0.05, time.monotonic() + self.outage_s
         while True:
             try:
-                return await script(keys=keys, args=args)
+                return await step()
             except (RedisConnectionError, RedisTimeoutError, OSError):
                 if time.monotonic() > give_up:
                     raise
@@ -459,7 +467,8 @@ class WorkerQueue:
         of them starts a call it would have to drop; True when the job was changed."""
         pause_s = max(cooldown_s, self.limits.circuit_open_s if reply & 2 else 0.0)
         if pause_s:
-            await self.redis.publish(self.keys.control(self.provider), f"pause {time.time() + pause_s:.3f}")
+            channel, message = self.keys.control(self.provider), f"pause {time.time() + pause_s:.3f}"
+            await self._riding_out(lambda: self.redis.publish(channel, message))
         return bool(reply & 1)
 
     async def promote(self) -> float | None:
@@ -471,18 +480,24 @@ class WorkerQueue:
         return None if next_at < 0 else next_at
 
     async def publish(self, request_id: str, event: str, *, first: bool) -> None:
-        """One stream event: kept (XADD, capped), then sent live (PUBLISH); one round trip."""
+        """One stream event: kept (XADD, capped), then sent live (PUBLISH); one round trip, through a Redis
+        restart (sent twice, it is kept twice: readers drop the copy by its sequence number)."""
         events_key = self.keys.events(request_id)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.xadd(events_key, {"e": event}, maxlen=_STREAM_CAP, approximate=True)
-            if first:
-                pipe.expire(events_key, self.stream_ttl_s)
-            pipe.publish(self.keys.tokens(request_id), event)
-            await pipe.execute()
+
+        async def send() -> None:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.xadd(events_key, {"e": event}, maxlen=_STREAM_CAP, approximate=True)
+                if first:
+                    pipe.expire(events_key, self.stream_ttl_s)
+                pipe.publish(self.keys.tokens(request_id), event)
+                await pipe.execute()
+
+        await self._riding_out(send)
 
     async def last_seq(self, claimed: Claimed) -> int:
         """The sequence number of a stream's last kept event (0: none yet)."""
-        last = await self.redis.xrevrange(self.keys.events(claimed.request_id), count=1)
+        key = self.keys.events(claimed.request_id)
+        last = await self._riding_out(lambda: self.redis.xrevrange(key, count=1))
         return int(json.loads(last[0][1][b"e"])["seq"]) if last else 0
 
     async def heartbeat(self, dead_after_s: float) -> tuple[int, list[str]]:
@@ -498,7 +513,8 @@ class WorkerQueue:
 
     async def claimed(self) -> list[Claimed]:
         """Every job in our claimed list (to find one a lost reply left there)."""
-        return [Claimed.parse(e) for e in await self.redis.lrange(self.claimed_key, 0, -1)]  # type: ignore[misc]
+        elements: list[bytes] = await self._riding_out(lambda: self.redis.lrange(self.claimed_key, 0, -1))  # type: ignore[arg-type,return-value]
+        return [Claimed.parse(e) for e in elements]
 
     async def release(self, worker_id: str) -> int:
         """Requeue every job `worker_id` holds and return its tokens (a dead worker's, or ours at shutdown)."""

@@ -23,10 +23,9 @@ class EventPublisher:
         *,
         seq: int = 0,
         coalesce: bool = True,
-        gate: asyncio.Future[Started] | None = None,
     ) -> None:
         self._coalesce = coalesce
-        self._gate = gate  # the start script: nothing is published before it says the job runs
+        self.gate: asyncio.Future[Started] | None = None  # the start script: nothing leaves before it says 'run'
         self._queue = queue
         self._request_id = request_id
         self._pending: list[str] = []
@@ -44,20 +43,21 @@ class EventPublisher:
             self._flushing = asyncio.create_task(self._flush())
 
     async def _flush(self) -> None:
-        if self._gate is not None:
-            if (await asyncio.shield(self._gate)).kind != "run":
+        if self.gate is not None:
+            if (await asyncio.shield(self.gate)).kind != "run":
                 self._pending.clear()  # the job must not run: what it streamed goes nowhere
                 return
-            self._gate = None
+            self.gate = None
         while self._pending:
             if self._coalesce:
                 text = "".join(self._pending)
                 self._pending.clear()
             else:
                 text = self._pending.pop(0)
-            self.seq += 1
-            event = DeltaEvent(seq=self.seq, text=text).model_dump_json()
-            await self._queue.publish(self._request_id, event, first=self.seq == 1)
+            seq = self.seq + 1
+            event = DeltaEvent(seq=seq, text=text).model_dump_json()
+            await self._queue.publish(self._request_id, event, first=seq == 1)
+            self.seq = seq  # only once kept: a terminal event never follows a gap
 
     async def drain(self) -> None:
         """Wait until every queued token is published (a terminal event must come after them)."""

@@ -10,7 +10,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import TypeVar
 
 import aiohttp
 import pytest
@@ -26,6 +27,7 @@ from schemas.errors import (
     ProviderUnavailableError,
     QueueFullError,
 )
+from schemas.events import DeltaEvent, DoneEvent, StreamEvent
 from schemas.request import LLMRequest
 from schemas.settings import FleetSettings
 from tests.e2e.emulator_api import requests_for, stats, wait_for_calls
@@ -34,6 +36,7 @@ from tests.servers import RedisServer
 pytestmark = pytest.mark.e2e
 
 Fleet = Callable[..., Awaitable[tuple[FleetSettings, list[Process]]]]
+T = TypeVar("T")
 
 
 def _request(model: str, text: str, **kw: object) -> LLMRequest:
@@ -238,26 +241,56 @@ async def test_sigterm_requeues_what_outlives_the_grace_period(fleet: Fleet, emu
     assert len(await requests_for(emulator_url, slow.trace_id)) == 2  # cancelled, requeued, run again
 
 
-async def test_nothing_is_lost_across_a_redis_restart(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> None:
+@pytest.fixture
+def restartable_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A Redis server of the test's own (AOF on), to kill and restart."""
     server = RedisServer(tmp_path_factory.mktemp("restart"))
     server.start()
-    try:
-        settings, _ = await fleet(Provider.OPENAI, Provider.ANTHROPIC, redis_url=server.url)
-        async with LLMClient(settings=settings) as client:
-            requests = [
-                _request("gpt-4.1-mini" if i % 2 else "claude-haiku-4-5", f"{i} [[latency_ms=800]]") for i in range(40)
-            ]
-            waiting = [asyncio.create_task(client.complete(r, timeout=60)) for r in requests]
-            await asyncio.sleep(0.4)
-            server.kill()  # mid-flight, hard
-            await asyncio.sleep(1.0)
-            server.start()  # same port, same AOF file
-            outcomes = await asyncio.gather(*waiting, return_exceptions=True)
-    finally:
-        server.stop()
-    failed = [o for o in outcomes if isinstance(o, BaseException)]
-    assert failed == []
-    assert sorted(o.request_id for o in outcomes) == sorted(r.request_id for r in requests)  # type: ignore[union-attr]
+    yield server
+    server.stop()
+
+
+async def _restart_during(server: RedisServer, after_s: float, work: list[asyncio.Task[T]]) -> list[T]:
+    await asyncio.sleep(after_s)
+    server.kill()  # mid-flight, hard
+    await asyncio.sleep(1.0)
+    server.start()  # same port, same AOF file
+    return await asyncio.gather(*work)
+
+
+async def test_nothing_is_lost_across_a_redis_restart(fleet: Fleet, restartable_redis: RedisServer) -> None:
+    settings, _ = await fleet(Provider.OPENAI, Provider.ANTHROPIC, redis_url=restartable_redis.url)
+    async with LLMClient(settings=settings) as client:
+        requests = [
+            _request("gpt-4.1-mini" if i % 2 else "claude-haiku-4-5", f"{i} [[latency_ms=800]]") for i in range(40)
+        ]
+        waiting = [asyncio.create_task(client.complete(r, timeout=60)) for r in requests]
+        responses = await _restart_during(restartable_redis, 0.4, waiting)
+    assert sorted(r.request_id for r in responses) == sorted(r.request_id for r in requests)
+
+
+async def test_streams_go_on_across_a_redis_restart(fleet: Fleet, restartable_redis: RedisServer) -> None:
+    """Tokens that arrive while Redis is down are kept and sent once it is back: every stream ends with
+    every token, numbered without a gap."""
+    settings, _ = await fleet(Provider.OPENAI, Provider.GEMINI, redis_url=restartable_redis.url)
+    async with LLMClient(settings=settings) as client:
+        requests = [
+            _request(
+                "gpt-4.1-mini" if i % 2 else "gemini-2.5-flash", f"{i} [[tokens=30]] [[tokens_per_s=20]]", stream=True
+            )
+            for i in range(10)
+        ]
+
+        async def read(request: LLMRequest) -> list[StreamEvent]:
+            return [event async for event in client.events(request, timeout=20)]
+
+        streams = await _restart_during(restartable_redis, 0.5, [asyncio.create_task(read(r)) for r in requests])
+    for events in streams:
+        assert [e.seq for e in events] == list(range(1, len(events) + 1))
+        done = events[-1]
+        assert isinstance(done, DoneEvent)
+        assert "".join(e.text for e in events if isinstance(e, DeltaEvent)) == done.response.content
+        assert done.response.usage.completion_tokens == 30
 
 
 async def test_backpressure_refuses_beyond_the_queue_bound(redis_server: RedisServer) -> None:
