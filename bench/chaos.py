@@ -141,16 +141,16 @@ async def run(args: argparse.Namespace) -> None:
             kept = await redis.xrange(settings.keys.events(r))
             job[b"kept_seqs"] = str([json.loads(f[b"e"])["seq"] for _, f in kept]).encode()
         await redis.aclose()
-        recovered = [
-            line for procs in workers.values() for p in procs for line in p.lines if "worker_presumed_dead" in line
-        ]
+        lines = [line for procs in workers.values() for p in procs for line in p.lines]
+        recovered = [line for line in lines if "worker_presumed_dead" in line]
+        dropped = collections.Counter(json.loads(line)["reason"] for line in lines if "provider_call_dropped" in line)
     finally:
         for procs in workers.values():
             for p in procs:
                 await p.stop(signal.SIGKILL)
         await emulator.stop()
         server.stop()
-    report(args, outcomes, kinds, stats, calls, reruns, recovered, unfinished, elapsed)
+    report(args, outcomes, kinds, stats, calls, reruns, recovered, dropped, unfinished, elapsed)
 
 
 def report(
@@ -161,6 +161,7 @@ def report(
     calls: collections.Counter[int],
     reruns: int,
     recovered: list[str],
+    dropped: collections.Counter[str],
     unfinished: dict[str, dict[bytes, bytes]],
     elapsed: float,
 ) -> None:
@@ -182,6 +183,7 @@ def report(
         f"{stats['disconnects']['total']}\n"
     )
     w(f"dead worker detected and its jobs requeued: {recovered}\n")
+    w(f"provider calls sent before the start script answered, then dropped, by its reason: {dict(dropped)}\n")
     for request_id, job in unfinished.items():
         fields = {k.decode(): v.decode()[:200] for k, v in job.items() if k not in (b"body", b"element", b"result")}
         w(f"gave up waiting on {request_id}: {fields}\n")

@@ -147,9 +147,15 @@ class Executor:
     ) -> None:
         """The start script answered: run (or keep running) the call, or drop it and say why."""
         if job.kind != "run" or (job.rerun and request.stream):
-            if early is not None:
+            if early is not None:  # sent before the script answered: closed now, and said so
                 early.cancel()
                 await asyncio.wait([early])
+                log.info(
+                    "provider_call_dropped",
+                    request_id=job.claimed.request_id,
+                    trace_id=request.trace_id,
+                    reason=job.reason or job.kind,
+                )
             if publisher is not None:
                 await publisher.close()
             if job.kind == "run":  # a stream whose worker died: its tokens may have reached readers already
@@ -263,6 +269,8 @@ class Executor:
         health = Circuit.NONE if waiting else Circuit.ERROR
         has_fallback = job.route + 1 < len(request.routes)
         retry_after = float(getattr(error, "retry_after", 0) or 0)
+        if isinstance(error, RateLimitedError) and not waiting:
+            self.pause_until(time.time() + retry_after)  # at once, here; the others hear it from the defer
         if (waiting and not has_fallback) or (not waiting and job.retries < self.settings.max_retries):
             cap = min(self.settings.retry_max_s, self.settings.retry_base_s * 2**job.retries)
             run_at = time.time() + max(random.uniform(0, cap) if not waiting else 0.0, retry_after)

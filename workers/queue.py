@@ -169,6 +169,13 @@ return 1 + 2 * opened
 )
 
 
+# KEYS: events stream.  ARGV: event, tokens channel, cap, ttl (set with the first event; 0: already set).
+_PUBLISH = """
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'e', ARGV[1])
+if ARGV[4] ~= '0' then redis.call('EXPIRE', KEYS[1], ARGV[4]) end
+redis.call('PUBLISH', ARGV[2], ARGV[1])
+"""
+
 # Due retries go to the head of the queue (they have waited already).
 _PROMOTE_DUE = """
 local function promote(delayed, queue, now)
@@ -321,6 +328,7 @@ class WorkerQueue:
         self._defer = redis.register_script(_DEFER)
         self._reroute = redis.register_script(_REROUTE)
         self._promote = redis.register_script(_PROMOTE)
+        self._publish = redis.register_script(_PUBLISH)
         self._heartbeat = redis.register_script(_HEARTBEAT)
         self._release = redis.register_script(_RELEASE)
         self._size_slots = redis.register_script(_SIZE_SLOTS)
@@ -480,19 +488,13 @@ class WorkerQueue:
         return None if next_at < 0 else next_at
 
     async def publish(self, request_id: str, event: str, *, first: bool) -> None:
-        """One stream event: kept (XADD, capped), then sent live (PUBLISH); one round trip, through a Redis
+        """One stream event: kept (XADD, capped), then sent live (PUBLISH); one script, through a Redis
         restart (sent twice, it is kept twice: readers drop the copy by its sequence number)."""
-        events_key = self.keys.events(request_id)
-
-        async def send() -> None:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.xadd(events_key, {"e": event}, maxlen=_STREAM_CAP, approximate=True)
-                if first:
-                    pipe.expire(events_key, self.stream_ttl_s)
-                pipe.publish(self.keys.tokens(request_id), event)
-                await pipe.execute()
-
-        await self._riding_out(send)
+        await self._call(
+            self._publish,
+            keys=[self.keys.events(request_id)],
+            args=[event, self.keys.tokens(request_id), _STREAM_CAP, self.stream_ttl_s if first else 0],
+        )
 
     async def last_seq(self, claimed: Claimed) -> int:
         """The sequence number of a stream's last kept event (0: none yet)."""
