@@ -19,7 +19,7 @@ test: $(VENV)/.dev
 	$(PY) -m coverage combine -q
 	$(PY) -m coverage report
 
-bench: $(VENV)/.dev
+bench: $(VENV)/.bench
 	$(PY) -m bench $(ARGS)
 
 $(VENV)/.demo: pyproject.toml
@@ -33,6 +33,10 @@ $(VENV)/.dev: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@ $(VENV)/.demo
+
+$(VENV)/.bench: $(VENV)/.dev
+	$(PY) -m pip install -q -e '.[bench]'
+	touch $@
 
 clean:
 	rm -rf $(VENV) .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache

@@ -1,7 +1,12 @@
 """Added latency and cost of the fleet: `LLMClient.complete()` through Redis and a worker process, against
 a direct SDK call from one process to the same emulator with the same transport, in one run, interleaved.
 
-    python -m bench latency [--providers openai,anthropic,gemini] [--rounds 3]
+    python -m bench latency [--providers openai,anthropic,gemini] [--loads single,hundred,thousand]
+                            [--rounds 3] [--litellm]
+
+`thousand` runs 1000 in flight per provider, all three providers at once. `--litellm` adds LiteLLM's
+Router (the peer users pick instead; `pip install litellm`, a benchmark-only extra) as a third path,
+in the same process as the direct calls.
 """
 
 from __future__ import annotations
@@ -30,14 +35,16 @@ MODELS = {Provider.OPENAI: "gpt-4.1-mini", Provider.ANTHROPIC: "claude-haiku-4-5
 @dataclass(frozen=True)
 class Load:
     name: str
-    in_flight: int
+    in_flight: int  # per provider
     latency_ms: int
-    requests: int
+    requests: int  # per provider and round
+    together: bool = False  # every provider at once, not one after the other
 
 
 LOADS = {
     "single": Load("1 in flight, 50 ms provider latency", 1, 50, 200),
     "hundred": Load("100 in flight, 1 s provider latency", 100, 1000, 1500),
+    "thousand": Load("1000 in flight per provider, all three at once, 10 s", 1000, 10_000, 2000, together=True),
 }
 
 
@@ -85,36 +92,59 @@ def _request(provider: Provider, load: Load, i: int) -> LLMRequest:
 
 
 async def measure(
-    f: Fleet, provider: Provider, load: Load, client: LLMClient, direct_settings: WorkerSettings, rounds: int
+    f: Fleet,
+    providers: list[Provider],
+    load: Load,
+    client: LLMClient,
+    direct_settings: WorkerSettings,
+    rounds: int,
+    litellm: bool,
 ) -> list[Run]:
-    adapter = build_adapter(provider, direct_settings)
-    await adapter.open()
-    model = resolve_model(MODELS[provider])
+    """Interleaved rounds of each path under `load`; requests go round-robin over `providers`."""
+    adapters = {p: build_adapter(p, direct_settings) for p in providers}
+    for adapter in adapters.values():
+        await adapter.open()
+
+    def pick(i: int) -> tuple[Provider, LLMRequest]:
+        provider = providers[i % len(providers)]
+        return provider, _request(provider, load, i)
+
+    async def direct(i: int) -> object:
+        provider, request = pick(i)
+        return await adapters[provider].complete(request, resolve_model(request.model))
+
     calls: dict[str, Callable[[int], Awaitable[object]]] = {
-        "direct": lambda i: adapter.complete(_request(provider, load, i), model),
-        "fleet": lambda i: client.complete(_request(provider, load, i), timeout=60),
+        "direct": direct,
+        "fleet": lambda i: client.complete(pick(i)[1], timeout=60),
     }
-    for call in calls.values():  # warm both paths: connections, pools, scripts
-        await closed_loop(call, min(load.in_flight, 20), 40)
+    if litellm:
+        from bench.peer import litellm_caller
+
+        calls["litellm"] = litellm_caller(f.emulator_url, MODELS, pick)
+    in_flight, total = load.in_flight * len(providers), load.requests * len(providers)
+    for call in calls.values():  # warm every path: connections, pools, scripts
+        await closed_loop(call, min(in_flight, 20), 40)
     runs = []
     me = os.getpid()
+    name = "all three" if len(providers) > 1 else providers[0].value
     for _ in range(rounds):
         for mode, call in calls.items():
-            pids = [me] if mode == "direct" else [me, *f.pids(provider)]
+            pids = [me, *(pid for p in providers for pid in f.pids(p))] if mode == "fleet" else [me]
             before = await redis_counters(f.redis.url)
             clock = Clock(pids)
-            latencies = await closed_loop(call, load.in_flight, load.requests, load.latency_ms / 1000)
+            latencies = await closed_loop(call, in_flight, total, load.latency_ms / 1000)
             wall, cpu = clock.stop()
             redis = delta(await redis_counters(f.redis.url), before)
             n = len(latencies)
-            parts = {"caller" if pid == me else "worker": s * 1000 / n for pid, s in cpu.items()}
+            parts = {"caller": cpu.pop(me) * 1000 / n}
             if mode == "fleet":
+                parts["worker"] = sum(cpu.values()) * 1000 / n
                 parts["redis"] = redis.get("cpu_s", 0.0) * 1000 / n
             calls_by_name = {k: round(v / n, 2) for k, v in redis.items() if k not in ("cpu_s", "net_in", "net_out")}
             runs.append(
                 Run(
                     mode,
-                    provider.value,
+                    name,
                     load.name,
                     round(pct(latencies, 50), 2),
                     round(pct(latencies, 99), 2),
@@ -126,33 +156,37 @@ async def measure(
                     round((redis.get("net_in", 0) + redis.get("net_out", 0)) / n) if mode == "fleet" else 0.0,
                 )
             )
-    await adapter.aclose()
+    for adapter in adapters.values():
+        await adapter.aclose()
     return runs
 
 
-def report(runs: list[Run]) -> str:
+def report(runs: list[Run], mode: str = "fleet") -> str:
+    """`mode` (the fleet, or LiteLLM) next to the direct calls of the same rounds."""
     lines = [
         (
-            "| provider | load | direct p50 / p99 ms | fleet p50 / p99 ms | **added p50 / p99 ms** | req/s | "
-            "CPU ms/req direct | CPU ms/req fleet (caller + worker + redis) | Redis cmds/req |"
+            f"| provider | load | direct p50 / p99 ms | {mode} p50 / p99 ms | **added p50 / p99 ms** | req/s | "
+            f"CPU ms/req direct | CPU ms/req {mode}"
+            + (" (caller + worker + redis) | Redis cmds/req |" if mode == "fleet" else " |")
         ),
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|" + ("---|" if mode == "fleet" else ""),
     ]
-    keys = sorted({(r.provider, r.load) for r in runs}, key=lambda k: (k[1], k[0]))
+    keys = sorted({(r.provider, r.load) for r in runs if r.mode == mode}, key=lambda k: (k[1], k[0]))
     for provider, load in keys:
         direct = [r for r in runs if (r.provider, r.load, r.mode) == (provider, load, "direct")]
-        fleet_ = [r for r in runs if (r.provider, r.load, r.mode) == (provider, load, "fleet")]
-        added50 = median([f.p50_ms - d.p50_ms for f, d in zip(fleet_, direct, strict=True)])
-        added99 = median([f.p99_ms - d.p99_ms for f, d in zip(fleet_, direct, strict=True)])
-        parts = {k: median([r.cpu_parts[k] for r in fleet_]) for k in fleet_[0].cpu_parts}
-        lines.append(
+        other = [r for r in runs if (r.provider, r.load, r.mode) == (provider, load, mode)]
+        added50 = median([o.p50_ms - d.p50_ms for o, d in zip(other, direct, strict=True)])
+        added99 = median([o.p99_ms - d.p99_ms for o, d in zip(other, direct, strict=True)])
+        parts = {k: median([r.cpu_parts[k] for r in other]) for k in other[0].cpu_parts}
+        row = (
             f"| {provider} | {load} | {median([r.p50_ms for r in direct]):.2f} / {median([r.p99_ms for r in direct]):.2f}"
-            f" | {median([r.p50_ms for r in fleet_]):.2f} / {median([r.p99_ms for r in fleet_]):.2f}"
-            f" | **{added50:.2f} / {added99:.2f}** | {median([r.rate for r in fleet_]):.0f}"
-            f" | {median([r.cpu_ms_per_req for r in direct]):.3f}"
-            f" | {sum(parts.values()):.3f} ({' + '.join(f'{v:.3f}' for v in parts.values())})"
-            f" | {median([r.redis_cmds_per_req for r in fleet_]):.1f} |"
+            f" | {median([r.p50_ms for r in other]):.2f} / {median([r.p99_ms for r in other]):.2f}"
+            f" | **{added50:.2f} / {added99:.2f}** | {median([r.rate for r in other]):.0f}"
+            f" | {median([r.cpu_ms_per_req for r in direct]):.3f} | {sum(parts.values()):.3f}"
         )
+        if mode == "fleet":
+            row += f" ({' + '.join(f'{v:.3f}' for v in parts.values())}) | {median([r.redis_cmds_per_req for r in other]):.1f}"
+        lines.append(row + " |")
     return "\n".join(lines)
 
 
@@ -165,14 +199,16 @@ async def main_async(args: argparse.Namespace) -> None:
             await f.add_workers(provider)
         async with LLMClient(settings=f.settings) as client:
             for load_name in args.loads.split(","):
-                for provider in providers:
-                    runs = await measure(f, provider, LOADS[load_name], client, direct_settings, args.rounds)
-                    all_runs += runs
-                    sys.stderr.write(f"done: {provider.value} {load_name}\n")
+                load = LOADS[load_name]
+                for group in [providers] if load.together else [[p] for p in providers]:
+                    all_runs += await measure(f, group, load, client, direct_settings, args.rounds, args.litellm)
+                    sys.stderr.write(f"done: {'+'.join(p.value for p in group)} {load_name}\n")
     out = Path("bench/results")
     out.mkdir(parents=True, exist_ok=True)
     (out / f"latency-{int(time.time())}.json").write_text(json.dumps([asdict(r) for r in all_runs], indent=1))
     sys.stdout.write(report(all_runs) + "\n\n")
+    if args.litellm:
+        sys.stdout.write(report(all_runs, "litellm") + "\n\n")
     for r in all_runs:
         if r.mode == "fleet":
             sys.stdout.write(
@@ -187,4 +223,5 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--providers", default="openai,anthropic,gemini")
     parser.add_argument("--loads", default="single,hundred")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--litellm", action="store_true", help="add LiteLLM's Router as a third path")
     asyncio.run(main_async(parser.parse_args(argv)))
