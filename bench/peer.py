@@ -3,6 +3,7 @@ extra (`pip install litellm`), never a runtime dependency."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable
 
 from schemas.catalog import Provider
@@ -14,6 +15,7 @@ Pick = Callable[[int], tuple[Provider, LLMRequest]]
 def litellm_caller(emulator_url: str, models: dict[Provider, str], pick: Pick) -> Callable[[int], Awaitable[object]]:
     """A Router with one deployment per model, each pointed at the emulator, retries off (as ours are in
     the direct path); returns a call that sends request `i` through it."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # its bundled price list: no network
     import litellm
 
     litellm.telemetry = False
@@ -21,7 +23,7 @@ def litellm_caller(emulator_url: str, models: dict[Provider, str], pick: Pick) -
     routes = {
         Provider.OPENAI: ("openai", "/v1"),
         Provider.ANTHROPIC: ("anthropic", ""),
-        Provider.GEMINI: ("gemini", ""),
+        Provider.GEMINI: ("gemini", "/v1beta"),
     }
     router = litellm.Router(
         model_list=[
