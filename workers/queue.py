@@ -197,15 +197,21 @@ return next[2] or '-1'
 """
 )
 
-# KEYS: workers zset, delayed, queue, our claimed list.  ARGV: worker_id, now, dead_before
-# Refresh this worker's heartbeat, queue the retries that are due (a dead worker's too); return how many
-# jobs our claimed list holds, and the workers whose heartbeat is older than dead_before.
+# KEYS: workers zset, delayed, queue, our claimed list, our held tokens, slots.  ARGV: worker_id, now,
+# dead_before.  Refresh this worker's heartbeat, queue the retries that are due (a dead worker's too), and
+# give back tokens we hold for nothing: every held token belongs to a claimed job, except at most one taken
+# for the next claim, so more than claimed + 1 means a token BLMOVE whose reply was lost (Redis went away).
+# Returns how many jobs our claimed list holds, the workers whose heartbeat is older than dead_before,
+# and the tokens given back.
 _HEARTBEAT = (
     _PROMOTE_DUE
     + """
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 promote(KEYS[2], KEYS[3], ARGV[2])
-return {redis.call('LLEN', KEYS[4]), redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[3], 'LIMIT', 0, 10)}
+local claimed = redis.call('LLEN', KEYS[4])
+local extra = redis.call('LLEN', KEYS[5]) - claimed - 1
+for _ = 1, extra do redis.call('LMOVE', KEYS[5], KEYS[6], 'LEFT', 'RIGHT') end
+return {claimed, redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[3], 'LIMIT', 0, 10), math.max(extra, 0)}
 """
 )
 
@@ -502,16 +508,24 @@ class WorkerQueue:
         last = await self._riding_out(lambda: self.redis.xrevrange(key, count=1))
         return int(json.loads(last[0][1][b"e"])["seq"]) if last else 0
 
-    async def heartbeat(self, dead_after_s: float) -> tuple[int, list[str]]:
-        """Say this worker is alive and queue the retries that are due; return how many jobs our claimed list
-        holds, and the ids of workers presumed dead."""
+    async def heartbeat(self, dead_after_s: float) -> tuple[int, list[str], int]:
+        """Say this worker is alive, queue the retries that are due, give back tokens held for nothing;
+        return how many jobs our claimed list holds, the ids of workers presumed dead, and the tokens given
+        back."""
         now = time.time()
-        claimed, dead = await self._call(
+        claimed, dead, returned = await self._call(
             self._heartbeat,
-            keys=[self.workers_key, self.keys.delayed(self.provider), self.queue_key, self.claimed_key],
+            keys=[
+                self.workers_key,
+                self.keys.delayed(self.provider),
+                self.queue_key,
+                self.claimed_key,
+                self.held_key,
+                self.slots_key,
+            ],
             args=[self.worker_id, now, now - dead_after_s],
         )
-        return int(claimed), [d.decode() for d in dead if d.decode() != self.worker_id]
+        return int(claimed), [d.decode() for d in dead if d.decode() != self.worker_id], int(returned)
 
     async def claimed(self) -> list[Claimed]:
         """Every job in our claimed list (to find one a lost reply left there)."""

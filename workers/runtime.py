@@ -124,7 +124,9 @@ class FleetWorker(Worker):
         log.info("worker_stopped", worker_id=self.worker_id, requeued=requeued)
 
     async def _beat(self) -> None:
-        claimed, dead_workers = await self.queue.heartbeat(self.settings.heartbeat_s * _DEAD_AFTER_BEATS)
+        claimed, dead_workers, returned = await self.queue.heartbeat(self.settings.heartbeat_s * _DEAD_AFTER_BEATS)
+        if returned:
+            log.warning("tokens_returned", worker_id=self.worker_id, tokens=returned)
         if claimed > len(self.tasks):  # a claim whose reply was lost (Redis went away): adopt it
             self._orphans = True
         for dead in dead_workers:

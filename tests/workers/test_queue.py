@@ -19,7 +19,7 @@ from schemas.request import LLMRequest
 from schemas.response import LLMResponse, Usage
 from schemas.settings import FleetSettings
 from tests.servers import RedisServer
-from workers.queue import Claimed, WorkerQueue
+from workers.queue import Claimed, Limits, WorkerQueue
 
 
 @pytest.fixture
@@ -193,7 +193,7 @@ async def test_a_dead_workers_jobs_go_back_to_the_queue(
     assert claimed is not None and claimed.request_id == request.request_id
     assert (await dead.start(claimed)).kind == "run"  # the provider call started, then the worker died
     await redis.zadd(settings.keys.workers("openai"), {"dead": 1.0})  # its last beat, long ago
-    assert await alive.heartbeat(dead_after_s=10) == (0, ["dead"])
+    assert await alive.heartbeat(dead_after_s=10) == (0, ["dead"], 0)
     assert await alive.release("dead") == 1
     assert await redis.zscore(settings.keys.workers("openai"), "dead") is None
     await _serve_one(alive, "rerun")
@@ -226,3 +226,26 @@ async def test_reply_carries_the_request_id_and_outcome(
     assert request_id.decode() == request.request_id
     assert json.loads(outcome)["ok"]["content"] == "hello"
     await pubsub.aclose()
+
+
+async def test_a_token_taken_while_its_reply_was_lost_goes_back_at_the_next_heartbeat(
+    redis: Redis, settings: FleetSettings, fleet_client: LLMClient
+) -> None:
+    """A token BLMOVE that ran while its reply was lost leaves the worker holding a token it does not know
+    of; it takes another. Its heartbeat sees more held tokens than claimed jobs + 1 and gives the extra back."""
+    queue = WorkerQueue(
+        redis, settings.keys, "openai", "w1", result_ttl_s=60, stream_ttl_s=60, limits=Limits(concurrency=3)
+    )
+    slots, held = settings.keys.slots("openai"), settings.keys.held("w1")
+    assert await queue.size_slots() == 3
+    assert await queue.acquire_slot(timeout_s=1)  # its reply lost: the worker does not know it holds this one
+    assert await queue.acquire_slot(timeout_s=1)  # the one it takes instead, for its next claim
+    assert await queue.heartbeat(dead_after_s=10) == (0, [], 1)
+    assert (await redis.llen(held), await redis.llen(slots)) == (1, 2)  # type: ignore[misc]
+    await fleet_client.submit(_request())
+    claimed = await queue.claim(timeout_s=1)  # the held token is this job's now
+    assert claimed is not None
+    assert await queue.heartbeat(dead_after_s=10) == (1, [], 0)  # one job, one token: nothing to give back
+    assert await queue.acquire_slot(timeout_s=1)  # and one more for the next claim: still nothing
+    assert await queue.heartbeat(dead_after_s=10) == (1, [], 0)
+    assert (await redis.llen(held), await redis.llen(slots)) == (2, 1)  # type: ignore[misc]
