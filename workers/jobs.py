@@ -34,7 +34,7 @@ from schemas.response import LLMResponse, Usage
 from workers.providers.base import Adapter
 from workers.queue import Circuit, Claimed, Started, WorkerQueue
 from workers.settings import WorkerSettings
-from workers.streams import EventPublisher
+from workers.streams import EventPublisher, EventRelay
 
 __all__ = ["Executor"]
 
@@ -56,6 +56,7 @@ class Executor:
         self.adapter = adapter
         self.settings = settings
         self.provider = Provider(queue.provider)
+        self.relay = EventRelay(queue, coalesce=settings.stream_coalesce)
         self._running: dict[str, asyncio.Task[object]] = {}
         self._cancelled: set[str] = set()
         self.next_retry_at: float | None = None
@@ -111,11 +112,7 @@ class Executor:
             if job.kind != "skip":
                 await self._end(job, None, exc, t0, None, health=Circuit.NONE)
             return
-        publisher = (
-            EventPublisher(self.queue, claimed.request_id, coalesce=self.settings.stream_coalesce)
-            if request.stream
-            else None
-        )
+        publisher = self.relay.publisher(claimed.request_id) if request.stream else None
         early = None
         if not self._limited and self.paused_until <= time.time() < (claimed.deadline_at or float("inf")):
             early = asyncio.ensure_future(self._provider_call(request, model, publisher, claimed.deadline_at))
@@ -352,7 +349,7 @@ class Executor:
         encoded = encode_error(outcome) if isinstance(outcome, LLMError) else encode_response(outcome)
         terminal = None
         if publisher is None and request is not None and request.stream:  # ended before streaming began
-            publisher = EventPublisher(self.queue, job.claimed.request_id, seq=await self.queue.last_seq(job.claimed))
+            publisher = self.relay.publisher(job.claimed.request_id, seq=await self.queue.last_seq(job.claimed))
         if publisher is not None:
             await publisher.close()
             if isinstance(outcome, RequestCancelledError):

@@ -169,11 +169,14 @@ return 1 + 2 * opened
 )
 
 
-# KEYS: events stream.  ARGV: event, tokens channel, cap, ttl (set with the first event; 0: already set).
+# KEYS: each event's kept copy (a stream).  ARGV: cap, ttl, then for each event: its live channel, the
+# event, and '1' when it is its stream's first (the copy's TTL is set then).
 _PUBLISH = """
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'e', ARGV[1])
-if ARGV[4] ~= '0' then redis.call('EXPIRE', KEYS[1], ARGV[4]) end
-redis.call('PUBLISH', ARGV[2], ARGV[1])
+for i = 1, #KEYS do
+  redis.call('XADD', KEYS[i], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[3 * i + 1])
+  if ARGV[3 * i + 2] == '1' then redis.call('EXPIRE', KEYS[i], ARGV[2]) end
+  redis.call('PUBLISH', ARGV[3 * i], ARGV[3 * i + 1])
+end
 """
 
 # Due retries go to the head of the queue (they have waited already).
@@ -493,14 +496,14 @@ class WorkerQueue:
         next_at = float(due)
         return None if next_at < 0 else next_at
 
-    async def publish(self, request_id: str, event: str, *, first: bool) -> None:
-        """One stream event: kept (XADD, capped), then sent live (PUBLISH); one script, through a Redis
-        restart (sent twice, it is kept twice: readers drop the copy by its sequence number)."""
-        await self._call(
-            self._publish,
-            keys=[self.keys.events(request_id)],
-            args=[event, self.keys.tokens(request_id), _STREAM_CAP, self.stream_ttl_s if first else 0],
-        )
+    async def publish(self, events: list[tuple[str, int, str]]) -> None:
+        """Stream events `(request_id, seq, event)`: each kept (XADD, capped), then sent live (PUBLISH); one
+        script for all, through a Redis restart (sent twice, an event is kept twice: readers drop the copy
+        by its sequence number)."""
+        args: list[str | int] = [_STREAM_CAP, self.stream_ttl_s]
+        for request_id, seq, event in events:
+            args += [self.keys.tokens(request_id), event, int(seq == 1)]
+        await self._call(self._publish, keys=[self.keys.events(r) for r, _, _ in events], args=args)
 
     async def last_seq(self, claimed: Claimed) -> int:
         """The sequence number of a stream's last kept event (0: none yet)."""

@@ -1,74 +1,128 @@
-"""Publishing a stream's events, coalescing tokens that arrive while a publish is in flight.
+"""Publishing stream events: one relay per worker sends the events of all its streams together.
 
-The first token goes out at once. While a publish is on its way to Redis, newer tokens gather and
-leave together as one event as soon as it returns, so no token waits longer than one round trip and
-a fast provider costs fewer events than it sends tokens.
+A stream's tokens wait in its `EventPublisher`; the worker's `EventRelay` sends every waiting stream's
+events in one script (XADD to each kept copy, PUBLISH on each live channel). When no send is in flight the
+relay sends at once, so the first token is never held back; tokens that arrive while a send is on its way
+leave with the next one, so none waits longer than about one round trip, and under load one round trip
+carries many streams' events. A stream's waiting tokens travel as one event (coalescing), or one event
+each with `LLM_STREAM_COALESCE=false`.
+
+A stream's events are numbered only once they are kept, so its terminal event never follows a gap.
 """
 
 from __future__ import annotations
 
 import asyncio
 
+import structlog
+from redis.exceptions import RedisError
+
 from schemas.events import CancelledEvent, DeltaEvent, DoneEvent, ErrorEvent
 from workers.queue import Started, WorkerQueue
 
-__all__ = ["EventPublisher"]
+__all__ = ["EventPublisher", "EventRelay"]
+
+log = structlog.get_logger("llm_fleet.worker")
+
+
+class EventRelay:
+    """Sends the waiting events of every stream this worker runs, one script per send."""
+
+    def __init__(self, queue: WorkerQueue, *, coalesce: bool = True) -> None:
+        self.queue = queue
+        self.coalesce = coalesce
+        self._ready: dict[EventPublisher, None] = {}  # streams with tokens to send, in arrival order
+        self._sending: asyncio.Task[None] | None = None
+
+    def publisher(self, request_id: str, *, seq: int = 0) -> EventPublisher:
+        return EventPublisher(self, request_id, seq=seq)
+
+    def ready(self, publisher: EventPublisher) -> None:
+        self._ready[publisher] = None
+        if self._sending is None or self._sending.done():
+            self._sending = asyncio.create_task(self._send())
+
+    async def _send(self) -> None:
+        while self._ready:
+            batch = [(p, p.take()) for p in self._ready]
+            self._ready.clear()
+            events = [(p.request_id, seq, event) for p, taken in batch for seq, event in taken]
+            try:
+                if events:
+                    await self.queue.publish(events)
+            except (RedisError, OSError) as exc:  # Redis away longer than the worker rides out: tokens lost
+                log.warning("stream_events_lost", events=len(events), error=repr(exc))
+                for p, _ in batch:
+                    p.sent(None)
+            else:
+                for p, taken in batch:
+                    p.sent(taken[-1][0] if taken else None)
 
 
 class EventPublisher:
-    def __init__(
-        self,
-        queue: WorkerQueue,
-        request_id: str,
-        *,
-        seq: int = 0,
-        coalesce: bool = True,
-    ) -> None:
-        self._coalesce = coalesce
-        self.gate: asyncio.Future[Started] | None = None  # the start script: nothing leaves before it says 'run'
-        self._queue = queue
-        self._request_id = request_id
-        self._pending: list[str] = []
-        self._flushing: asyncio.Task[None] | None = None
+    """One stream's side of the relay: its waiting tokens and its sequence numbers."""
+
+    def __init__(self, relay: EventRelay, request_id: str, *, seq: int = 0) -> None:
+        self.request_id = request_id
         self.seq = seq
         self.tokens = 0
+        self.gate: asyncio.Future[Started] | None = None  # the start script: nothing leaves before it says 'run'
+        self._relay = relay
+        self._pending: list[str] = []
+        self._in_flight = False
+        self._closed = False
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     def delta(self, text: str) -> None:
-        """Queue a token; it is published now, or with the next event if a publish is in flight."""
-        if not text:
+        """Queue a token: it leaves with the relay's next send."""
+        if not text or self._closed:
             return
         self.tokens += 1
         self._pending.append(text)
-        if self._flushing is None or self._flushing.done():
-            self._flushing = asyncio.create_task(self._flush())
+        self._idle.clear()
+        if self.gate is None:
+            self._relay.ready(self)
+        elif len(self._pending) == 1:  # the first token waiting for the start script
+            self.gate.add_done_callback(self._gate_answered)
 
-    async def _flush(self) -> None:
-        if self.gate is not None:
-            if (await asyncio.shield(self.gate)).kind != "run":
-                self._pending.clear()  # the job must not run: what it streamed goes nowhere
-                return
-            self.gate = None
-        while self._pending:
-            if self._coalesce:
-                text = "".join(self._pending)
-                self._pending.clear()
-            else:
-                text = self._pending.pop(0)
-            seq = self.seq + 1
-            event = DeltaEvent(seq=seq, text=text).model_dump_json()
-            await self._queue.publish(self._request_id, event, first=seq == 1)
-            self.seq = seq  # only once kept: a terminal event never follows a gap
+    def _gate_answered(self, gate: asyncio.Future[Started]) -> None:
+        if self.gate is not gate:
+            return  # answered already
+        self.gate = None
+        if gate.cancelled() or gate.exception() is not None or gate.result().kind != "run":
+            self._closed = True  # the job must not run: what it streamed goes nowhere
+            self._pending.clear()
+            self._idle.set()
+        elif self._pending:
+            self._relay.ready(self)
+
+    def take(self) -> list[tuple[int, str]]:
+        """The waiting tokens as numbered events (the numbers become the stream's once `sent`)."""
+        texts = ["".join(self._pending)] if self._relay.coalesce and self._pending else list(self._pending)
+        self._pending.clear()
+        self._in_flight = bool(texts)
+        return [(seq, DeltaEvent(seq=seq, text=text).model_dump_json()) for seq, text in enumerate(texts, self.seq + 1)]
+
+    def sent(self, last_seq: int | None) -> None:
+        """The relay's send ended: kept up to `last_seq` (None: nothing kept)."""
+        if last_seq is not None:
+            self.seq = last_seq
+        self._in_flight = False
+        if not self._pending:
+            self._idle.set()
 
     async def drain(self) -> None:
-        """Wait until every queued token is published (a terminal event must come after them)."""
-        if self._flushing is not None:
-            await self._flushing
+        """Wait until every queued token is kept (a terminal event must come after them)."""
+        await self._idle.wait()
 
     async def close(self) -> None:
-        """Stop publishing (the request was cancelled or failed): drop what has not left yet."""
+        """Stop publishing (the request ended): drop what has not left, wait for what is on its way."""
+        self._closed = True
         self._pending.clear()
-        if self._flushing is not None and not self._flushing.done():
-            await asyncio.wait([self._flushing])
+        if not self._in_flight:
+            self._idle.set()
+        await self._idle.wait()
 
     def terminal(self, event: type[DoneEvent | ErrorEvent | CancelledEvent], **fields: object) -> str:
         """The terminal event's JSON, numbered after every delta (written by the finish script)."""

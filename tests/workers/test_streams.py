@@ -1,0 +1,108 @@
+"""The worker's stream relay against a real Redis server: what is kept, how it is numbered, and when
+nothing may leave."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from schemas.events import ErrorEvent
+from schemas.keys import Keys
+from tests.servers import RedisServer, free_port
+from workers.queue import Claimed, Started, WorkerQueue
+from workers.streams import EventRelay
+
+
+@pytest.fixture
+async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
+    r = Redis.from_url(redis_server.url)
+    yield r
+    await r.aclose()
+
+
+@pytest.fixture
+def keys() -> Keys:
+    return Keys(f"s{uuid.uuid4().hex[:8]}")
+
+
+def _relay(redis: Redis, keys: Keys, *, coalesce: bool = True, outage_s: float = 60.0) -> EventRelay:
+    queue = WorkerQueue(redis, keys, "openai", "w1", result_ttl_s=60, stream_ttl_s=60, outage_s=outage_s)
+    return EventRelay(queue, coalesce=coalesce)
+
+
+async def _kept(redis: Redis, keys: Keys, request_id: str) -> list[tuple[int, str]]:
+    entries = await redis.xrange(keys.events(request_id))
+    return [(e["seq"], e["text"]) for e in (json.loads(fields[b"e"]) for _, fields in entries)]
+
+
+def _started(kind: str) -> Started:
+    return Started(kind, Claimed.parse(b"r\n0\n0\n{}"))
+
+
+async def test_streams_share_sends_and_tokens_waiting_for_one_travel_together(redis: Redis, keys: Keys) -> None:
+    relay = _relay(redis, keys)
+    one, two = relay.publisher("one"), relay.publisher("two")
+    one.delta("a")  # leaves at once
+    await asyncio.sleep(0)  # its send is on its way
+    one.delta("b")  # these wait for that send, then leave together, with the other stream's
+    one.delta("c")
+    two.delta("x")
+    await one.drain()
+    await two.drain()
+    assert await _kept(redis, keys, "one") == [(1, "a"), (2, "bc")]
+    assert await _kept(redis, keys, "two") == [(1, "x")]
+    assert (one.seq, two.seq, one.tokens) == (2, 1, 3)
+    assert 0 < await redis.ttl(keys.events("one")) <= 60  # set with the stream's first event
+
+
+async def test_without_coalescing_every_token_is_an_event(redis: Redis, keys: Keys) -> None:
+    relay = _relay(redis, keys, coalesce=False)
+    stream = relay.publisher("s")
+    for token in "abc":
+        stream.delta(token)
+    await stream.drain()
+    assert await _kept(redis, keys, "s") == [(1, "a"), (2, "b"), (3, "c")]
+
+
+async def test_nothing_leaves_before_the_start_script_says_run(redis: Redis, keys: Keys) -> None:
+    relay = _relay(redis, keys)
+    gate: asyncio.Future[Started] = asyncio.get_running_loop().create_future()
+    stream = relay.publisher("s")
+    stream.gate = gate
+    stream.delta("a")
+    stream.delta("b")
+    await asyncio.sleep(0.05)
+    assert await _kept(redis, keys, "s") == []
+    gate.set_result(_started("run"))
+    await stream.drain()
+    assert await _kept(redis, keys, "s") == [(1, "ab")]
+
+
+async def test_a_job_that_must_not_run_publishes_nothing(redis: Redis, keys: Keys) -> None:
+    relay = _relay(redis, keys)
+    gate: asyncio.Future[Started] = asyncio.get_running_loop().create_future()
+    stream = relay.publisher("s")
+    stream.gate = gate
+    stream.delta("a")
+    gate.set_result(_started("skip"))
+    await asyncio.wait_for(stream.drain(), 1)
+    stream.delta("b")  # closed: ignored
+    await stream.close()
+    assert await _kept(redis, keys, "s") == []
+
+
+async def test_events_lost_with_redis_leave_no_gap_before_the_terminal_event(keys: Keys) -> None:
+    gone = Redis(port=free_port())  # nothing listens there
+    relay = _relay(gone, keys, outage_s=0.2)
+    stream = relay.publisher("s")
+    stream.delta("a")
+    await asyncio.wait_for(stream.drain(), 5)
+    assert stream.seq == 0  # not kept, so not numbered
+    terminal = json.loads(stream.terminal(ErrorEvent, error={"type": "FleetUnavailableError", "message": "gone"}))
+    assert terminal["seq"] == 1
+    await gone.aclose()
