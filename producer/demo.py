@@ -8,6 +8,7 @@ and stops everything it started, also on Ctrl-C.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import os
@@ -28,6 +29,7 @@ DEMO_MODELS = {
     Provider.GEMINI: "gemini-2.5-flash",
 }
 _READY_TIMEOUT_S = 30.0
+_KEPT_LINES = 20_000  # a long run's log lines are read, not hoarded
 
 
 class Process:
@@ -36,7 +38,7 @@ class Process:
     def __init__(self, proc: asyncio.subprocess.Process, name: str) -> None:
         self.proc = proc
         self.name = name
-        self.lines: list[str] = []
+        self.lines: collections.deque[str] = collections.deque(maxlen=_KEPT_LINES)  # the latest, for checks
         self._ready = asyncio.Event()
         self._ready_event = ""
         self._readers: list[asyncio.Task[None]] = []
@@ -88,7 +90,7 @@ class Process:
         exited.cancel()
         if not self._ready.is_set():
             await asyncio.sleep(0.1)  # let the reader take the last lines before we quote them
-            tail = "\n  ".join(self.lines[-5:])
+            tail = "\n  ".join(list(self.lines)[-5:])
             state = "exited" if exited in done else f"not ready after {_READY_TIMEOUT_S:g}s"
             await self.stop()
             raise RuntimeError(f"{self.name} {state}:\n  {tail}")
