@@ -40,6 +40,11 @@ __all__ = ["Executor"]
 
 log = structlog.get_logger("llm_fleet.worker")
 
+# A provider call the worker closed (dropped, or timed out) keeps its concurrency token this much longer
+# before the job is put aside, so that the provider has noticed the close before the token lets another
+# call in: a provider counts a call until it sees it gone, and the fleet-wide limit is what it counts.
+_CLOSED_CALL_LINGER_S = 0.05
+
 _WAIT_ERRORS = {
     "cooldown": "is cooling down after a 429",
     "circuit": "has its circuit open",
@@ -145,8 +150,10 @@ class Executor:
         """The start script answered: run (or keep running) the call, or drop it and say why."""
         if job.kind != "run" or (job.rerun and request.stream):
             if early is not None:  # sent before the script answered: closed now, and said so
-                early.cancel()
+                in_flight = early.cancel()
                 await asyncio.wait([early])
+                if in_flight:
+                    await asyncio.sleep(_CLOSED_CALL_LINGER_S)
                 log.info(
                     "provider_call_dropped",
                     request_id=job.claimed.request_id,
@@ -273,6 +280,8 @@ class Executor:
             run_at = time.time() + max(random.uniform(0, cap) if not waiting else 0.0, retry_after)
             if run_at < (job.deadline_at or float("inf")):
                 cooldown = retry_after if isinstance(error, RateLimitedError) and not waiting else 0.0
+                if isinstance(error, ProviderTimeoutError):  # we closed that call
+                    await asyncio.sleep(_CLOSED_CALL_LINGER_S)
                 await self.queue.defer(job.claimed, run_at, health=health, cooldown_s=cooldown, retried=not waiting)
                 self._schedule(run_at)
                 log.info(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
@@ -11,10 +10,8 @@ from schemas.catalog import Provider, resolve_model
 from schemas.errors import (
     AuthenticationError,
     BadRequestError,
-    MalformedResponseError,
     NotFoundError,
     OverloadedError,
-    ProviderTimeoutError,
     ProviderUnavailableError,
     RateLimitedError,
 )
@@ -153,14 +150,6 @@ async def test_stream_without_message_stop_fails(server, make_adapter) -> None:
     assert "message_stop" in check_error(caught.value, ProviderUnavailableError, P).message
 
 
-async def test_stream_cut_mid_way_is_unavailable(server, make_adapter) -> None:
-    server.reply(BASIC, cut_after=4)
-
-    with pytest.raises(ProviderUnavailableError) as caught:
-        await collect(make_adapter(P).stream(make_request(HAIKU.id), HAIKU))
-    check_error(caught.value, ProviderUnavailableError, P)
-
-
 async def test_published_midstream_overloaded_error(server, make_adapter) -> None:
     sse = events(BASIC)
     server.reply(b"".join(sse[:4]) + transcript("anthropic/error.midstream.overloaded_error.sse"), sse=True)
@@ -220,54 +209,3 @@ async def test_http_errors(server, make_adapter, status, kind, headers, cls, ret
     assert err.details.get("retry_after") == retry_after
     assert f"upstream said {status}" in err.message
     assert len(server.requests) == 1  # SDK retries are off
-
-
-@pytest.mark.parametrize("content_type", ["application/json", "text/html"])
-async def test_garbage_200_is_malformed(server, make_adapter, content_type) -> None:
-    server.reply(b"<html>not json", headers={"Content-Type": content_type})
-
-    with pytest.raises(MalformedResponseError) as caught:
-        await make_adapter(P).complete(make_request(HAIKU.id), HAIKU)
-    check_error(caught.value, MalformedResponseError, P)
-
-
-async def test_garbage_inside_a_stream_is_malformed(server, make_adapter) -> None:
-    server.reply(events(BASIC)[0] + b"event: content_block_delta\ndata: {not json\n\n", sse=True)
-
-    with pytest.raises(MalformedResponseError) as caught:
-        await collect(make_adapter(P).stream(make_request(HAIKU.id), HAIKU))
-    check_error(caught.value, MalformedResponseError, P)
-
-
-async def test_dropped_connection_is_unavailable(server, make_adapter) -> None:
-    server.reply(b"{}", drop=True)
-
-    with pytest.raises(ProviderUnavailableError) as caught:
-        await make_adapter(P).complete(make_request(HAIKU.id), HAIKU)
-    check_error(caught.value, ProviderUnavailableError, P)
-    assert len(server.requests) == 1
-
-
-async def test_no_answer_in_time_is_a_timeout(server, make_adapter) -> None:
-    server.reply(b"{}", hang_before=True)
-
-    with pytest.raises(ProviderTimeoutError) as caught:
-        await make_adapter(P, LLM_PROVIDER_TIMEOUT=0.3).complete(make_request(HAIKU.id), HAIKU)
-    check_error(caught.value, ProviderTimeoutError, P)
-
-
-async def test_stream_that_stalls_is_a_timeout(server, make_adapter) -> None:
-    server.reply(BASIC, hang_after=4)
-
-    with pytest.raises(ProviderTimeoutError) as caught:
-        await collect(make_adapter(P, LLM_PROVIDER_TIMEOUT=0.3).stream(make_request(HAIKU.id), HAIKU))
-    check_error(caught.value, ProviderTimeoutError, P)
-
-
-async def test_closing_the_stream_early_closes_the_http_response(server, make_adapter) -> None:
-    server.reply(BASIC, hang_after=4)
-    chunks = make_adapter(P).stream(make_request(HAIKU.id), HAIKU)
-
-    assert await anext(chunks) == "Hello"
-    await chunks.aclose()
-    await asyncio.wait_for(server.client_gone.wait(), 2)
