@@ -29,7 +29,7 @@ DEMO_MODELS = {
     Provider.GEMINI: "gemini-2.5-flash",
 }
 _READY_TIMEOUT_S = 30.0
-_KEPT_LINES = 20_000  # a long run's log lines are read, not hoarded
+_KEPT_LINES = 5_000  # a long run's log lines are read, not hoarded
 
 
 class Process:
