@@ -158,7 +158,7 @@ class Executor:
                     "provider_call_dropped",
                     request_id=job.claimed.request_id,
                     trace_id=request.trace_id,
-                    reason=job.reason or job.kind,
+                    reason=job.reason or (job.kind if job.kind != "run" else "stream_rerun"),
                 )
             if publisher is not None:
                 await publisher.close()
