@@ -35,8 +35,10 @@ class ModelInfo(BaseModel):
     """OpenAI reasoning models take `max_completion_tokens` and no temperature."""
 
     @property
-    def temperature_max(self) -> float:
-        return 1.0 if self.provider is Provider.ANTHROPIC else 2.0
+    def takes_temperature(self) -> bool:
+        """OpenAI's reasoning models take none, and neither does Anthropic's API since its 2026-10-21 version
+        (the anthropic 2.x SDK has no such parameter); 0 to 2 elsewhere (the request's own bound)."""
+        return not self.reasoning and self.provider is not Provider.ANTHROPIC
 
     @property
     def requires_max_tokens(self) -> bool:

@@ -69,14 +69,9 @@ def validate_for_model(request: LLMRequest, model: str | None = None) -> ModelIn
     """Check the request against the provider rules of `model` (default: its own); return the catalog entry.
     Every model a request may reach, fallbacks included, passes through here."""
     info = resolve_model(model or request.model)
-    if request.temperature is not None:
-        if info.reasoning:
-            raise InvalidRequestError(f"model {info.id!r} is a reasoning model and takes no temperature", model=info.id)
-        if request.temperature > info.temperature_max:
-            raise InvalidRequestError(
-                f"temperature {request.temperature} is out of range for {info.provider} (0 to {info.temperature_max})",
-                model=info.id,
-            )
+    if request.temperature is not None and not info.takes_temperature:
+        what = "a reasoning model" if info.reasoning else "an Anthropic model (its API refuses a temperature)"
+        raise InvalidRequestError(f"model {info.id!r} is {what} and takes no temperature", model=info.id)
     if not any(m.role != "system" for m in request.messages):
         raise InvalidRequestError("messages need at least one user or assistant message")
     return info

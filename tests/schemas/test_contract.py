@@ -77,10 +77,13 @@ def test_provider_rules() -> None:
     assert validate_for_model(_request()).provider is Provider.OPENAI
     with pytest.raises(InvalidRequestError, match="reasoning model"):
         validate_for_model(LLMRequest(model="gpt-5", messages=[{"role": "user", "content": "x"}], temperature=0.2))
-    with pytest.raises(InvalidRequestError, match="out of range for anthropic"):
+    with pytest.raises(InvalidRequestError, match="Anthropic model .* takes no temperature"):
         validate_for_model(
-            LLMRequest(model="claude-haiku-4-5", messages=[{"role": "user", "content": "x"}], temperature=1.5)
+            LLMRequest(model="claude-haiku-4-5", messages=[{"role": "user", "content": "x"}], temperature=0.5)
         )
+    with pytest.raises(InvalidRequestError, match="takes no temperature"):  # a fallback passes the same check
+        validate_for_model(_request(temperature=0.5), "claude-haiku-4-5")
+    assert validate_for_model(_request(temperature=1.5), "gemini-2.5-flash").provider is Provider.GEMINI
     with pytest.raises(InvalidRequestError, match="user or assistant"):
         validate_for_model(LLMRequest(model="gemini-2.5-flash", messages=[{"role": "system", "content": "x"}]))
     assert resolve_model("claude-haiku-4-5").requires_max_tokens

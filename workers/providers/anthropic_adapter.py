@@ -100,7 +100,7 @@ class AnthropicAdapter:
         }
         if system:
             params["system"] = "\n\n".join(system)
-        return params  # no temperature: API version 2026-10-21 (anthropic 2.x) refuses it with a 400
+        return params  # no temperature: API version 2026-10-21 refuses it (requests with one are refused at submit)
 
 
 class _StreamState:
