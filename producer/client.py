@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Self
 
 import structlog
 from redis.asyncio import Redis
@@ -45,7 +45,6 @@ _REDIS_RETRIES = 20  # with backoff capped at 1 s: rides out a Redis restart of 
 _WORKER_ALIVE_S = 10.0  # a worker whose heartbeat is older than this is not counted as serving
 _DEADLINE_GRACE_S = 0.5  # how much longer than its budget `complete` waits to hear the worker's verdict
 Outcome = LLMResponse | LLMError
-T = TypeVar("T")
 
 
 class LLMClient:
@@ -286,18 +285,15 @@ class LLMClient:
         await asyncio.gather(*(self._recheck(request_id) for request_id in list(self._waiters)))
 
     async def _recheck(self, request_id: str) -> None:
-        for delay in (0.0, 0.1, 0.3, 1.0, 2.0, 4.0):  # Redis may still be coming back
-            await asyncio.sleep(delay)
-            try:
-                outcome = await self._attach(request_id)
-            except RequestNotFoundError as exc:
-                outcome = exc
-            except Exception as exc:  # noqa: BLE001 (whatever it was, try again: a waiter must not be forgotten)
-                log.warning("recheck_failed", request_id=request_id, error=repr(exc))
-                continue
-            if outcome is not None:
-                self._resolve(request_id, outcome)
+        try:
+            outcome = await self._attach(request_id)  # rides out Redis still coming back
+        except RequestNotFoundError as exc:
+            outcome = exc
+        except Exception as exc:  # noqa: BLE001 (one waiter's failure must not stop the others' re-reads)
+            log.warning("recheck_failed", request_id=request_id, error=repr(exc))
             return
+        if outcome is not None:
+            self._resolve(request_id, outcome)
 
     async def _await(self, request_id: str, future: asyncio.Future[Outcome], timeout: float | None) -> Outcome:
         wait_s = self.settings.request_timeout_s if timeout is None else timeout

@@ -3,8 +3,9 @@
 The worker sends each event twice: XADD to `{prefix}:events:{id}` (kept for replay), then PUBLISH on
 `{prefix}:tokens:{id}` (live). A reader subscribes (while it submits the request: the two go out
 together), then reads the kept copy from the start, then follows the channel: whatever was published
-before its subscription took effect had been kept before it was published. Events carry a sequence number: the merge drops what it has already yielded, and
-refills from the kept copy whenever it sees a gap (after a reconnect, say).
+before its subscription took effect had been kept before it was published. Events carry a sequence
+number: the merge drops what it has already yielded, and refills from the kept copy whenever it sees a
+gap (after a reconnect, say).
 """
 
 from __future__ import annotations

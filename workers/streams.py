@@ -87,8 +87,6 @@ class EventPublisher:
             self.gate.add_done_callback(self._gate_answered)
 
     def _gate_answered(self, gate: asyncio.Future[Started]) -> None:
-        if self.gate is not gate:
-            return  # answered already
         self.gate = None
         if gate.cancelled() or gate.exception() is not None or gate.result().kind != "run":
             self._closed = True  # the job must not run: what it streamed goes nowhere
