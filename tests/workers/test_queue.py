@@ -28,13 +28,6 @@ def settings(redis_server: RedisServer) -> FleetSettings:
 
 
 @pytest.fixture
-async def redis(settings: FleetSettings) -> AsyncIterator[Redis]:
-    r = Redis.from_url(settings.redis_url)
-    yield r
-    await r.aclose()
-
-
-@pytest.fixture
 async def fleet_client(settings: FleetSettings) -> AsyncIterator[LLMClient]:
     async with LLMClient(settings=settings) as c:
         yield c

@@ -6,23 +6,15 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
 
 from schemas.events import ErrorEvent
 from schemas.keys import Keys
-from tests.servers import RedisServer, free_port
+from tests.servers import free_port
 from workers.queue import Claimed, Started, WorkerQueue
 from workers.streams import EventRelay
-
-
-@pytest.fixture
-async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
-    r = Redis.from_url(redis_server.url)
-    yield r
-    await r.aclose()
 
 
 @pytest.fixture
@@ -46,6 +38,14 @@ def _started(kind: str) -> Started:
 
 async def test_streams_share_sends_and_tokens_waiting_for_one_travel_together(redis: Redis, keys: Keys) -> None:
     relay = _relay(redis, keys)
+    sends: list[int] = []  # events per send
+    publish = relay.queue.publish
+
+    async def counted(events: list[tuple[str, int, str]]) -> None:
+        sends.append(len(events))
+        await publish(events)
+
+    relay.queue.publish = counted  # type: ignore[method-assign]
     one, two = relay.publisher("one"), relay.publisher("two")
     one.delta("a")  # leaves at once
     await asyncio.sleep(0)  # its send is on its way
@@ -57,6 +57,7 @@ async def test_streams_share_sends_and_tokens_waiting_for_one_travel_together(re
     assert await _kept(redis, keys, "one") == [(1, "a"), (2, "bc")]
     assert await _kept(redis, keys, "two") == [(1, "x")]
     assert (one.seq, two.seq, one.tokens) == (2, 1, 3)
+    assert sends == [1, 2]  # "a" alone, then "bc" and "x" together
     assert 0 < await redis.ttl(keys.events("one")) <= 60  # set with the stream's first event
 
 
