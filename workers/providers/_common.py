@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import email.utils
+import json
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from typing import Any
 
 import aiohttp
 import httpx2
@@ -29,10 +31,12 @@ __all__ = [
     "CAUGHT",
     "class_for_status",
     "class_for_type",
+    "json_object",
     "provider_error",
     "redact",
     "response",
     "retry_after",
+    "sse_events",
     "transport_or_unreadable",
     "truncated",
 ]
@@ -96,6 +100,37 @@ def response(
         source_agent=request.source_agent,
         session_id=request.session_id,
     )
+
+
+def json_object(raw: str | bytes) -> dict[str, Any]:
+    """A response body (or an SSE event's data) as the JSON object it must be (`ValueError` when it is not
+    JSON, `TypeError` when it is not an object).
+
+    The adapters read the SDKs' raw responses (`with_raw_response`, `with_streaming_response`,
+    `should_return_http_response`): the SDK still builds and sends the request and raises its typed errors
+    for an HTTP error status, but no typed model is built for the answer, which is most of an SDK's CPU per
+    response and per streamed chunk (research/sdk-cost.md). The normalised result is the same, as the tests
+    check against the providers' published transcripts."""
+    data = json.loads(raw)
+    if not isinstance(data, dict):
+        raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+async def sse_events(lines: AsyncIterator[str]) -> AsyncGenerator[tuple[str, str]]:
+    """The events of a `text/event-stream` as `(event, data)`, each dispatched at its blank line, as the
+    SSE standard says: an event cut off before its blank line is not an event. Comments and `id:` /
+    `retry:` fields are ignored; several `data:` lines join with a newline."""
+    event, data = "", list[str]()
+    async for line in lines:
+        if not line:
+            if data:
+                yield event, "\n".join(data)
+            event, data = "", list[str]()
+        elif line.startswith("data:"):
+            data.append(line[6:] if line.startswith("data: ") else line[5:])
+        elif line.startswith("event:"):
+            event = line[7:] if line.startswith("event: ") else line[6:]
 
 
 def provider_error(

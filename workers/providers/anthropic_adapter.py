@@ -8,8 +8,7 @@ from typing import Any, cast
 
 import anthropic
 import httpx2
-from anthropic.types import ContentBlock, Message, MessageDeltaUsage, MessageParam, RawMessageStreamEvent
-from anthropic.types import Usage as AnthropicUsage
+from anthropic.types import MessageParam
 
 from schemas.catalog import ModelInfo, Provider
 from schemas.errors import ProviderError
@@ -51,8 +50,8 @@ class AnthropicAdapter:
     async def complete(self, request: LLMRequest, model: ModelInfo) -> LLMResponse:
         started = time.perf_counter()
         try:
-            message = await self._client.messages.create(**self._params(request, model))
-            return _response(request, model, message, started)
+            raw = await self._client.messages.with_raw_response.create(**self._params(request, model))
+            return _response(request, model, _common.json_object(raw.http_response.content), started)
         except _CAUGHT as exc:
             raise _common.redact(map_error(exc), self._key) from exc
 
@@ -60,10 +59,13 @@ class AnthropicAdapter:
         started = time.perf_counter()
         state = _StreamState(model.id)
         try:
-            events = await self._client.messages.create(**self._params(request, model), stream=True)
-            async with events:
-                async for event in events:
-                    text = state.feed(event)
+            async with self._client.messages.with_streaming_response.create(
+                **self._params(request, model), stream=True
+            ) as response:
+                async for event, data in _common.sse_events(response.iter_lines()):
+                    if event == "error":
+                        raise _common.redact(_stream_error(data), self._key)
+                    text = state.feed(event, data)
                     if text:
                         yield text
         except _CAUGHT as exc:
@@ -117,30 +119,33 @@ class _StreamState:
         self._output = 0
         self._thinking: int | None = None
 
-    def feed(self, event: RawMessageStreamEvent) -> str | None:
-        """Take one event in; its text delta, if it is one."""
-        if event.type == "content_block_delta":
-            if event.delta.type == "text_delta":
-                self.parts.append(event.delta.text)
-                return event.delta.text
-        elif event.type == "message_start":
-            self.model = event.message.model or self.model
-            self._take_usage(event.message.usage)
-        elif event.type == "message_delta":
-            self.stop_reason = event.delta.stop_reason or self.stop_reason
-            self._take_usage(event.usage)
-        elif event.type == "message_stop":
+    def feed(self, event: str, data: str) -> str | None:
+        """Take one event in; its text delta, if it is one (`ping` and unknown events are skipped)."""
+        if event == "content_block_delta":
+            delta = _common.json_object(data)["delta"]
+            if delta["type"] == "text_delta":
+                self.parts.append(delta["text"])
+                return str(delta["text"])
+        elif event == "message_start":
+            message = _common.json_object(data)["message"]
+            self.model = message.get("model") or self.model
+            self._take_usage(message["usage"])
+        elif event == "message_delta":
+            body = _common.json_object(data)
+            self.stop_reason = body["delta"].get("stop_reason") or self.stop_reason
+            self._take_usage(body["usage"])
+        elif event == "message_stop":
             self.stopped = True
         return None
 
-    def _take_usage(self, usage: AnthropicUsage | MessageDeltaUsage) -> None:
+    def _take_usage(self, usage: dict[str, Any]) -> None:
         """message_start has the input counts; message_delta the output so far, and may restate the input."""
-        self._input = _first(usage.input_tokens, self._input)
-        self._cache_write = _first(usage.cache_creation_input_tokens, self._cache_write)
-        self._cache_read = _first(usage.cache_read_input_tokens, self._cache_read)
-        self._output = usage.output_tokens
-        details = usage.output_tokens_details
-        self._thinking = details.thinking_tokens if details else self._thinking
+        self._input = _first(usage.get("input_tokens"), self._input)
+        self._cache_write = _first(usage.get("cache_creation_input_tokens"), self._cache_write)
+        self._cache_read = _first(usage.get("cache_read_input_tokens"), self._cache_read)
+        self._output = usage["output_tokens"]
+        details = usage.get("output_tokens_details")
+        self._thinking = details.get("thinking_tokens") if details else self._thinking
 
     def usage(self) -> Usage:
         return _count(self._input, self._cache_write, self._cache_read, self._output, self._thinking)
@@ -157,31 +162,35 @@ def _http_client(settings: WorkerSettings) -> httpx2.AsyncClient:
     return anthropic.DefaultAsyncHttpxClient(limits=limits, timeout=settings.provider_timeout_s)
 
 
-def _response(request: LLMRequest, model: ModelInfo, message: Message, started: float) -> LLMResponse:
+def _response(request: LLMRequest, model: ModelInfo, message: dict[str, Any], started: float) -> LLMResponse:
     return _common.response(
         request,
         _P,
-        message.model or model.id,
-        _text(message.content),
-        _usage(message.usage),
-        _FINISH.get(message.stop_reason or "", "other"),
+        message.get("model") or model.id,
+        "".join(block["text"] for block in message["content"] if block["type"] == "text"),
+        _usage(message["usage"]),
+        _FINISH.get(message.get("stop_reason") or "", "other"),
         started,
     )
 
 
-def _text(blocks: list[ContentBlock]) -> str:
-    return "".join(block.text for block in blocks if block.type == "text")
-
-
-def _usage(usage: AnthropicUsage) -> Usage:
-    details = usage.output_tokens_details
+def _usage(usage: dict[str, Any]) -> Usage:
+    details = usage.get("output_tokens_details")
     return _count(
-        usage.input_tokens,
-        usage.cache_creation_input_tokens,
-        usage.cache_read_input_tokens,
-        usage.output_tokens,
-        details.thinking_tokens if details else None,
+        usage["input_tokens"],
+        usage.get("cache_creation_input_tokens"),
+        usage.get("cache_read_input_tokens"),
+        usage["output_tokens"],
+        details.get("thinking_tokens") if details else None,
     )
+
+
+def _stream_error(data: str) -> ProviderError:
+    """An `error` event inside a 200 stream (the SDK would raise a status-200 `APIStatusError`)."""
+    error = _common.json_object(data).get("error")
+    fields = error if isinstance(error, dict) else {}
+    kind, message = fields.get("type"), fields.get("message") or data
+    return _common.provider_error(_common.class_for_type(kind), _P, f"{kind}: {message}")
 
 
 def _count(
@@ -202,8 +211,6 @@ def map_error(exc: BaseException) -> ProviderError:
     """Any failure of an Anthropic call as the `ProviderError` it means."""
     if isinstance(exc, anthropic.APIStatusError):
         message = exc.api_message or exc.message
-        if exc.status_code == 200:  # an `error` event inside a 200 stream
-            return _common.provider_error(_common.class_for_type(exc.type), _P, f"{exc.type}: {message}")
         return _common.provider_error(
             _common.class_for_status(exc.status_code),
             _P,

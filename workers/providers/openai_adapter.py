@@ -8,8 +8,7 @@ from typing import Any, cast
 
 import httpx2
 import openai
-from openai.types.chat import ChatCompletion, ChatCompletionMessageParam, ChatCompletionStreamOptionsParam
-from openai.types.completion_usage import CompletionUsage
+from openai.types.chat import ChatCompletionMessageParam, ChatCompletionStreamOptionsParam
 
 from schemas.catalog import ModelInfo, Provider
 from schemas.errors import ProviderError
@@ -49,8 +48,8 @@ class OpenAIAdapter:
     async def complete(self, request: LLMRequest, model: ModelInfo) -> LLMResponse:
         started = time.perf_counter()
         try:
-            completion = await self._client.chat.completions.create(**_params(request, model))
-            return _response(request, model, completion, started)
+            raw = await self._client.chat.completions.with_raw_response.create(**_params(request, model))
+            return _response(request, model, _common.json_object(raw.http_response.content), started)
         except _CAUGHT as exc:
             raise _common.redact(map_error(exc), self._key) from exc
 
@@ -58,21 +57,25 @@ class OpenAIAdapter:
         started = time.perf_counter()
         parts: list[str] = []
         finish: str | None = None
-        usage: CompletionUsage | None = None
+        usage: dict[str, Any] | None = None
         reported = model.id
         try:
-            chunks = await self._client.chat.completions.create(
+            async with self._client.chat.completions.with_streaming_response.create(
                 **_params(request, model), stream=True, stream_options=_STREAM_OPTIONS
-            )
-            async with chunks:
-                async for chunk in chunks:
-                    reported = chunk.model or reported
-                    usage = chunk.usage or usage
-                    if not chunk.choices:
+            ) as response:
+                async for _, data in _common.sse_events(response.iter_lines()):
+                    if data.startswith("[DONE]"):
+                        break
+                    chunk = _common.json_object(data)
+                    if chunk.get("error"):  # an error event inside the 200 stream
+                        raise _common.redact(_stream_error(chunk["error"]), self._key)
+                    reported = chunk.get("model") or reported
+                    usage = chunk.get("usage") or usage
+                    if not chunk.get("choices"):
                         continue
-                    choice = chunk.choices[0]
-                    finish = choice.finish_reason or finish
-                    text = choice.delta.content
+                    choice = chunk["choices"][0]
+                    finish = choice.get("finish_reason") or finish
+                    text = choice["delta"].get("content")
                     if text:
                         parts.append(text)
                         yield text
@@ -114,31 +117,39 @@ def _params(request: LLMRequest, model: ModelInfo) -> dict[str, Any]:
     return params
 
 
-def _response(request: LLMRequest, model: ModelInfo, completion: ChatCompletion, started: float) -> LLMResponse:
-    choice = completion.choices[0]
+def _response(request: LLMRequest, model: ModelInfo, body: dict[str, Any], started: float) -> LLMResponse:
+    choice = body["choices"][0]
     return _common.response(
         request,
         _P,
-        completion.model or model.id,
-        choice.message.content or "",
-        _usage(completion.usage),
-        _FINISH.get(choice.finish_reason, "other"),
+        body.get("model") or model.id,
+        choice["message"].get("content") or "",
+        _usage(body.get("usage")),
+        _FINISH.get(choice["finish_reason"], "other"),
         started,
     )
 
 
-def _usage(usage: CompletionUsage | None) -> Usage:
+def _usage(usage: dict[str, Any] | None) -> Usage:
     """A stream from a server that ignores `include_usage` has none: the answer is complete, its usage unknown (0)."""
     if usage is None:
         return Usage()
-    prompt_details, completion_details = usage.prompt_tokens_details, usage.completion_tokens_details
+    prompt_details = usage.get("prompt_tokens_details") or {}
+    completion_details = usage.get("completion_tokens_details") or {}
     return Usage(
-        prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens,
-        total_tokens=usage.total_tokens,
-        cached_tokens=prompt_details.cached_tokens if prompt_details else None,
-        reasoning_tokens=completion_details.reasoning_tokens if completion_details else None,
+        prompt_tokens=usage["prompt_tokens"],
+        completion_tokens=usage["completion_tokens"],
+        total_tokens=usage["total_tokens"],
+        cached_tokens=prompt_details.get("cached_tokens"),
+        reasoning_tokens=completion_details.get("reasoning_tokens"),
     )
+
+
+def _stream_error(error: Any) -> ProviderError:
+    """The `error` object of an event inside a 200 stream (the SDK would raise a plain `APIError`)."""
+    fields = error if isinstance(error, dict) else {}
+    message = str(fields.get("message") or "An error occurred during streaming")
+    return _common.provider_error(_common.class_for_type(fields.get("type"), fields.get("code")), _P, message)
 
 
 def map_error(exc: BaseException) -> ProviderError:
@@ -154,7 +165,4 @@ def map_error(exc: BaseException) -> ProviderError:
         )
     if isinstance(exc, openai.APIConnectionError):
         return _common.transport_or_unreadable(_P, exc, timeout=isinstance(exc, openai.APITimeoutError))
-    if isinstance(exc, openai.APIError):
-        # an error event inside a 200 stream: plain APIError, `body` is the error object
-        return _common.provider_error(_common.class_for_type(exc.type, exc.code), _P, exc.message)
     return _common.transport_or_unreadable(_P, exc)
