@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PACKAGES := schemas producer workers emulator llm_fleet.py
+PACKAGES := schemas redislane producer workers emulator llm_fleet.py
 
 .PHONY: demo test lint bench clean
 

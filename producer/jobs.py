@@ -14,6 +14,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from redislane import Lane, Script
+
 __all__ = ["JobScripts"]
 
 # Shared tail: the request exists; return its result, or add our reply channel and report the state.
@@ -89,9 +91,10 @@ return 'cancelled'
 
 class JobScripts:
     def __init__(self, redis: Redis) -> None:
-        self._submit = redis.register_script(_SUBMIT)
-        self._wait = redis.register_script(_WAIT)
-        self._cancel = redis.register_script(_CANCEL)
+        self.lane = Lane(redis)  # submit and attach are on the request's path: the lean command path
+        self._submit = Script(_SUBMIT)
+        self._wait = Script(_WAIT)
+        self._cancel = Script(_CANCEL)
 
     async def submit(
         self,
@@ -109,15 +112,17 @@ class JobScripts:
         max_depth: int,
     ) -> list[Any]:
         """['queued'] | ['conflict'] | ['full', depth] | ['done', outcome] | ['waiting', state]"""
-        answer: list[Any] = await self._submit(
-            keys=[request_key, queue_key],
-            args=[reply, request_id, body, digest, provider, now, ttl_s, deadline_at, max_depth],
+        answer: list[Any] = await self.lane.run(
+            self._submit,
+            [request_key, queue_key],
+            [reply, request_id, body, digest, provider, now, ttl_s, deadline_at, max_depth],
         )
         return answer
 
     async def wait(self, *, request_key: str, reply: str) -> list[Any]:
         """['missing'] | ['done', outcome] | ['waiting', state]"""
-        return await self._wait(keys=[request_key], args=[reply])  # type: ignore[no-any-return]
+        answer: list[Any] = await self.lane.run(self._wait, [request_key], [reply])
+        return answer
 
     async def cancel(
         self,
@@ -134,8 +139,9 @@ class JobScripts:
         stream_ttl_s: int,
     ) -> str:
         """'missing' | 'done' | 'cancelled' (it was queued) | 'cancelling' (a worker is told to stop it)"""
-        reply = await self._cancel(
-            keys=[request_key, queue_key, events_key],
-            args=[request_id, now, ttl_s, outcome, control_channel, tokens_channel, stream_ttl_s],
+        reply: bytes = await self.lane.run(
+            self._cancel,
+            [request_key, queue_key, events_key],
+            [request_id, now, ttl_s, outcome, control_channel, tokens_channel, stream_ttl_s],
         )
-        return reply.decode()  # type: ignore[no-any-return]
+        return reply.decode()

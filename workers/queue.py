@@ -15,13 +15,13 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from redislane import Lane, Script
 from schemas.keys import Keys
 
 __all__ = ["Circuit", "Claimed", "Limits", "Started", "WorkerQueue"]
@@ -318,6 +318,7 @@ class WorkerQueue:
         outage_s: float = 60.0,
     ) -> None:
         self.redis = redis
+        self.lane = Lane(redis)  # the hot path's commands: claims and scripts
         self.keys = keys
         self.provider = provider
         self.worker_id = worker_id
@@ -332,19 +333,19 @@ class WorkerQueue:
         self.held_key = keys.held(worker_id)
         self.slots_key = keys.slots(provider)
         self._release_flag = "1" if self.limits.concurrency else "0"
-        self._start = redis.register_script(_START)
-        self._finish = redis.register_script(_FINISH)
-        self._defer = redis.register_script(_DEFER)
-        self._reroute = redis.register_script(_REROUTE)
-        self._promote = redis.register_script(_PROMOTE)
-        self._publish = redis.register_script(_PUBLISH)
-        self._heartbeat = redis.register_script(_HEARTBEAT)
-        self._release = redis.register_script(_RELEASE)
-        self._size_slots = redis.register_script(_SIZE_SLOTS)
+        self._start = Script(_START)
+        self._finish = Script(_FINISH)
+        self._defer = Script(_DEFER)
+        self._reroute = Script(_REROUTE)
+        self._promote = Script(_PROMOTE)
+        self._publish = Script(_PUBLISH)
+        self._heartbeat = Script(_HEARTBEAT)
+        self._release = Script(_RELEASE)
+        self._size_slots = Script(_SIZE_SLOTS)
 
-    async def _call(self, script: AsyncScript, *, keys: list[str], args: list[Any]) -> Any:
+    async def _call(self, script: Script, *, keys: list[str], args: list[Any]) -> Any:
         """Run a script through a Redis restart (see `_riding_out`)."""
-        return await self._riding_out(lambda: script(keys=keys, args=args))
+        return await self._riding_out(lambda: self.lane.run(script, keys, args))
 
     async def _riding_out(self, step: Callable[[], Awaitable[T]]) -> T:
         """Run a Redis step, riding out a Redis restart: reconnect with backoff for up to `outage_s`
@@ -373,13 +374,13 @@ class WorkerQueue:
         """Take one of the fleet's concurrency tokens (blocking up to `timeout_s`); True when unlimited."""
         if not self.limits.concurrency:
             return True
-        token = await self.redis.blmove(self.slots_key, self.held_key, timeout_s, "RIGHT", "LEFT")  # type: ignore[arg-type]
+        token = await self.lane.execute("BLMOVE", self.slots_key, self.held_key, "RIGHT", "LEFT", timeout_s)
         return token is not None
 
     async def claim(self, timeout_s: float) -> Claimed | None:
         """Block until a job is on the queue (or `timeout_s` passes) and take it."""
-        raw = await self.redis.blmove(self.queue_key, self.claimed_key, timeout_s, "RIGHT", "LEFT")  # type: ignore[arg-type]
-        return None if raw is None else Claimed.parse(cast(bytes, raw))
+        raw = await self.lane.execute("BLMOVE", self.queue_key, self.claimed_key, "RIGHT", "LEFT", timeout_s)
+        return None if raw is None else Claimed.parse(raw)
 
     async def start(self, claimed: Claimed) -> Started:
         """Decide whether the job runs now; when it does, record that its provider call starts."""

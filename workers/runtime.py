@@ -197,7 +197,10 @@ class FleetWorker(Worker):
         else:
             self._holding_slot = False  # the token is the job's now: its end gives it back
             self._launch(claimed)
-            await asyncio.sleep(0)  # let the job send its start script before we block on the queue again
+            # before we block on the queue again, let the job send its provider call and its start script:
+            # one step for the job to make those two tasks, one for them to send
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
         await self.heart_beat()
 
     async def _adopt_orphans(self) -> None:
