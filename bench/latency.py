@@ -1,5 +1,7 @@
 """Added latency and cost of the fleet: `LLMClient.complete()` through Redis and a worker process, against
 a direct SDK call from one process to the same emulator with the same transport, in one run, interleaved.
+Three paths besides LiteLLM: `sdk` (the official SDK as its docs show it, `bench/sdk.py`), `adapter` (the
+worker's adapter called in the load generator's process: the SDK read raw) and `fleet`.
 
     python -m bench latency [--providers openai,anthropic,gemini] [--loads single,hundred,thousand]
                             [--rounds 3] [--litellm]
@@ -23,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench.harness import Clock, Fleet, delta, fleet, median, pct, redis_counters
+from bench.sdk import DirectSDK
 from producer import LLMClient
 from schemas.catalog import Provider, resolve_model
 from schemas.request import LLMRequest
@@ -104,17 +107,23 @@ async def measure(
     adapters = {p: build_adapter(p, direct_settings) for p in providers}
     for adapter in adapters.values():
         await adapter.open()
+    sdks = {p: DirectSDK(p, direct_settings) for p in providers}
 
     def pick(i: int) -> tuple[Provider, LLMRequest]:
         provider = providers[i % len(providers)]
         return provider, _request(provider, load, i)
 
-    async def direct(i: int) -> object:
+    async def sdk(i: int) -> object:
+        provider, request = pick(i)
+        return await sdks[provider].complete(request)
+
+    async def adapter(i: int) -> object:
         provider, request = pick(i)
         return await adapters[provider].complete(request, resolve_model(request.model))
 
     calls: dict[str, Callable[[int], Awaitable[object]]] = {
-        "direct": direct,
+        "sdk": sdk,
+        "adapter": adapter,
         "fleet": lambda i: client.complete(pick(i)[1], timeout=60),
     }
     if litellm:
@@ -156,24 +165,24 @@ async def measure(
                     round((redis.get("net_in", 0) + redis.get("net_out", 0)) / n) if mode == "fleet" else 0.0,
                 )
             )
-    for adapter in adapters.values():
-        await adapter.aclose()
+    for each in [*adapters.values(), *sdks.values()]:
+        await each.aclose()
     return runs
 
 
-def report(runs: list[Run], mode: str = "fleet") -> str:
-    """`mode` (the fleet, or LiteLLM) next to the direct calls of the same rounds."""
+def report(runs: list[Run], mode: str = "fleet", base: str = "sdk") -> str:
+    """`mode` (the fleet, the adapter, or LiteLLM) next to `base` (the SDK, or the adapter) in the same rounds."""
     lines = [
         (
-            f"| provider | load | direct p50 / p99 ms | {mode} p50 / p99 ms | **added p50 / p99 ms** | req/s | "
-            f"CPU ms/req direct | CPU ms/req {mode}"
+            f"| provider | load | {base} p50 / p99 ms | {mode} p50 / p99 ms | **added p50 / p99 ms** | req/s | "
+            f"CPU ms/req {base} | CPU ms/req {mode}"
             + (" (caller + worker + redis) | Redis cmds/req |" if mode == "fleet" else " |")
         ),
         "|---|---|---|---|---|---|---|---|" + ("---|" if mode == "fleet" else ""),
     ]
     keys = sorted({(r.provider, r.load) for r in runs if r.mode == mode}, key=lambda k: (k[1], k[0]))
     for provider, load in keys:
-        direct = [r for r in runs if (r.provider, r.load, r.mode) == (provider, load, "direct")]
+        direct = [r for r in runs if (r.provider, r.load, r.mode) == (provider, load, base)]
         other = [r for r in runs if (r.provider, r.load, r.mode) == (provider, load, mode)]
         added50 = median([o.p50_ms - d.p50_ms for o, d in zip(other, direct, strict=True)])
         added99 = median([o.p99_ms - d.p99_ms for o, d in zip(other, direct, strict=True)])
@@ -207,6 +216,8 @@ async def main_async(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / f"latency-{int(time.time())}.json").write_text(json.dumps([asdict(r) for r in all_runs], indent=1))
     sys.stdout.write(report(all_runs) + "\n\n")
+    sys.stdout.write(report(all_runs, "fleet", "adapter") + "\n\n")
+    sys.stdout.write(report(all_runs, "adapter") + "\n\n")
     if args.litellm:
         sys.stdout.write(report(all_runs, "litellm") + "\n\n")
     for r in all_runs:

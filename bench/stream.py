@@ -14,10 +14,12 @@ import os
 import random
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from bench.harness import Clock, Fleet, delta, fleet, median, pct, redis_counters
+from bench.sdk import DirectSDK
 from producer import LLMClient
 from schemas.catalog import Provider, resolve_model
 from schemas.request import LLMRequest
@@ -61,36 +63,39 @@ async def closed_loop(
     return samples
 
 
+async def _first_token(items: AsyncIterator[Any], is_token: Callable[[Any], bool]) -> float:
+    """Milliseconds from now to the first token of `items`, which is read to its end."""
+    t0 = time.perf_counter()
+    first = None
+    async for item in items:
+        if first is None and is_token(item):
+            first = time.perf_counter() - t0
+    return (first or 0.0) * 1000
+
+
 async def ttft(f: Fleet, provider: Provider, concurrency: int, rounds: int, per_run: int) -> dict[str, list[float]]:
     """First-token latency, fleet and direct, interleaved; the emulator answers after 20 ms. With 20 concurrent
     streams each streams 20 tokens at 50/s, ~50 streams/s in all: within what this machine carries."""
-    adapter = build_adapter(provider, WorkerSettings(**f.worker_env()))  # type: ignore[arg-type]
+    settings = WorkerSettings(**f.worker_env())  # type: ignore[arg-type]
+    adapter, sdk = build_adapter(provider, settings), DirectSDK(provider, settings)
     await adapter.open()
     model = resolve_model(MODELS[provider])
     # one stream: short; 20 streams: 20 tokens at 50/s (~0.4 s each, ~50 streams/s in all)
     prompt = "ttft [[latency_ms=20]] " + ("[[tokens=5]]" if concurrency == 1 else "[[tokens=20]] [[tokens_per_s=50]]")
 
-    async def direct() -> float:
-        t0 = time.perf_counter()
-        chunks = adapter.stream(_request(provider, prompt), model)
-        first = None
-        async for item in chunks:
-            if first is None and isinstance(item, str):
-                first = time.perf_counter() - t0
-        return (first or 0.0) * 1000
+    def direct() -> Awaitable[float]:
+        return _first_token(adapter.stream(_request(provider, prompt), model), lambda item: isinstance(item, str))
 
-    async def through_fleet(client: LLMClient) -> float:
-        t0 = time.perf_counter()
-        first = None
-        async for event in client.events(_request(provider, prompt), timeout=30):
-            if first is None and event.type == "delta":
-                first = time.perf_counter() - t0
-        return (first or 0.0) * 1000
+    def plain_sdk() -> Awaitable[float]:
+        return _first_token(sdk.stream(_request(provider, prompt)), lambda _: True)
+
+    def through_fleet(client: LLMClient) -> Awaitable[float]:
+        return _first_token(client.events(_request(provider, prompt), timeout=30), lambda e: e.type == "delta")
 
     spread_s = 0.0 if concurrency == 1 else 0.42
-    results: dict[str, list[float]] = {"direct_p50": [], "direct_p99": [], "fleet_p50": [], "fleet_p99": []}
+    results: dict[str, list[float]] = {f"{m}_{q}": [] for m in ("sdk", "adapter", "fleet") for q in ("p50", "p99")}
     async with LLMClient(settings=f.settings) as client:
-        runners = {"direct": direct, "fleet": lambda: through_fleet(client)}
+        runners = {"sdk": plain_sdk, "adapter": direct, "fleet": lambda: through_fleet(client)}
         for run in runners.values():  # warm up
             await closed_loop(run, concurrency, 2 * concurrency, spread_s)
         for _ in range(rounds):
@@ -99,6 +104,7 @@ async def ttft(f: Fleet, provider: Provider, concurrency: int, rounds: int, per_
                 results[f"{mode}_p50"].append(pct(samples, 50))
                 results[f"{mode}_p99"].append(pct(samples, 99))
     await adapter.aclose()
+    await sdk.aclose()
     return results
 
 
@@ -147,59 +153,76 @@ async def relay(f: Fleet, provider: Provider, coalesce: bool, streams: int, toke
     )
 
 
-async def direct_stream_cpu(f: Fleet, provider: Provider, streams: int, tokens: int) -> float:
-    """The SDK alone: CPU µs per token for the same streams, read in one process."""
-    adapter = build_adapter(provider, WorkerSettings(**f.worker_env()))  # type: ignore[arg-type]
+async def direct_stream_cpu(f: Fleet, provider: Provider, streams: int, tokens: int) -> tuple[float, float]:
+    """CPU µs per token for the same streams read in one process: by the plain SDK, and by our adapter."""
+    settings = WorkerSettings(**f.worker_env())  # type: ignore[arg-type]
+    adapter, sdk = build_adapter(provider, settings), DirectSDK(provider, settings)
     await adapter.open()
     model = resolve_model(MODELS[provider])
     prompt = f"relay [[tokens={tokens}]] [[tokens_per_s=50]]"
 
-    async def one() -> None:
+    async def by_sdk() -> None:
+        async for _ in sdk.stream(_request(provider, prompt)):
+            pass
+
+    async def by_adapter() -> None:
         async for _ in adapter.stream(_request(provider, prompt), model):
             pass
 
-    await asyncio.gather(*(one() for _ in range(10)))
-    clock = Clock([os.getpid()])
-    await asyncio.gather(*(one() for _ in range(streams)))
-    _, cpu = clock.stop()
+    costs = []
+    for one in (by_sdk, by_adapter):
+        await asyncio.gather(*(one() for _ in range(10)))
+        clock = Clock([os.getpid()])
+        await asyncio.gather(*(one() for _ in range(streams)))
+        _, cpu = clock.stop()
+        costs.append(cpu[os.getpid()] * 1e6 / (streams * tokens))
     await adapter.aclose()
-    return cpu[os.getpid()] * 1e6 / (streams * tokens)
+    await sdk.aclose()
+    return costs[0], costs[1]
 
 
 async def main_async(args: argparse.Namespace) -> None:
     out = sys.stdout
-    out.write("| provider | streams | direct TTFT p50 / p99 ms | fleet TTFT p50 / p99 ms | **added p50 / p99 ms** |\n")
-    out.write("|---|---|---|---|---|\n")
-    relays: list[tuple[Relay, float]] = []
+    out.write(
+        "| provider | streams | SDK TTFT p50 / p99 ms | adapter TTFT p50 / p99 ms | fleet TTFT p50 / p99 ms | "
+        "**added to the SDK p50 / p99 ms** | added to the adapter p50 / p99 ms |\n|---|---|---|---|---|---|---|\n"
+    )
+    relays: list[tuple[Relay, tuple[float, float]]] = []
     async with fleet() as f:
         for provider in [Provider(p) for p in args.providers.split(",")]:
             await f.stop_workers()
             await f.add_workers(provider)
             for concurrency in (1, 20):
                 r = await ttft(f, provider, concurrency, args.rounds, 100 if concurrency == 1 else 200)
-                added50 = median([a - b for a, b in zip(r["fleet_p50"], r["direct_p50"], strict=True)])
-                added99 = median([a - b for a, b in zip(r["fleet_p99"], r["direct_p99"], strict=True)])
+
+                def added(base: str, q: str, r: dict[str, list[float]] = r) -> float:
+                    return median([a - b for a, b in zip(r[f"fleet_{q}"], r[f"{base}_{q}"], strict=True)])
+
+                cells = " | ".join(
+                    f"{median(r[f'{m}_p50']):.2f} / {median(r[f'{m}_p99']):.2f}" for m in ("sdk", "adapter", "fleet")
+                )
                 out.write(
-                    f"| {provider.value} | {concurrency} | {median(r['direct_p50']):.2f} / "
-                    f"{median(r['direct_p99']):.2f} | {median(r['fleet_p50']):.2f} / {median(r['fleet_p99']):.2f}"
-                    f" | **{added50:.2f} / {added99:.2f}** |\n"
+                    f"| {provider.value} | {concurrency} | {cells} | **{added('sdk', 'p50'):.2f} / "
+                    f"{added('sdk', 'p99'):.2f}** | {added('adapter', 'p50'):.2f} / {added('adapter', 'p99'):.2f} |\n"
                 )
                 out.flush()
-            sdk = await direct_stream_cpu(f, provider, 100, args.tokens)
+            alone = await direct_stream_cpu(f, provider, 100, args.tokens)
             for coalesce in (True, False):
-                relays.append((await relay(f, provider, coalesce, 100, args.tokens), sdk))
+                relays.append((await relay(f, provider, coalesce, 100, args.tokens), alone))
     out.write(
         "\n| provider | coalescing | streams × tokens | lost, duplicated or out of order | events per token | "
-        "CPU µs/token: client + worker + redis | SDK alone µs/token | **relay µs/token** | "
-        "Redis cmds/token | Redis bytes/token |\n|---|---|---|---|---|---|---|---|---|---|\n"
+        "CPU µs/token: client + worker + redis | SDK alone µs/token | adapter alone µs/token | "
+        "**fleet minus SDK µs/token** | relay (fleet minus adapter) µs/token | Redis cmds/token | Redis bytes/token |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
-    for r, sdk in relays:
+    for r, (sdk, adapter) in relays:
         total = sum(r.cpu_us_per_token.values())
         out.write(
             f"| {r.provider} | {'on' if r.coalesce else 'off'} | {r.streams} × {r.tokens // r.streams} | "
             f"{r.lost_or_disordered} | {r.events / r.tokens:.2f} | "
             f"{' + '.join(f'{v:.1f}' for v in r.cpu_us_per_token.values())} = {total:.1f} | {sdk:.1f} | "
-            f"**{total - sdk:.1f}** | {r.redis_cmds_per_token:.2f} | {r.redis_bytes_per_token:.0f} |\n"
+            f"{adapter:.1f} | **{total - sdk:.1f}** | {total - adapter:.1f} | {r.redis_cmds_per_token:.2f} | "
+            f"{r.redis_bytes_per_token:.0f} |\n"
         )
 
 
