@@ -1,6 +1,6 @@
 """The abstraction alone, no network: our request validation and normalisation into the SDK's call, and
-the SDK's answer normalised into an `LLMResponse` (the providers' published responses, parsed by the SDK
-once, outside the timing). p50 / p99 per provider.
+the provider's answer (its published response body, as the SDK hands it over raw) parsed and normalised into
+an `LLMResponse`. p50 / p99 per provider.
 
     python -m bench abstraction [--n 20000]
 """
@@ -8,40 +8,29 @@ once, outside the timing). p50 / p99 per provider.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from anthropic.types import Message as AnthropicMessage
-from google.genai import types as gemini_types
-from openai.types.chat import ChatCompletion
-
 from bench.harness import pct
 from schemas.request import LLMRequest, validate_for_model
-from workers.providers import anthropic_adapter, gemini_adapter, openai_adapter
+from workers.providers import _common, anthropic_adapter, gemini_adapter, openai_adapter
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "transcripts"
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello there"}]
 
 
-def _load(name: str) -> object:
-    return json.loads((FIXTURES / name).read_text())
-
-
 def cases() -> dict[str, Callable[[], object]]:
-    completion = ChatCompletion.model_validate(_load("openai/chat_completions.nonstream.response.json"))
-    message = AnthropicMessage.model_validate(_load("anthropic/messages.nonstream.response.json"))
-    reply = gemini_types.GenerateContentResponse.model_validate(
-        _load("gemini/firebase-testdata.unary-success-basic-reply-short.json")
-    )
+    completion = (FIXTURES / "openai/chat_completions.nonstream.response.json").read_bytes()
+    message = (FIXTURES / "anthropic/messages.nonstream.response.json").read_bytes()
+    reply = (FIXTURES / "gemini/firebase-testdata.unary-success-basic-reply-short.json").read_bytes()
 
     def openai_case() -> object:
         request = LLMRequest(model="gpt-4.1-mini", messages=MESSAGES, trace_id="t", source_agent="a")
         model = validate_for_model(request)
         openai_adapter._params(request, model)
-        return openai_adapter._response(request, model, completion, time.perf_counter())
+        return openai_adapter._response(request, model, _common.json_object(completion), time.perf_counter())
 
     anthropic = anthropic_adapter.AnthropicAdapter.__new__(anthropic_adapter.AnthropicAdapter)
     anthropic._max_tokens = 4096  # no client: only the mapping is measured
@@ -50,7 +39,7 @@ def cases() -> dict[str, Callable[[], object]]:
         request = LLMRequest(model="claude-haiku-4-5", messages=MESSAGES, trace_id="t", source_agent="a")
         model = validate_for_model(request)
         anthropic._params(request, model)
-        return anthropic_adapter._response(request, model, message, time.perf_counter())
+        return anthropic_adapter._response(request, model, _common.json_object(message), time.perf_counter())
 
     def gemini_case() -> object:
         request = LLMRequest(model="gemini-2.5-flash", messages=MESSAGES, trace_id="t", source_agent="a")
@@ -58,7 +47,7 @@ def cases() -> dict[str, Callable[[], object]]:
         gemini_adapter._contents(request)
         gemini_adapter._config(request)
         state = gemini_adapter._State(model.id)
-        state.feed(reply)
+        state.feed(_common.json_object(reply))
         return state.response(request, time.perf_counter())
 
     return {"openai": openai_case, "anthropic": anthropic_case, "gemini": gemini_case}

@@ -76,25 +76,37 @@ class ChannelHub:
         return self._pubsub
 
     async def _listen(self, pubsub: PubSub) -> None:
+        """Read the connection's replies ourselves: a message goes straight to its handler (redis-py's
+        `get_message` machinery costs more per message than everything else a reader does); the rest
+        (subscribe confirmations, pongs) goes through redis-py's `handle_message`, which keeps its record
+        of the subscribed channels for the resubscription after a reconnect."""
         while True:
+            connection = pubsub.connection
             try:
-                message = await pubsub.get_message(timeout=None)
+                if connection is None:  # gone with a failed reconnect
+                    raise RedisConnectionError("no connection")
+                # as redis-py's own reader does: a failed read leaves the connection to us (disconnected and
+                # reconnected below), a cancelled one (the hub closing) to `PubSub.aclose`
+                reply = await connection.read_response(disconnect_on_error=False, push_request=True)
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 log.warning("channels_lost", error=str(exc))
+                if connection is not None:
+                    await connection.disconnect()
                 await self._reconnect(pubsub)
                 continue
+            if reply[0] == b"message":
+                handler = self._handlers.get(reply[1].decode())
+                if handler is not None:
+                    handler(reply[2])
+                continue
+            message = await pubsub.handle_message(reply)
             if message is not None:
                 self._dispatch(message)
 
     def _dispatch(self, message: dict[str, object]) -> None:
         channel = message["channel"]
         name = channel.decode() if isinstance(channel, bytes) else str(channel)
-        if message["type"] == "message":
-            handler = self._handlers.get(name)
-            data = message["data"]
-            if handler is not None and isinstance(data, bytes):
-                handler(data)
-        elif message["type"] == "subscribe":
+        if message["type"] == "subscribe":
             confirmed = self._confirming.get(name)
             if confirmed is not None and not confirmed.done():
                 confirmed.set_result(None)

@@ -1,11 +1,11 @@
 """Publishing stream events: one relay per worker sends the events of all its streams together.
 
 A stream's tokens wait in its `EventPublisher`; the worker's `EventRelay` sends every waiting stream's
-events in one script (XADD to each kept copy, PUBLISH on each live channel). When no send is in flight the
-relay sends at once, so the first token is never held back; tokens that arrive while a send is on its way
-leave with the next one, so none waits longer than about one round trip, and under load one round trip
-carries many streams' events. A stream's waiting tokens travel as one event (coalescing), or one event
-each with `LLM_STREAM_COALESCE=false`.
+events in one script (XADD to each kept copy, PUBLISH on each live channel). A stream's first token leaves
+at once, never held back; later tokens gather for at most `window_s` (5 ms) after the relay's last send
+(plus the round trip of a send on its way), so that under load one round trip carries many streams'
+events, and a stream's end is sent at once. A stream's waiting tokens travel as one event (coalescing),
+or one event each with `LLM_STREAM_COALESCE=false`.
 
 A stream's events are numbered only once they are kept, so its terminal event never follows a gap.
 """
@@ -13,6 +13,7 @@ A stream's events are numbered only once they are kept, so its terminal event ne
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import structlog
 from redis.exceptions import RedisError
@@ -25,25 +26,45 @@ __all__ = ["EventPublisher", "EventRelay"]
 log = structlog.get_logger("llm_fleet.worker")
 
 
+_WINDOW_S = 0.005
+
+
 class EventRelay:
     """Sends the waiting events of every stream this worker runs, one script per send."""
 
-    def __init__(self, queue: WorkerQueue, *, coalesce: bool = True) -> None:
+    def __init__(self, queue: WorkerQueue, *, coalesce: bool = True, window_s: float = _WINDOW_S) -> None:
         self.queue = queue
         self.coalesce = coalesce
+        self.window_s = window_s
         self._ready: dict[EventPublisher, None] = {}  # streams with tokens to send, in arrival order
         self._sending: asyncio.Task[None] | None = None
+        self._hurry = asyncio.Event()  # a stream's first token, or a stream's end, is waiting: send now
+        self._last_send = 0.0  # the loop's clock
 
     def publisher(self, request_id: str, *, seq: int = 0) -> EventPublisher:
         return EventPublisher(self, request_id, seq=seq)
 
-    def ready(self, publisher: EventPublisher) -> None:
+    def ready(self, publisher: EventPublisher, *, hurry: bool = False) -> None:
         self._ready[publisher] = None
+        if hurry:
+            self._hurry.set()
         if self._sending is None or self._sending.done():
             self._sending = asyncio.create_task(self._send())
 
+    def hurry(self) -> None:
+        """Send what waits without waiting out the window (a stream is ending)."""
+        self._hurry.set()
+
     async def _send(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._ready:
+            wait_s = self._last_send + self.window_s - loop.time()
+            if wait_s > 0 and not self._hurry.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait_s):
+                        await self._hurry.wait()
+            self._hurry.clear()
+            self._last_send = loop.time()
             batch = [(p, p.take()) for p in self._ready]
             self._ready.clear()
             events = [(p.request_id, seq, event) for p, taken in batch for seq, event in taken]
@@ -82,7 +103,7 @@ class EventPublisher:
         self._pending.append(text)
         self._idle.clear()
         if self.gate is None:
-            self._relay.ready(self)
+            self._relay.ready(self, hurry=self.seq == 0)  # nothing kept yet: this is the stream's first token
         elif len(self._pending) == 1:  # the first token waiting for the start script
             self.gate.add_done_callback(self._gate_answered)
 
@@ -93,7 +114,7 @@ class EventPublisher:
             self._pending.clear()
             self._idle.set()
         elif self._pending:
-            self._relay.ready(self)
+            self._relay.ready(self, hurry=True)
 
     def take(self) -> list[tuple[int, str]]:
         """The waiting tokens as numbered events (the numbers become the stream's once `sent`)."""
@@ -112,6 +133,8 @@ class EventPublisher:
 
     async def drain(self) -> None:
         """Wait until every queued token is kept (a terminal event must come after them)."""
+        if not self._idle.is_set():
+            self._relay.hurry()
         await self._idle.wait()
 
     async def close(self) -> None:

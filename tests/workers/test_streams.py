@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 
 import pytest
@@ -59,6 +60,34 @@ async def test_streams_share_sends_and_tokens_waiting_for_one_travel_together(re
     assert (one.seq, two.seq, one.tokens) == (2, 1, 3)
     assert sends == [1, 2]  # "a" alone, then "bc" and "x" together
     assert 0 < await redis.ttl(keys.events("one")) <= 60  # set with the stream's first event
+
+
+async def test_later_tokens_gather_for_the_window_and_first_tokens_cut_it_short(redis: Redis, keys: Keys) -> None:
+    relay = _relay(redis, keys)
+    relay.window_s = 0.2
+    sends: list[list[str]] = []  # the streams of each send
+    publish = relay.queue.publish
+
+    async def counted(events: list[tuple[str, int, str]]) -> None:
+        sends.append([request_id for request_id, _, _ in events])
+        await publish(events)
+
+    relay.queue.publish = counted  # type: ignore[method-assign]
+    one, two = relay.publisher("one"), relay.publisher("two")
+    one.delta("a")  # a first token: at once
+    await asyncio.sleep(0.05)
+    t0 = time.perf_counter()
+    one.delta("b")  # a later token: waits for the rest of the window
+    await asyncio.sleep(0.05)
+    assert sends == [["one"]]
+    two.delta("x")  # another stream's first token: sent now, with "b"
+    await asyncio.sleep(0.02)
+    assert sends == [["one"], ["one", "two"]]
+    assert time.perf_counter() - t0 < 0.15
+    one.delta("c")
+    await one.drain()  # a stream that ends does not wait out the window either
+    assert time.perf_counter() - t0 < 0.15
+    assert await _kept(redis, keys, "one") == [(1, "a"), (2, "b"), (3, "c")]
 
 
 async def test_without_coalescing_every_token_is_an_event(redis: Redis, keys: Keys) -> None:

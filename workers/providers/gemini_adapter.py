@@ -60,11 +60,11 @@ class GeminiAdapter:
     async def complete(self, request: LLMRequest, model: ModelInfo) -> LLMResponse:
         started = time.perf_counter()
         try:
-            response = await self._models().generate_content(
-                model=model.id, contents=_contents(request), config=_config(request)
-            )
+            config: types.GenerateContentConfigDict = {**_config(request), "should_return_http_response": True}
+            response = await self._models().generate_content(model=model.id, contents=_contents(request), config=config)
             state = _State(model.id)
-            state.feed(response)
+            http = response.sdk_http_response
+            state.feed(_common.json_object(http.body if http is not None and http.body is not None else ""))
             return state.response(request, started)
         except _CAUGHT as exc:
             raise _common.redact(map_error(exc), self._key) from exc
@@ -82,8 +82,8 @@ class GeminiAdapter:
                 ),
             )
             try:
-                async for chunk in chunks:
-                    text = state.feed(chunk)
+                async for chunk in chunks:  # typed by the SDK (it has no raw stream): read back as the API's JSON
+                    text = state.feed(chunk.model_dump(mode="json", by_alias=True, exclude_none=True))
                     if text:
                         yield text
             finally:
@@ -185,29 +185,28 @@ def _config(request: LLMRequest) -> types.GenerateContentConfigDict:
 
 
 class _State:
-    """What one response, or the chunks of one stream, add up to."""
+    """What one response, or the chunks of one stream, add up to; each read as the API's JSON (camelCase)."""
 
     def __init__(self, model: str) -> None:
         self.model = model
         self.parts: list[str] = []
         self.finish: str | None = None
-        self._usage: types.GenerateContentResponseUsageMetadata | None = None
+        self._usage: dict[str, Any] | None = None
 
-    def feed(self, chunk: types.GenerateContentResponse) -> str:
+    def feed(self, chunk: dict[str, Any]) -> str:
         """Take one response (or stream chunk) in; its answer text (thoughts left out)."""
-        feedback = chunk.prompt_feedback
-        if not chunk.candidates and feedback is not None and feedback.block_reason is not None:
-            reason = f"{feedback.block_reason.value} {feedback.block_reason_message or ''}".strip()
+        candidates, feedback = chunk.get("candidates"), chunk.get("promptFeedback")
+        if not candidates and feedback and feedback.get("blockReason"):
+            reason = f"{feedback['blockReason']} {feedback.get('blockReasonMessage') or ''}".strip()
             raise _common.provider_error(ContentFilteredError, _P, f"prompt blocked ({reason})")
-        self.model = chunk.model_version or self.model
-        self._usage = chunk.usage_metadata or self._usage  # in a stream, the last one counts
-        if not chunk.candidates:
+        self.model = chunk.get("modelVersion") or self.model
+        self._usage = chunk.get("usageMetadata") or self._usage  # in a stream, the last one counts
+        if not candidates:
             return ""
-        candidate = chunk.candidates[0]
-        if candidate.finish_reason is not None:
-            self.finish = candidate.finish_reason.value
-        parts = candidate.content.parts if candidate.content else None
-        text = "".join(p.text for p in parts if p.text and not p.thought) if parts else ""
+        candidate = candidates[0]
+        self.finish = candidate.get("finishReason") or self.finish
+        parts = (candidate.get("content") or {}).get("parts")
+        text = "".join(p["text"] for p in parts if p.get("text") and not p.get("thought")) if parts else ""
         self.parts.append(text)
         return text
 
@@ -222,13 +221,13 @@ class _State:
         meta = self._usage
         if meta is None:
             return Usage()
-        prompt, thoughts = meta.prompt_token_count or 0, meta.thoughts_token_count
-        completion = (meta.candidates_token_count or 0) + (thoughts or 0)
+        prompt, thoughts = meta.get("promptTokenCount") or 0, meta.get("thoughtsTokenCount")
+        completion = (meta.get("candidatesTokenCount") or 0) + (thoughts or 0)
         return Usage(
             prompt_tokens=prompt,
             completion_tokens=completion,
-            total_tokens=meta.total_token_count or prompt + completion,
-            cached_tokens=meta.cached_content_token_count,
+            total_tokens=meta.get("totalTokenCount") or prompt + completion,
+            cached_tokens=meta.get("cachedContentTokenCount"),
             reasoning_tokens=thoughts,
         )
 
