@@ -26,8 +26,11 @@ def decode_request(raw: str | bytes | None) -> LLMRequest:
         raise MalformedJobError(f"job is not a valid request: {explain(exc)}") from None
 
 
+_OK = '{"ok":'
+
+
 def encode_response(response: LLMResponse) -> str:
-    return '{"ok":' + response.model_dump_json() + "}"
+    return _OK + response.model_dump_json() + "}"
 
 
 def encode_error(error: LLMError) -> str:
@@ -36,7 +39,10 @@ def encode_error(error: LLMError) -> str:
 
 def decode_outcome(raw: str | bytes) -> LLMResponse | LLMError:
     """The stored outcome as a response, or as the typed error the worker raised."""
-    data = json.loads(raw)
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    if text.startswith(_OK) and text.endswith("}"):  # as `encode_response` writes it: parsed by pydantic at once
+        return LLMResponse.model_validate_json(text[len(_OK) : -1])
+    data = json.loads(text)
     if "ok" in data:
         return LLMResponse.model_validate(data["ok"])
     return error_from_dict(data["error"])

@@ -50,8 +50,14 @@ class AnthropicAdapter:
     async def complete(self, request: LLMRequest, model: ModelInfo) -> LLMResponse:
         started = time.perf_counter()
         try:
-            raw = await self._client.messages.with_raw_response.create(**self._params(request, model))
-            return _response(request, model, _common.json_object(raw.http_response.content), started)
+            # the SDK's request method for any endpoint (see the OpenAI adapter): no per-call parameter transform
+            raw = await self._client.post(
+                "/v1/messages",
+                cast_to=httpx2.Response,
+                body=self._params(request, model),
+                options={"headers": trace_headers(request)},
+            )
+            return _response(request, model, _common.json_object(raw.content), started)
         except _CAUGHT as exc:
             raise _common.redact(map_error(exc), self._key) from exc
 
@@ -60,7 +66,7 @@ class AnthropicAdapter:
         state = _StreamState(model.id)
         try:
             async with self._client.messages.with_streaming_response.create(
-                **self._params(request, model), stream=True
+                **self._params(request, model), stream=True, extra_headers=trace_headers(request)
             ) as response:
                 async for event, data in _common.sse_events(response.iter_lines()):
                     if event == "error":
@@ -98,7 +104,6 @@ class AnthropicAdapter:
             "model": model.id,
             "messages": messages,
             "max_tokens": request.max_tokens or self._max_tokens,
-            "extra_headers": trace_headers(request),
         }
         if system:
             params["system"] = "\n\n".join(system)

@@ -48,8 +48,15 @@ class OpenAIAdapter:
     async def complete(self, request: LLMRequest, model: ModelInfo) -> LLMResponse:
         started = time.perf_counter()
         try:
-            raw = await self._client.chat.completions.with_raw_response.create(**_params(request, model))
-            return _response(request, model, _common.json_object(raw.http_response.content), started)
+            # the SDK's request method for any endpoint: its auth, headers, timeout and typed errors, without
+            # the per-call transform of typed parameters that `create` runs (our body is plain JSON already)
+            raw = await self._client.post(
+                "/chat/completions",
+                cast_to=httpx2.Response,
+                body=_params(request, model),
+                options={"headers": trace_headers(request)},
+            )
+            return _response(request, model, _common.json_object(raw.content), started)
         except _CAUGHT as exc:
             raise _common.redact(map_error(exc), self._key) from exc
 
@@ -61,7 +68,10 @@ class OpenAIAdapter:
         reported = model.id
         try:
             async with self._client.chat.completions.with_streaming_response.create(
-                **_params(request, model), stream=True, stream_options=_STREAM_OPTIONS
+                **_params(request, model),
+                stream=True,
+                stream_options=_STREAM_OPTIONS,
+                extra_headers=trace_headers(request),
             ) as response:
                 async for _, data in _common.sse_events(response.iter_lines()):
                     if data.startswith("[DONE]"):
@@ -105,7 +115,7 @@ def _params(request: LLMRequest, model: ModelInfo) -> dict[str, Any]:
     messages = cast(
         "list[ChatCompletionMessageParam]", [{"role": m.role, "content": m.content} for m in request.messages]
     )
-    params: dict[str, Any] = {"model": model.id, "messages": messages, "extra_headers": trace_headers(request)}
+    params: dict[str, Any] = {"model": model.id, "messages": messages}
     if model.reasoning:
         if request.max_tokens is not None:
             params["max_completion_tokens"] = request.max_tokens
