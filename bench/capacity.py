@@ -11,9 +11,11 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Awaitable, Callable
 
 from bench.harness import Clock, delta, fleet, redis_counters
 from bench.latency import MODELS, closed_loop
+from bench.sdk import DirectSDK
 from producer import LLMClient
 from schemas.catalog import Provider, resolve_model
 from schemas.request import LLMRequest
@@ -37,12 +39,19 @@ async def run(args: argparse.Namespace) -> None:
         adapter = build_adapter(provider, settings)
         await adapter.open()
         model = resolve_model(MODELS[provider])
-        await closed_loop(lambda i: adapter.complete(_request(provider, i), model), 50, 500)  # warm
-        clock = Clock([me, emulator])
-        await closed_loop(lambda i: adapter.complete(_request(provider, i), model), args.in_flight, args.requests)
-        wall, cpu = clock.stop()
-        w(_row("direct SDK calls", args.requests / wall, wall, cpu[me], [], 0.0, cpu[emulator]))
+        sdk = DirectSDK(provider, settings)
+        direct: dict[str, Callable[[int], Awaitable[object]]] = {
+            "direct SDK calls (typed, as its docs show)": lambda i: sdk.complete(_request(provider, i)),
+            "direct calls of the worker's adapter": lambda i: adapter.complete(_request(provider, i), model),
+        }
+        for name, call in direct.items():
+            await closed_loop(call, 50, 500)  # warm
+            clock = Clock([me, emulator])
+            await closed_loop(call, args.in_flight, args.requests)
+            wall, cpu = clock.stop()
+            w(_row(name, args.requests / wall, wall, cpu[me], [], 0.0, cpu[emulator]))
         await adapter.aclose()
+        await sdk.aclose()
         async with LLMClient(settings=f.settings) as client:
             for n in (1, 2):
                 await f.add_workers(provider, n - len(f.workers.get(provider, [])))
