@@ -323,6 +323,8 @@ class Executor:
                 async for item in chunks:
                     if isinstance(item, str):
                         publisher.delta(item)
+                        if publisher.tokens == 1:  # let its send leave before the chunks read with it are parsed
+                            await asyncio.sleep(0)
                     else:
                         final = item
                     gap.reschedule(loop.time() + self.settings.idle_timeout_s)

@@ -195,3 +195,10 @@ def test_redact_removes_the_key_and_keeps_class_and_details() -> None:
     assert "sk-live-123" not in str(clean)
     assert clean.details == err.details
     assert _common.redact(clean, "sk-live-123") is clean
+
+
+@pytest.mark.parametrize("body", [b"[1, 2]", b'"text"', b"42"])
+def test_a_json_body_that_is_not_an_object_is_malformed(body: bytes) -> None:
+    with pytest.raises(TypeError) as caught:
+        _common.json_object(body)
+    assert isinstance(_common.transport_or_unreadable(Provider.OPENAI, caught.value), MalformedResponseError)
