@@ -1,6 +1,7 @@
 """The baseline a user compares against: the official SDK called directly, as its documentation shows it
-(typed response models, typed stream chunks), on the same transport (aiohttp) and pool size as the fleet's
-workers, against the same emulator, retries off.
+(typed response models, typed stream chunks), on the same transport (aiohttp) as the fleet's workers and a
+pool at least as large (the workers' size for OpenAI and Anthropic; google-genai's own, unlimited, for
+Gemini), against the same emulator, retries off.
 
 The fleet's adapters call the same SDKs but read their raw responses (`workers/providers/_common.py`), so
 the benchmarks show three paths: this one, the adapter called in-process (what the queue adds on top of),

@@ -83,7 +83,7 @@ async def ttft(f: Fleet, provider: Provider, concurrency: int, rounds: int, per_
     # one stream: short; 20 streams: 20 tokens at 50/s (~0.4 s each, ~50 streams/s in all)
     prompt = "ttft [[latency_ms=20]] " + ("[[tokens=5]]" if concurrency == 1 else "[[tokens=20]] [[tokens_per_s=50]]")
 
-    def direct() -> Awaitable[float]:
+    def by_adapter() -> Awaitable[float]:
         return _first_token(adapter.stream(_request(provider, prompt), model), lambda item: isinstance(item, str))
 
     def plain_sdk() -> Awaitable[float]:
@@ -95,7 +95,7 @@ async def ttft(f: Fleet, provider: Provider, concurrency: int, rounds: int, per_
     spread_s = 0.0 if concurrency == 1 else 0.42
     results: dict[str, list[float]] = {f"{m}_{q}": [] for m in ("sdk", "adapter", "fleet") for q in ("p50", "p99")}
     async with LLMClient(settings=f.settings) as client:
-        runners = {"sdk": plain_sdk, "adapter": direct, "fleet": lambda: through_fleet(client)}
+        runners = {"sdk": plain_sdk, "adapter": by_adapter, "fleet": lambda: through_fleet(client)}
         for run in runners.values():  # warm up
             await closed_loop(run, concurrency, 2 * concurrency, spread_s)
         for _ in range(rounds):

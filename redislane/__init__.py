@@ -6,9 +6,10 @@ way on the benchmark machine, 43 µs on a connection of our own). A `Lane` keeps
 pool's connections (the same URL, password, TLS and hiredis parser) and sends each command on one of them.
 
 The lane's connections belong to the client's pool, counted as in use there, so closing the client (or
-its pool) closes them too. A connection that fails disconnects itself (redis-py does that on any error, cancellation included) and
-reconnects on its next command; the callers ride out a Redis restart as before, since every step they
-send is safe to repeat. Both the producer and the workers use it; it imports nothing of ours.
+its pool) closes them too. A connection that fails disconnects itself (redis-py does that on any error,
+cancellation included) and reconnects on its next command; the callers ride out a Redis restart as before,
+since every step they send is safe to repeat. Both the producer and the workers use it; it imports nothing
+of ours.
 """
 
 from __future__ import annotations

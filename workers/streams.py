@@ -47,7 +47,7 @@ class EventRelay:
     def ready(self, publisher: EventPublisher, *, hurry: bool = False) -> None:
         self._ready[publisher] = None
         if hurry:
-            self._hurry.set()
+            self.hurry()
         if self._sending is None or self._sending.done():
             self._sending = asyncio.create_task(self._send())
 

@@ -106,11 +106,11 @@ def json_object(raw: str | bytes) -> dict[str, Any]:
     """A response body (or an SSE event's data) as the JSON object it must be (`ValueError` when it is not
     JSON, `TypeError` when it is not an object).
 
-    The adapters read the SDKs' raw responses (`with_raw_response`, `with_streaming_response`,
-    `should_return_http_response`): the SDK still builds and sends the request and raises its typed errors
-    for an HTTP error status, but no typed model is built for the answer, which is most of an SDK's CPU per
-    response and per streamed chunk (research/sdk-cost.md). The normalised result is the same, as the tests
-    check against the providers' published transcripts."""
+    The adapters read the SDKs' raw responses (`client.post(..., cast_to=httpx2.Response)`,
+    `with_streaming_response`, `should_return_http_response`): the SDK still sends the request and raises
+    its typed errors for an HTTP error status, but no typed model is built for the answer, which is most of
+    an SDK's CPU per response and per streamed chunk (research/sdk-cost.md). The normalised result is the
+    same, as the tests check against the providers' published transcripts."""
     data = json.loads(raw)
     if not isinstance(data, dict):
         raise TypeError(f"expected a JSON object, got {type(data).__name__}")
