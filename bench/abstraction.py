@@ -44,8 +44,8 @@ def cases() -> dict[str, Callable[[], object]]:
     def gemini_case() -> object:
         request = LLMRequest(model="gemini-2.5-flash", messages=MESSAGES, trace_id="t", source_agent="a")
         model = validate_for_model(request)
-        gemini_adapter._contents(request)
-        gemini_adapter._config(request)
+        gemini_adapter._body(request)
+        gemini_adapter._options(request)
         state = gemini_adapter._State(model.id)
         state.feed(_common.json_object(reply))
         return state.response(request, time.perf_counter())

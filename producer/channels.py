@@ -36,29 +36,41 @@ class ChannelHub:
         self._redis = redis
         self._pubsub: PubSub | None = None
         self._task: asyncio.Task[None] | None = None
-        self._handlers: dict[str, Handler] = {}
+        self._handlers: dict[str, list[Handler]] = {}
         self._confirming: dict[str, asyncio.Future[None]] = {}
         self.on_reconnect: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._hooks: set[asyncio.Task[None]] = set()  # running re-reads: referenced, so none is collected
 
     async def subscribe(self, channel: str, handler: Handler) -> None:
-        """Route `channel`'s messages to `handler`; returns when Redis has confirmed the subscription."""
-        self._handlers[channel] = handler
-        confirmed = asyncio.get_running_loop().create_future()
-        self._confirming[channel] = confirmed
-        pubsub = self._connected()
-        await pubsub.subscribe(channel)
-        if self._task is None:
-            self._task = asyncio.create_task(self._listen(pubsub), name="llm-fleet-channels")
-        try:
-            await confirmed
-        finally:
-            self._confirming.pop(channel, None)
+        """Route `channel`'s messages to `handler`, beside its other readers; returns when Redis has
+        confirmed the subscription."""
+        handlers = self._handlers.setdefault(channel, [])
+        handlers.append(handler)
+        confirmed = self._confirming.get(channel)
+        if confirmed is None:
+            if len(handlers) > 1:
+                return  # live already
+            confirmed = self._confirming[channel] = asyncio.get_running_loop().create_future()
+            try:
+                pubsub = self._connected()
+                await pubsub.subscribe(channel)
+            except BaseException:
+                self._confirming.pop(channel, None)
+                confirmed.cancel()
+                await self.unsubscribe(channel, handler)
+                raise
+            if self._task is None:
+                self._task = asyncio.create_task(self._listen(pubsub), name="llm-fleet-channels")
+        await asyncio.shield(confirmed)  # shared by every reader waiting for this channel
 
-    async def unsubscribe(self, channel: str) -> None:
-        if self._handlers.pop(channel, None) is not None and self._pubsub is not None:
-            with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
-                await self._pubsub.unsubscribe(channel)
+    async def unsubscribe(self, channel: str, handler: Handler) -> None:
+        handlers = self._handlers.get(channel, [])
+        if handler in handlers:
+            handlers.remove(handler)
+        if handlers or self._handlers.pop(channel, None) is None or self._pubsub is None:
+            return
+        with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
+            await self._pubsub.unsubscribe(channel)
 
     async def close(self) -> None:
         if self._task is not None:
@@ -95,8 +107,7 @@ class ChannelHub:
                 await self._reconnect(pubsub)
                 continue
             if reply[0] == b"message":
-                handler = self._handlers.get(reply[1].decode())
-                if handler is not None:
+                for handler in self._handlers.get(reply[1].decode(), ()):
                     handler(reply[2])
                 continue
             message = await pubsub.handle_message(reply)
@@ -107,7 +118,7 @@ class ChannelHub:
         channel = message["channel"]
         name = channel.decode() if isinstance(channel, bytes) else str(channel)
         if message["type"] == "subscribe":
-            confirmed = self._confirming.get(name)
+            confirmed = self._confirming.pop(name, None)
             if confirmed is not None and not confirmed.done():
                 confirmed.set_result(None)
         elif message["type"] == "pong" and message["data"] == _RESUBSCRIBED:

@@ -138,16 +138,14 @@ class LLMClient:
                 elif event.type == "cancelled":
                     raise RequestCancelledError(f"request {request.request_id!r} was cancelled")
 
-    async def events(self, request: LLMRequest, *, timeout: float | None = None) -> AsyncGenerator[StreamEvent]:
+    def events(self, request: LLMRequest, *, timeout: float | None = None) -> AsyncGenerator[StreamEvent]:
         """Submit a streaming request and yield its typed events, ending with done, error or cancelled."""
         request = request if request.stream else request.model_copy(update={"stream": True})
-        async for event in self._follow(request.request_id, timeout, submit=request):
-            yield event
+        return self._follow(request.request_id, timeout, submit=request)
 
-    async def subscribe(self, request_id: str, *, timeout: float | None = None) -> AsyncGenerator[StreamEvent]:
+    def subscribe(self, request_id: str, *, timeout: float | None = None) -> AsyncGenerator[StreamEvent]:
         """Attach to an existing streaming request: every event from the first, in order, once."""
-        async for event in self._follow(request_id, timeout, submit=None):
-            yield event
+        return self._follow(request_id, timeout, submit=None)
 
     async def _follow(
         self, request_id: str, timeout: float | None, *, submit: LLMRequest | None

@@ -11,6 +11,7 @@ gap (after a reconnect, say).
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from redis.asyncio import Redis
@@ -39,14 +40,14 @@ async def read_events(
     exists); the terminal event it may return is used when nothing was kept (the stream's copy expired).
     `timeout_s` bounds the wait for each next event (`TimeoutError`).
     """
-    live: asyncio.Queue[bytes | None] = asyncio.Queue()
+    live = _Live(timeout_s)
 
     async def refill() -> None:  # after a reconnect, what was published meanwhile is in the kept copy
-        live.put_nowait(None)
+        live.put(None)
 
     hub.on_reconnect.append(refill)
     try:
-        _, fallback = await asyncio.gather(hub.subscribe(channel, live.put_nowait), start())
+        _, fallback = await asyncio.gather(hub.subscribe(channel, live.put), start())
         pending, last_id = await _kept(redis, events_key, "-")
         if not pending and fallback is not None:
             pending = [fallback]
@@ -58,16 +59,64 @@ async def read_events(
                     next_seq += 1
                     if event.type in _TERMINAL:
                         return
-            async with asyncio.timeout(timeout_s):
-                raw = await live.get()
+            raw = await live.get()
             live_event = None if raw is None else decode_event(raw)
             if live_event is not None and live_event.seq <= next_seq:
                 pending = [live_event]
             else:  # a gap, or a reconnect: take what was kept since
                 pending, last_id = await _kept(redis, events_key, last_id)
     finally:
+        live.close()
         hub.on_reconnect.remove(refill)
-        await hub.unsubscribe(channel)
+        await hub.unsubscribe(channel, live.put)
+
+
+class _Live:
+    """The live channel's messages for one reader, in arrival order (None: re-read the kept copy). `get`
+    waits at most `timeout_s` for the next; one timer watches every wait of the stream, re-armed only when
+    it fires early, so a message costs no timer of its own."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._messages: deque[bytes | None] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._waiting_since = 0.0
+        self._timeout_s = timeout_s
+        self._timer: asyncio.TimerHandle | None = None
+
+    def put(self, message: bytes | None) -> None:
+        self._messages.append(message)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def get(self) -> bytes | None:
+        """The next message; `TimeoutError` after `timeout_s` without one."""
+        if not self._messages:
+            self._waiting_since = self._loop.time()
+            if self._timer is None:
+                self._timer = self._loop.call_at(self._waiting_since + self._timeout_s, self._check)
+            self._waiter = self._loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._messages.popleft()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _check(self) -> None:
+        """The timer fired: fail the wait that has lasted `timeout_s`, or watch again until the current
+        wait's end (none waiting: from now)."""
+        waiter, now = self._waiter, self._loop.time()
+        if waiter is None or waiter.done():
+            self._timer = self._loop.call_at(now + self._timeout_s, self._check)
+        elif now - self._waiting_since >= self._timeout_s:
+            waiter.set_exception(TimeoutError())
+            self._timer = None
+        else:
+            self._timer = self._loop.call_at(self._waiting_since + self._timeout_s, self._check)
 
 
 async def _kept(redis: Redis, key: str, after: str) -> tuple[list[StreamEvent], str]:

@@ -10,7 +10,7 @@ import pytest
 from producer import LLMClient
 from producer.demo import Process
 from schemas.catalog import Provider
-from schemas.errors import OverloadedError, ProviderUnavailableError, RequestCancelledError
+from schemas.errors import OverloadedError, ProviderUnavailableError, RequestCancelledError, ResultTimeoutError
 from schemas.events import StreamEvent
 from schemas.request import LLMRequest
 from schemas.settings import FleetSettings
@@ -65,6 +65,23 @@ async def test_late_subscribers_get_the_whole_stream(
     assert during == head + rest
     async with LLMClient(settings=fleet_settings) as later:  # joins after the end
         assert await _collect(later.subscribe(request.request_id, timeout=5)) == during
+
+
+async def test_a_reader_times_out_on_silence_not_on_a_long_stream(
+    client: LLMClient, workers: dict[Provider, Process]
+) -> None:
+    slow = _request(MODELS[Provider.OPENAI], "paced [[tokens=12]] [[tokens_per_s=10]]")  # ~1.2 s, a token per 0.1 s
+    reading = asyncio.create_task(_collect(client.events(slow, timeout=20)))
+    await asyncio.sleep(0.05)
+    followed = await _collect(client.subscribe(slow.request_id, timeout=0.4))  # waits of 0.4 s at most
+    _check_complete(followed, 12)
+    assert await reading == followed
+
+    stalled = _request(MODELS[Provider.OPENAI], "quiet [[fault=stall]]")
+    started = time.perf_counter()
+    with pytest.raises(ResultTimeoutError):
+        await _collect(client.events(stalled, timeout=0.5))
+    assert 0.45 < time.perf_counter() - started < 2.0
 
 
 @pytest.mark.parametrize(

@@ -71,3 +71,42 @@ async def test_a_result_whose_message_was_lost_reaches_its_waiting_caller(redis_
             await direct.hset(key, mapping={"state": "done", "result": encode_response(response)})
             assert await asyncio.wait_for(waiting, 10) == response
             await direct.aclose()
+
+
+async def test_two_readers_of_one_channel_each_get_every_message(redis_server: RedisServer) -> None:
+    """Two readers of the same stream in one client: both hear it; one leaving does not deafen the other,
+    and the channel is unsubscribed only when the last has left."""
+    channel = f"hub-{uuid.uuid4().hex}"
+    direct = Redis.from_url(redis_server.url)
+    first: list[bytes] = []
+    second: list[bytes] = []
+
+    async def subscribers(expected: int) -> int:
+        for _ in range(200):
+            count = int((await direct.pubsub_numsub(channel))[0][1])
+            if count == expected:
+                break
+            await asyncio.sleep(0.01)
+        return count
+
+    async def heard(messages: list[bytes], n: int) -> None:
+        for _ in range(200):
+            if len(messages) >= n:
+                return
+            await asyncio.sleep(0.01)
+
+    hub = ChannelHub(Redis.from_url(redis_server.url))
+    await asyncio.gather(hub.subscribe(channel, first.append), hub.subscribe(channel, second.append))
+    await direct.publish(channel, b"one")
+    await heard(first, 1)
+    await heard(second, 1)
+    await hub.unsubscribe(channel, first.append)
+    after_one_left = await subscribers(1)
+    await direct.publish(channel, b"two")
+    await heard(second, 2)
+    await hub.unsubscribe(channel, second.append)
+    after_both_left = await subscribers(0)
+    await hub.close()
+    await direct.aclose()
+    assert (first, second) == ([b"one"], [b"one", b"two"])
+    assert (after_one_left, after_both_left) == (1, 0)
