@@ -66,6 +66,7 @@ class OpenAIAdapter:
         finish: str | None = None
         usage: dict[str, Any] | None = None
         reported = model.id
+        refused = False
         try:
             async with self._client.chat.completions.with_streaming_response.create(
                 **_params(request, model),
@@ -85,7 +86,10 @@ class OpenAIAdapter:
                         continue
                     choice = chunk["choices"][0]
                     finish = choice.get("finish_reason") or finish
-                    text = choice["delta"].get("content")
+                    delta = choice["delta"]
+                    text = delta.get("content")
+                    if not text and delta.get("refusal"):  # the model declined: its refusal is the answer
+                        text, refused = delta["refusal"], True
                     if text:
                         parts.append(text)
                         yield text
@@ -93,9 +97,8 @@ class OpenAIAdapter:
             raise _common.redact(map_error(exc), self._key) from exc
         if finish is None:
             raise _common.truncated(_P, "its finish_reason")
-        yield _common.response(
-            request, _P, reported, "".join(parts), _usage(usage), _FINISH.get(finish, "other"), started
-        )
+        reason = "content_filter" if refused else _FINISH.get(finish, "other")
+        yield _common.response(request, _P, reported, "".join(parts), _usage(usage), reason, started)
 
     async def open(self) -> None:
         """The client is made in __init__; nothing is left to prepare."""
@@ -128,14 +131,18 @@ def _params(request: LLMRequest, model: ModelInfo) -> dict[str, Any]:
 
 
 def _response(request: LLMRequest, model: ModelInfo, body: dict[str, Any], started: float) -> LLMResponse:
+    """A refusal (`message.refusal`, finish_reason "stop") is a content-filtered answer whose text is the
+    model's refusal, as Anthropic's `stop_reason: refusal` is."""
     choice = body["choices"][0]
+    message, reason = choice["message"], _FINISH.get(choice["finish_reason"], "other")
+    refusal = message.get("refusal")
     return _common.response(
         request,
         _P,
         body.get("model") or model.id,
-        choice["message"].get("content") or "",
+        message.get("content") or refusal or "",
         _usage(body.get("usage")),
-        _FINISH.get(choice["finish_reason"], "other"),
+        "content_filter" if refusal and not message.get("content") else reason,
         started,
     )
 

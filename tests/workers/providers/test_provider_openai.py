@@ -16,7 +16,7 @@ from schemas.errors import (
     RateLimitedError,
 )
 from schemas.response import LLMResponse, Usage
-from tests.workers.providers.replay import check_error, collect, events, make_request
+from tests.workers.providers.replay import check_error, collect, events, make_request, transcript
 
 P = Provider.OPENAI
 MINI = resolve_model("gpt-4.1-mini")
@@ -143,6 +143,36 @@ async def test_stream_that_ends_before_its_finish_reason_fails(server, make_adap
     with pytest.raises(ProviderUnavailableError) as caught:
         await collect(make_adapter(P).stream(make_request(MINI.id), MINI))
     assert "finish_reason" in caught.value.message
+
+
+def _refusal_body() -> bytes:
+    body = json.loads(transcript("openai/chat_completions.nonstream.response.json"))
+    body["choices"][0]["message"].update(content=None, refusal="I can't help with that.")
+    return json.dumps(body).encode()
+
+
+async def test_a_refusal_is_a_content_filtered_answer_with_its_text(server, make_adapter) -> None:
+    """The model declined: `message.refusal` holds its words, `content` is null and finish_reason is "stop"."""
+    server.reply(_refusal_body())
+
+    response = await make_adapter(P).complete(make_request(MINI.id), MINI)
+
+    assert (response.content, response.finish_reason) == ("I can't help with that.", "content_filter")
+
+
+async def test_a_streamed_refusal_is_a_content_filtered_answer(server, make_adapter) -> None:
+    sse = events(STREAM)
+    refusal = json.loads(sse[1].decode().removeprefix("data: "))
+    refusal["choices"][0]["delta"] = {"refusal": "I can't"}
+    more = json.loads(json.dumps(refusal))
+    more["choices"][0]["delta"] = {"refusal": " help with that."}
+    chunks = [b"data: " + json.dumps(c).encode() + b"\n\n" for c in (refusal, more)]
+    server.reply(b"".join([sse[0], *chunks, *sse[2:]]), sse=True)
+
+    deltas, final = await collect(make_adapter(P).stream(make_request(MINI.id), MINI))
+
+    assert deltas == ["I can't", " help with that."]
+    assert (final.content, final.finish_reason) == ("I can't help with that.", "content_filter")
 
 
 async def test_published_401_is_an_authentication_error(server, make_adapter) -> None:
