@@ -37,31 +37,30 @@ class ChannelHub:
         self._pubsub: PubSub | None = None
         self._task: asyncio.Task[None] | None = None
         self._handlers: dict[str, list[Handler]] = {}
-        self._confirming: dict[str, asyncio.Future[None]] = {}
+        self._confirming: dict[str, list[asyncio.Future[None]]] = {}  # by channel: the readers waiting
+        self._subscribing = asyncio.Lock()
         self.on_reconnect: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._hooks: set[asyncio.Task[None]] = set()  # running re-reads: referenced, so none is collected
 
     async def subscribe(self, channel: str, handler: Handler) -> None:
         """Route `channel`'s messages to `handler`, beside its other readers; returns when Redis has
         confirmed the subscription."""
-        handlers = self._handlers.setdefault(channel, [])
-        handlers.append(handler)
-        confirmed = self._confirming.get(channel)
-        if confirmed is None:
-            if len(handlers) > 1:
-                return  # live already
-            confirmed = self._confirming[channel] = asyncio.get_running_loop().create_future()
-            try:
+        self._handlers.setdefault(channel, []).append(handler)
+        confirmed = asyncio.get_running_loop().create_future()
+        self._confirming.setdefault(channel, []).append(confirmed)
+        try:
+            async with self._subscribing:  # one at a time: the first one connects, the rest share it
                 pubsub = self._connected()
-                await pubsub.subscribe(channel)
-            except BaseException:
-                self._confirming.pop(channel, None)
-                confirmed.cancel()
-                await self.unsubscribe(channel, handler)
-                raise
+                await pubsub.subscribe(channel)  # confirmed even when the channel is subscribed already
             if self._task is None:
                 self._task = asyncio.create_task(self._listen(pubsub), name="llm-fleet-channels")
-        await asyncio.shield(confirmed)  # shared by every reader waiting for this channel
+            await confirmed
+        finally:
+            waiting = self._confirming.get(channel, [])
+            if confirmed in waiting:
+                waiting.remove(confirmed)
+            if not waiting:
+                self._confirming.pop(channel, None)
 
     async def unsubscribe(self, channel: str, handler: Handler) -> None:
         handlers = self._handlers.get(channel, [])
@@ -117,10 +116,10 @@ class ChannelHub:
     def _dispatch(self, message: dict[str, object]) -> None:
         channel = message["channel"]
         name = channel.decode() if isinstance(channel, bytes) else str(channel)
-        if message["type"] == "subscribe":
-            confirmed = self._confirming.pop(name, None)
-            if confirmed is not None and not confirmed.done():
-                confirmed.set_result(None)
+        if message["type"] == "subscribe":  # the channel is live: for every reader waiting for it
+            for confirmed in self._confirming.pop(name, []):
+                if not confirmed.done():
+                    confirmed.set_result(None)
         elif message["type"] == "pong" and message["data"] == _RESUBSCRIBED:
             log.info("channels_restored", channels=len(self._handlers))
             for hook in self.on_reconnect:

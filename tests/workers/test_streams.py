@@ -64,7 +64,7 @@ async def test_streams_share_sends_and_tokens_waiting_for_one_travel_together(re
 
 async def test_later_tokens_gather_for_the_window_and_first_tokens_cut_it_short(redis: Redis, keys: Keys) -> None:
     relay = _relay(redis, keys)
-    relay.window_s = 0.2
+    relay.window_s = 1.0  # far above the test's own pauses, so that a loaded machine cannot blur them
     sends: list[list[str]] = []  # the streams of each send
     publish = relay.queue.publish
 
@@ -83,10 +83,10 @@ async def test_later_tokens_gather_for_the_window_and_first_tokens_cut_it_short(
     two.delta("x")  # another stream's first token: sent now, with "b"
     await asyncio.sleep(0.02)
     assert sends == [["one"], ["one", "two"]]
-    assert time.perf_counter() - t0 < 0.15
+    assert time.perf_counter() - t0 < 0.6
     one.delta("c")
     await one.drain()  # a stream that ends does not wait out the window either
-    assert time.perf_counter() - t0 < 0.15
+    assert time.perf_counter() - t0 < 0.6
     assert await _kept(redis, keys, "one") == [(1, "a"), (2, "b"), (3, "c")]
 
 

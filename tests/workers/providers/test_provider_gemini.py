@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from google import genai
+from google.genai import models, types
 
 from schemas.catalog import Provider, resolve_model
 from schemas.errors import (
@@ -17,6 +19,7 @@ from schemas.errors import (
 )
 from schemas.response import Usage
 from tests.workers.providers.replay import check_error, collect, events, make_request, transcript
+from workers.providers import gemini_adapter
 
 P = Provider.GEMINI
 FLASH = resolve_model("gemini-2.5-flash")
@@ -75,6 +78,24 @@ async def test_complete_leaves_out_what_was_not_given(server, make_adapter) -> N
     assert body["contents"] == [{"role": "user", "parts": [{"text": "Hello"}]}]
     assert "systemInstruction" not in body
     assert body.get("generationConfig", {}) == {}  # the SDK sends an empty one
+
+
+@pytest.mark.parametrize("fields", [{"temperature": 0.4, "max_tokens": 99}, {}], ids=["all", "defaults"])
+def test_the_body_is_what_the_sdks_own_converter_writes(fields: dict[str, object]) -> None:
+    """The adapter writes the API's JSON itself (the SDK's typed request path is skipped): it must stay what
+    google-genai's `generate_content` would send for the same request, on an SDK upgrade too."""
+    request = make_request(FLASH.id, **fields)
+    config: dict[str, object] = {"system_instruction": "Be brief."}
+    if "temperature" in fields:
+        config.update(temperature=0.4, max_output_tokens=99)
+    client = genai.Client(enterprise=False, api_key="k", http_options=types.HttpOptions(base_url="http://localhost"))
+    parameters = types._GenerateContentParameters(
+        model=FLASH.id, contents=gemini_adapter._body(request)["contents"], config=config
+    )
+    written = models._GenerateContentParameters_to_mldev(client._api_client, parameters)
+
+    assert written.pop("_url") == {"model": f"models/{FLASH.id}"}
+    assert gemini_adapter._body(request) == {"generationConfig": {}, **written}
 
 
 async def test_candidate_blocked_by_safety_is_a_content_filter_finish(server, make_adapter) -> None:
