@@ -4,7 +4,7 @@
 lock and its probe of the socket, the retry wrapper and the reply callbacks (a PING costs 78 µs of CPU that
 way on the benchmark machine, 43 µs on a connection of our own). A `Lane` keeps its own free list of the
 pool's connections (the same URL, password, TLS and hiredis parser) and sends each command on one of them,
-packed by hiredis (redis-py's asyncio connections pack in Python: 20 µs for a script call, 2.7 µs in C).
+packed by hiredis in C (redis-py's asyncio connections pack in Python, several times slower).
 
 The lane's connections belong to the client's pool, counted as in use there, so closing the client (or
 its pool) closes them too. A connection that fails disconnects itself (redis-py does that on any error,

@@ -2,7 +2,7 @@
 
 The SDK's API client sends the request (URL, key, headers, timeout, typed errors, its retries off) and reads
 the HTTP stream, but the body is built here in the API's JSON and the answer is read back as JSON: the
-SDK's typed path costs ~170 µs per streamed chunk on this machine (a pydantic model built per chunk) and
+SDK's typed path costs 3x the CPU per streamed chunk (a pydantic model built per chunk: BENCHMARKS.md) and
 google-genai has no raw option for streams. `_api_client` is the SDK's own, the one its `models` methods
 call; its `async_request` / `async_request_streamed` are pinned by the version range in pyproject.toml and
 by this adapter's tests against the published transcripts.
