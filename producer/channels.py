@@ -66,10 +66,13 @@ class ChannelHub:
         handlers = self._handlers.get(channel, [])
         if handler in handlers:
             handlers.remove(handler)
-        if handlers or self._handlers.pop(channel, None) is None or self._pubsub is None:
+        if handlers or self._handlers.pop(channel, None) is None:
             return
-        with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
-            await self._pubsub.unsubscribe(channel)
+        async with self._subscribing:  # in order with the SUBSCRIBE of a reader joining meanwhile
+            if channel in self._handlers or self._pubsub is None:
+                return  # one did: the channel stays
+            with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
+                await self._pubsub.unsubscribe(channel)
 
     async def close(self) -> None:
         if self._task is not None:
