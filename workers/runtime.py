@@ -213,9 +213,16 @@ class FleetWorker(Worker):
             self._orphans = True
             return
         for claimed in orphans:
-            log.warning("claim_adopted", request_id=claimed.request_id, worker_id=self.worker_id)
             await self.sem.acquire()
-            self._holding_slot = False  # the token we took for that claim is the orphan's
+            try:  # the token we held went with the lost claim, unless a later claim has used it: then one more
+                while not self._holding_slot:
+                    self._holding_slot = await self.queue.acquire_slot(timeout_s=self.settings.heartbeat_s)
+            except (RedisError, OSError):
+                self.sem.release()
+                self._orphans = True
+                return
+            log.warning("claim_adopted", request_id=claimed.request_id, worker_id=self.worker_id)
+            self._holding_slot = False  # the token is the orphan's now: its end gives it back
             self._launch(claimed)
 
     def _launch(self, claimed: Claimed) -> None:

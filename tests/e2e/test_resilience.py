@@ -363,11 +363,9 @@ async def _dead_letter_cli(settings: FleetSettings, *args: str) -> subprocess.Co
     return await _cli(settings, ["dlq", *args])
 
 
-async def test_a_claim_whose_reply_was_lost_is_adopted(fleet: Fleet, emulator_url: str) -> None:
-    """A BLMOVE that ran while its reply was lost (Redis went away) leaves a job in a live worker's claimed
-    list; the worker finds it at its next heartbeat and runs it."""
-    settings, (worker,) = await fleet(Provider.OPENAI)
-    request = _request("gpt-4.1-mini", "claimed, reply lost")
+async def _lose_a_claim(settings: FleetSettings, worker: Process, request: LLMRequest) -> None:
+    """What a BLMOVE whose reply was lost (Redis went away) leaves: the job queued in its hash, its element in
+    a live worker's claimed list, and the worker not knowing."""
     body, deadline = request.model_dump_json(), time.time() + 30
     element = f"{request.request_id}\n0\n{deadline}\n{body}"
     redis = Redis.from_url(settings.redis_url)
@@ -387,7 +385,38 @@ async def test_a_claim_whose_reply_was_lost_is_adopted(fleet: Fleet, emulator_ur
         await redis.lpush(settings.keys.claimed(str(worker.ready_info["worker_id"])), element)
     finally:
         await redis.aclose()
+
+
+async def test_a_claim_whose_reply_was_lost_is_adopted(fleet: Fleet, emulator_url: str) -> None:
+    """The worker finds a lost claim at its next heartbeat and runs it."""
+    settings, (worker,) = await fleet(Provider.OPENAI)
+    request = _request("gpt-4.1-mini", "claimed, reply lost")
+    await _lose_a_claim(settings, worker, request)
     async with LLMClient(settings=settings) as client:
         assert (await client.result(request.request_id, timeout=10)).request_id == request.request_id
     assert any("claim_adopted" in line for line in worker.lines)
     assert len(await requests_for(emulator_url, request.trace_id)) == 1
+
+
+async def test_an_adopted_claim_waits_for_a_token_of_its_own(fleet: Fleet, emulator_url: str) -> None:
+    """With a fleet-wide limit of 1: a lost claim is found while the worker's token is in use by another job
+    (the worker claimed that job with the token the lost claim had taken). The orphan must wait for a token,
+    not run beside it."""
+    settings, (worker,) = await fleet(Provider.OPENAI, LLM_PROVIDER_CONCURRENCY="1")
+    async with aiohttp.ClientSession() as session:
+        await session.post(f"{emulator_url}/_emulator/reset")
+    orphan = _request("gpt-4.1-mini", f"{uuid.uuid4()} orphan [[latency_ms=100]]")
+    async with LLMClient(settings=settings) as client:
+        running = _request("gpt-4.1-mini", f"{uuid.uuid4()} holds the token [[latency_ms=2500]]")
+        first = asyncio.create_task(client.complete(running, timeout=20))
+        await wait_for_calls(emulator_url, running.trace_id)
+        await _lose_a_claim(settings, worker, orphan)
+        assert (await client.result(orphan.request_id, timeout=15)).request_id == orphan.request_id
+        await first
+    redis = Redis.from_url(settings.redis_url)
+    held = settings.keys.held(str(worker.ready_info["worker_id"]))
+    tokens = await redis.llen(settings.keys.slots("openai")) + await redis.llen(held)
+    await redis.aclose()
+    assert any("claim_adopted" in line for line in worker.lines)
+    assert (await stats(emulator_url))["max_open"]["openai"] == 1
+    assert tokens == 1  # the one token: free or held by the idle worker, neither lost nor doubled
