@@ -20,6 +20,8 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from producer.outage import riding_out
+
 __all__ = ["ChannelHub"]
 
 log = structlog.get_logger("llm_fleet.producer")
@@ -51,7 +53,8 @@ class ChannelHub:
         try:
             async with self._subscribing:  # one at a time: the first one connects, the rest share it
                 pubsub = self._connected()
-                await pubsub.subscribe(channel)  # confirmed even when the channel is subscribed already
+                # confirmed even when the channel is subscribed already; through a Redis restart, as any step
+                await riding_out(lambda: pubsub.subscribe(channel))
             if self._task is None:
                 self._task = asyncio.create_task(self._listen(pubsub), name="llm-fleet-channels")
             await confirmed
