@@ -107,10 +107,10 @@ def json_object(raw: str | bytes) -> dict[str, Any]:
     JSON, `TypeError` when it is not an object).
 
     The adapters read the SDKs' raw responses (`client.post(..., cast_to=httpx2.Response)`,
-    `with_streaming_response`, `should_return_http_response`): the SDK still sends the request and raises
-    its typed errors for an HTTP error status, but no typed model is built for the answer, which is most of
-    an SDK's CPU per response and per streamed chunk (research/sdk-cost.md). The normalised result is the
-    same, as the tests check against the providers' published transcripts."""
+    `with_streaming_response`, google-genai's `async_request` / `async_request_streamed`): the SDK still
+    sends the request and raises its typed errors for an HTTP error status, but no typed model is built for
+    the answer, which is most of an SDK's CPU per response and per streamed chunk (research/sdk-cost.md).
+    The normalised result is the same, as the tests check against the providers' published transcripts."""
     data = json.loads(raw)
     if not isinstance(data, dict):
         raise TypeError(f"expected a JSON object, got {type(data).__name__}")
