@@ -318,6 +318,7 @@ class Executor:
         final: LLMResponse | None = None
         loop = asyncio.get_running_loop()
         chunks = self.adapter.stream(request, model)
+        idle_s = self.settings.idle_timeout_s
         try:
             async with asyncio.timeout(self.settings.first_token_timeout_s) as gap:
                 async for item in chunks:
@@ -327,7 +328,11 @@ class Executor:
                             await asyncio.sleep(0)
                     else:
                         final = item
-                    gap.reschedule(loop.time() + self.settings.idle_timeout_s)
+                    # the idle deadline moves when a chunk moves it by over 1 % (a timer rescheduled per
+                    # chunk costs more than the chunk's relay): silence fails the stream after 99-100 % of it
+                    deadline = loop.time() + idle_s
+                    if abs(deadline - (gap.when() or 0.0)) > idle_s / 100:
+                        gap.reschedule(deadline)
         except TimeoutError:
             what = "first token" if publisher.tokens == 0 else "next token"
             raise ProviderTimeoutError(f"{self.provider} stream: no {what} in time", provider=self.provider) from None

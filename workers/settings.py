@@ -42,7 +42,8 @@ class WorkerSettings(FleetSettings):
     """Fleet-wide requests and tokens per minute for the provider (0: no limit)."""
     first_token_timeout_s: float = Field(30.0, alias="LLM_STREAM_FIRST_TOKEN_TIMEOUT", gt=0)
     idle_timeout_s: float = Field(30.0, alias="LLM_STREAM_IDLE_TIMEOUT", gt=0)
-    """A stream fails (retryably, if nothing was sent yet) when its first token, or the next one, is this late."""
+    """A stream fails (retryably, if nothing was sent yet) when its first token, or the next one, is this late
+    (the idle one to within 1 %: a token moves the deadline only when that moves it by more)."""
     stream_coalesce: bool = Field(True, alias="LLM_STREAM_COALESCE")
     """Tokens that arrive while a publish is in flight leave together as one event (off: one event each)."""
     rerun_after_crash: bool = Field(True, alias="LLM_RERUN_AFTER_CRASH")

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 
 import structlog
 from redis.exceptions import RedisError
 
-from schemas.events import CancelledEvent, DeltaEvent, DoneEvent, ErrorEvent
+from schemas.events import CancelledEvent, DoneEvent, ErrorEvent
 from workers.queue import Started, WorkerQueue
 
 __all__ = ["EventPublisher", "EventRelay"]
@@ -27,6 +28,11 @@ log = structlog.get_logger("llm_fleet.worker")
 
 
 _WINDOW_S = 0.005
+
+
+def _delta(seq: int, text: str) -> str:
+    """A `DeltaEvent`'s JSON, as pydantic writes it; by hand, at half its cost, as it is built per token."""
+    return f'{{"type":"delta","seq":{seq},"text":{json.dumps(text, ensure_ascii=False)}}}'
 
 
 class EventRelay:
@@ -121,7 +127,7 @@ class EventPublisher:
         texts = ["".join(self._pending)] if self._relay.coalesce and self._pending else list(self._pending)
         self._pending.clear()
         self._in_flight = bool(texts)
-        return [(seq, DeltaEvent(seq=seq, text=text).model_dump_json()) for seq, text in enumerate(texts, self.seq + 1)]
+        return [(seq, _delta(seq, text)) for seq, text in enumerate(texts, self.seq + 1)]
 
     def sent(self, last_seq: int | None) -> None:
         """The relay's send ended: kept up to `last_seq` (None: nothing kept)."""

@@ -11,11 +11,11 @@ import uuid
 import pytest
 from redis.asyncio import Redis
 
-from schemas.events import ErrorEvent
+from schemas.events import DeltaEvent, ErrorEvent, decode_event
 from schemas.keys import Keys
 from tests.servers import free_port
 from workers.queue import Claimed, Started, WorkerQueue
-from workers.streams import EventRelay
+from workers.streams import EventRelay, _delta
 
 
 @pytest.fixture
@@ -136,3 +136,10 @@ async def test_events_lost_with_redis_leave_no_gap_before_the_terminal_event(key
     terminal = json.loads(stream.terminal(ErrorEvent, error={"type": "FleetUnavailableError", "message": "gone"}))
     assert terminal["seq"] == 1
     await gone.aclose()
+
+
+@pytest.mark.parametrize("text", ["plain", 'quotes " and \\ backslash', "line\nbreak\ttab\x01", "é 漢字 😀 \u2028"])
+def test_a_delta_is_written_as_pydantic_writes_it(text: str) -> None:
+    """Deltas are built by hand (they are per token): the same JSON as the model's, read back to the same text."""
+    assert _delta(7, text) == DeltaEvent(seq=7, text=text).model_dump_json()
+    assert decode_event(_delta(7, text).encode()) == DeltaEvent(seq=7, text=text)

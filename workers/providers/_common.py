@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
@@ -110,27 +111,63 @@ def json_object(raw: str | bytes) -> dict[str, Any]:
     `with_streaming_response`, google-genai's `async_request` / `async_request_streamed`): the SDK still
     sends the request and raises its typed errors for an HTTP error status, but no typed model is built for
     the answer, which is most of an SDK's CPU per response and per streamed chunk (research/sdk-cost.md).
-    The normalised result is the same, as the tests check against the providers' published transcripts."""
+    The normalised result is the same, as the tests check against the providers' published transcripts.
+
+    JSON may escape half of a surrogate pair alone (`"\\ud83d"`), which Python decodes to a string no UTF-8
+    encoder takes: such halves become U+FFFD, so that the answer can still be stored and sent."""
     data = json.loads(raw)
     if not isinstance(data, dict):
         raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+    if (_SURROGATE_ESCAPE if isinstance(raw, str) else _SURROGATE_ESCAPE_BYTES).search(raw):  # type: ignore[arg-type]
+        return _mended(data)  # type: ignore[no-any-return]
     return data
 
 
-async def sse_events(lines: AsyncIterator[str]) -> AsyncGenerator[tuple[str, str]]:
-    """The events of a `text/event-stream` as `(event, data)`, each dispatched at its blank line, as the
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE_BYTES = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _mended(value: Any) -> Any:
+    """`value` with every lone surrogate in its strings replaced by U+FFFD (pairs stay as they are)."""
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, list):
+        return [_mended(v) for v in value]
+    if isinstance(value, dict):
+        return {_mended(k): _mended(v) for k, v in value.items()}
+    return value
+
+
+async def sse_events(chunks: AsyncIterator[bytes]) -> AsyncGenerator[tuple[str, str]]:
+    """The events of a `text/event-stream` body as `(event, data)`, each dispatched at its blank line, as the
     SSE standard says: an event cut off before its blank line is not an event. Comments and `id:` /
-    `retry:` fields are ignored; several `data:` lines join with a newline."""
+    `retry:` fields are ignored; several `data:` lines join with a newline; a line may end in LF, CRLF or CR.
+
+    Read from the body's bytes a block (one event) at a time: the SDKs' line iterators cost several
+    async-generator steps per line, and an Anthropic token is three lines."""
+    buffer = b""
+    async for chunk in chunks:
+        buffer += chunk
+        if b"\r" in buffer:  # one line ending for all; a CR at the end may be half of a CRLF still coming
+            half = buffer.endswith(b"\r")
+            buffer = (buffer[:-1] if half else buffer).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            buffer += b"\r" if half else b""
+        *blocks, buffer = buffer.split(b"\n\n")
+        for block in blocks:
+            event, data = _sse_fields(block)
+            if data is not None:
+                yield event, data
+
+
+def _sse_fields(block: bytes) -> tuple[str, str | None]:
+    """One event's type and data (None: the block has no `data:` line, so it is no event)."""
     event, data = "", list[str]()
-    async for line in lines:
-        if not line:
-            if data:
-                yield event, "\n".join(data)
-            event, data = "", list[str]()
-        elif line.startswith("data:"):
+    for line in block.decode(errors="replace").split("\n"):  # undecodable bytes become U+FFFD, as in the SDKs
+        if line.startswith("data:"):
             data.append(line[6:] if line.startswith("data: ") else line[5:])
         elif line.startswith("event:"):
             event = line[7:] if line.startswith("event: ") else line[6:]
+    return event, "\n".join(data) if data else None
 
 
 def provider_error(

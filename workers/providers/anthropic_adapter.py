@@ -68,7 +68,7 @@ class AnthropicAdapter:
             async with self._client.messages.with_streaming_response.create(
                 **self._params(request, model), stream=True, extra_headers=trace_headers(request)
             ) as response:
-                async for event, data in _common.sse_events(response.iter_lines()):
+                async for event, data in _common.sse_events(response.iter_bytes()):
                     if event == "error":
                         raise _common.redact(_stream_error(data), self._key)
                     text = state.feed(event, data)

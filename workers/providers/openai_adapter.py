@@ -74,7 +74,7 @@ class OpenAIAdapter:
                 stream_options=_STREAM_OPTIONS,
                 extra_headers=trace_headers(request),
             ) as response:
-                async for _, data in _common.sse_events(response.iter_lines()):
+                async for _, data in _common.sse_events(response.iter_bytes()):
                     if data.startswith("[DONE]"):
                         break
                     chunk = _common.json_object(data)

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -202,3 +203,42 @@ def test_a_json_body_that_is_not_an_object_is_malformed(body: bytes) -> None:
     with pytest.raises(TypeError) as caught:
         _common.json_object(body)
     assert isinstance(_common.transport_or_unreadable(Provider.OPENAI, caught.value), MalformedResponseError)
+
+
+_SSE = (
+    b": a comment\n"
+    b'event: message_start\ndata: {"a": 1}\n\n'
+    b"data: first line\ndata:second line\nid: 7\nretry: 10\n\n"
+    b"event: ping\r\ndata: {}\r\n\r\n"
+    b"data: \xff\xfe\rdata: after a CR\r\r"
+    b"\n\n\n"
+    b"data: cut off before its blank line\n"
+)
+_SSE_EVENTS = [
+    ("message_start", '{"a": 1}'),
+    ("", "first line\nsecond line"),
+    ("ping", "{}"),
+    ("", "\ufffd\ufffd\nafter a CR"),
+]
+
+
+async def _chunks(body: bytes, size: int) -> AsyncIterator[bytes]:
+    for i in range(0, len(body), size):
+        yield body[i : i + size]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 64, 10_000])
+async def test_sse_events_are_whole_however_the_body_is_cut(size: int) -> None:
+    """Every chunking of the body gives the same events: a CRLF split over two chunks is one line end, an
+    event ends at its blank line only, and an event cut off before it is not an event."""
+    assert [e async for e in _common.sse_events(_chunks(_SSE, size))] == _SSE_EVENTS
+
+
+@pytest.mark.parametrize("raw", [rb'{"t": ["a\ud83d b"], "\uDFFF": 1}', r'{"t": ["a\ud83d b"], "\uDFFF": 1}'])
+def test_a_lone_surrogate_half_becomes_a_replacement_character(raw: str | bytes) -> None:
+    """json.loads would hand back a string that no UTF-8 encoder takes (the answer could not be stored);
+    a whole pair stays the character it encodes."""
+    data = _common.json_object(raw)
+    assert data == {"t": ["a\ufffd b"], "\ufffd": 1}
+    json.dumps(data, ensure_ascii=False).encode()  # would raise UnicodeEncodeError before
+    assert _common.json_object(r'{"t": "\ud83d\ude00"}') == {"t": "\U0001f600"}
