@@ -8,7 +8,7 @@ import json
 import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import httpx2
@@ -118,13 +118,12 @@ def json_object(raw: str | bytes) -> dict[str, Any]:
     data = json.loads(raw)
     if not isinstance(data, dict):
         raise TypeError(f"expected a JSON object, got {type(data).__name__}")
-    if (_SURROGATE_ESCAPE if isinstance(raw, str) else _SURROGATE_ESCAPE_BYTES).search(raw):  # type: ignore[arg-type]
-        return _mended(data)  # type: ignore[no-any-return]
+    if _SURROGATE_ESCAPE.search(raw if isinstance(raw, bytes) else raw.encode()):
+        return cast("dict[str, Any]", _mended(data))
     return data
 
 
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-_SURROGATE_ESCAPE_BYTES = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def _mended(value: Any) -> Any:
