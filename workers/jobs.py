@@ -21,6 +21,7 @@ from schemas.errors import (
     DeadlineExceededError,
     InvalidRequestError,
     LLMError,
+    MalformedResponseError,
     ProviderError,
     ProviderTimeoutError,
     ProviderUnavailableError,
@@ -360,23 +361,26 @@ class Executor:
         *,
         health: str,
     ) -> None:
-        """Store the outcome (and, for a stream, its terminal event); log one line."""
-        failed = isinstance(outcome, LLMError)
-        encoded = encode_error(outcome) if isinstance(outcome, LLMError) else encode_response(outcome)
-        terminal = None
+        """Store the outcome (and, for a stream, its terminal event); log one line. An outcome that cannot
+        be written (an encoder's bug, or an answer no encoder takes) ends the request with a typed error
+        instead: unstored, the job would stay in the claimed list, to be adopted and re-run again and again."""
+        request_id = job.claimed.request_id
         if publisher is None and request is not None and request.stream:  # ended before streaming began
-            publisher = self.relay.publisher(job.claimed.request_id, seq=await self.queue.last_seq(job.claimed))
+            publisher = self.relay.publisher(request_id, seq=await self.queue.last_seq(job.claimed))
         if publisher is not None:
             await publisher.close()
-            if isinstance(outcome, RequestCancelledError):
-                terminal = publisher.terminal(CancelledEvent, usage=Usage(completion_tokens=publisher.tokens))
-            elif isinstance(outcome, LLMError):
-                terminal = publisher.terminal(ErrorEvent, error=outcome.to_dict())
-            else:
-                terminal = publisher.terminal(DoneEvent, response=outcome)
-        dead = failed and not isinstance(outcome, RequestCancelledError)
+        try:
+            encoded, terminal = _written(outcome, publisher)
+        except Exception as exc:  # whatever it is, the request must end
+            log.exception("outcome_unwritable", request_id=request_id)
+            outcome = MalformedResponseError(
+                f"the {self.provider} outcome could not be stored: {type(exc).__name__}",
+                provider=self.provider,
+                retryable=False,
+            )
+            encoded, terminal = _written(outcome, publisher)
+        dead = isinstance(outcome, LLMError) and not isinstance(outcome, RequestCancelledError)
         tokens = 0 if isinstance(outcome, LLMError) else outcome.usage.total_tokens
-        request_id = job.claimed.request_id
         stored = await self.queue.finish(
             job.claimed, encoded, health=health, terminal_event=terminal, dead=dead, tokens=tokens
         )
@@ -409,3 +413,15 @@ class Executor:
                 completion_tokens=outcome.usage.completion_tokens,
             )
         log.info("request_done", **fields)
+
+
+def _written(outcome: LLMResponse | LLMError, publisher: EventPublisher | None) -> tuple[str, str | None]:
+    """The outcome as stored, and a stream's terminal event."""
+    encoded = encode_error(outcome) if isinstance(outcome, LLMError) else encode_response(outcome)
+    if publisher is None:
+        return encoded, None
+    if isinstance(outcome, RequestCancelledError):
+        return encoded, publisher.terminal(CancelledEvent, usage=Usage(completion_tokens=publisher.tokens))
+    if isinstance(outcome, LLMError):
+        return encoded, publisher.terminal(ErrorEvent, error=outcome.to_dict())
+    return encoded, publisher.terminal(DoneEvent, response=outcome)

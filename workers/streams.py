@@ -152,6 +152,8 @@ class EventPublisher:
         await self._idle.wait()
 
     def terminal(self, event: type[DoneEvent | ErrorEvent | CancelledEvent], **fields: object) -> str:
-        """The terminal event's JSON, numbered after every delta (written by the finish script)."""
+        """The terminal event's JSON, numbered after every delta (written by the finish script); the number
+        is taken only once the event is written."""
+        written = event.model_validate({"seq": self.seq + 1, **fields}).model_dump_json()
         self.seq += 1
-        return event.model_validate({"seq": self.seq, **fields}).model_dump_json()
+        return written

@@ -1,0 +1,94 @@
+"""The executor in-process against a real Redis server, with a stand-in adapter: what happens to an
+outcome that cannot be stored."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from producer import LLMClient
+from schemas.catalog import ModelInfo, Provider
+from schemas.errors import MalformedResponseError
+from schemas.request import LLMRequest
+from schemas.response import LLMResponse, Usage
+from tests.servers import RedisServer
+from workers.jobs import Executor
+from workers.queue import WorkerQueue
+from workers.settings import WorkerSettings
+
+_LONE_SURROGATE = "\ud83d"  # half a pair: no UTF-8 encoder takes it
+
+
+class _Unwritable:
+    """Answers with text no encoder takes (what a provider's lone `\\ud83d` escape once gave)."""
+
+    provider = Provider.OPENAI
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def complete(self, request: LLMRequest, model: ModelInfo) -> LLMResponse:
+        self.calls += 1
+        return _response(request, model)
+
+    async def stream(self, request: LLMRequest, model: ModelInfo) -> AsyncGenerator[str | LLMResponse]:
+        self.calls += 1
+        yield "fine "
+        yield _response(request, model)
+
+    async def open(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+def _response(request: LLMRequest, model: ModelInfo) -> LLMResponse:
+    return LLMResponse(
+        content=f"fine {_LONE_SURROGATE}",
+        usage=Usage(prompt_tokens=1, completion_tokens=2, total_tokens=3),
+        latency_ms=1.0,
+        provider=Provider.OPENAI,
+        model=model.id,
+        finish_reason="stop",
+        request_id=request.request_id,
+        trace_id=request.trace_id,
+    )
+
+
+@pytest.fixture
+def settings(redis_server: RedisServer) -> WorkerSettings:
+    return WorkerSettings(REDIS_URL=redis_server.url, LLM_KEY_PREFIX=f"j{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture
+async def client(settings: WorkerSettings) -> AsyncIterator[LLMClient]:
+    async with LLMClient(settings=settings) as c:
+        yield c
+
+
+async def _serve_one(redis: Redis, settings: WorkerSettings, adapter: _Unwritable) -> WorkerQueue:
+    queue = WorkerQueue(redis, settings.keys, "openai", "w1", result_ttl_s=60, stream_ttl_s=60)
+    claimed = await queue.claim(timeout_s=5)
+    assert claimed is not None
+    await Executor(queue, adapter, settings).run(claimed)
+    return queue
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_an_outcome_that_cannot_be_stored_ends_the_request_typed(
+    redis: Redis, settings: WorkerSettings, client: LLMClient, stream: bool
+) -> None:
+    request = LLMRequest(model="gpt-4.1-mini", messages=[{"role": "user", "content": "hi"}], stream=stream)
+    adapter = _Unwritable()
+    await client.submit(request)
+    queue = await _serve_one(redis, settings, adapter)
+    with pytest.raises(MalformedResponseError, match="could not be stored: PydanticSerializationError") as caught:
+        await client.result(request.request_id, timeout=5)
+    assert not caught.value.retryable  # it would fail the same way again
+    assert await queue.claimed() == []  # nothing left behind to be adopted and re-run
+    assert adapter.calls == 1
+    if stream:  # the reader gets every delta, then the error, numbered without a gap
+        events = [event async for event in client.subscribe(request.request_id, timeout=5)]
+        assert [(e.type, e.seq) for e in events] == [("delta", 1), ("error", 2)]
