@@ -113,6 +113,7 @@ class FleetWorker(Worker):
             provider=self.provider.value,
             queue=self.queue.queue_key,
             concurrency=self.settings.concurrency,
+            event_loop=type(asyncio.get_running_loop()).__module__.partition(".")[0],
         )
 
     async def _shutdown(self, ctx: dict[Any, Any]) -> None:  # noqa: ARG002
@@ -261,5 +262,9 @@ class FleetWorker(Worker):
 
 
 def run_worker(provider: Provider, settings: WorkerSettings) -> None:
-    """Run a worker until SIGTERM / SIGINT."""
+    """Run a worker until SIGTERM / SIGINT, on the event loop its settings name."""
+    if settings.event_loop == "uvloop":
+        import uvloop
+
+        asyncio.set_event_loop(uvloop.new_event_loop())  # arq's Worker runs on the current loop
     FleetWorker(provider, settings).run()

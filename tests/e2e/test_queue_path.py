@@ -47,6 +47,7 @@ async def test_each_provider_answers_through_redis(
         session_id="s-1",
     )
     response = await client.complete(request, timeout=20)
+    assert workers[provider].ready_info["event_loop"] == "uvloop"  # the default
     assert response.provider is provider
     assert response.usage.completion_tokens == 7
     assert response.usage.total_tokens == response.usage.prompt_tokens + 7

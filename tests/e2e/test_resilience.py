@@ -245,8 +245,10 @@ async def test_sigkill_mid_request_is_rerun_by_another_worker(fleet: Fleet, emul
     assert recovered_in < 5 * 0.5 + 1 + 1.5 + 1  # presumed dead after 5 beats, then re-run
 
 
-async def test_sigterm_requeues_what_outlives_the_grace_period(fleet: Fleet, emulator_url: str) -> None:
-    settings, (leaving,) = await fleet(Provider.GEMINI, LLM_SHUTDOWN_GRACE="1")
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+async def test_sigterm_requeues_what_outlives_the_grace_period(fleet: Fleet, emulator_url: str, loop: str) -> None:
+    settings, (leaving,) = await fleet(Provider.GEMINI, LLM_SHUTDOWN_GRACE="1", LLM_EVENT_LOOP=loop)
+    assert leaving.ready_info["event_loop"] == loop
     async with LLMClient(settings=settings) as client:
         await client.complete(_request("gemini-2.5-flash", "warm up"), timeout=20)
         quick = _request("gemini-2.5-flash", f"{uuid.uuid4()} [[latency_ms=300]]")
