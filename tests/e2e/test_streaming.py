@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import pytest
@@ -77,11 +78,19 @@ async def test_a_reader_times_out_on_silence_not_on_a_long_stream(
     _check_complete(followed, 12)
     assert await reading == followed
 
+    # a reader's own wait, not the request's deadline (20 s: the worker's verdict would race the reader's)
     stalled = _request(MODELS[Provider.OPENAI], "quiet [[fault=stall]]")
+    submitted = client.events(stalled, timeout=20)
+    waiting = asyncio.create_task(anext(submitted))
+    await asyncio.sleep(0.05)
     started = time.perf_counter()
     with pytest.raises(ResultTimeoutError):
-        await _collect(client.events(stalled, timeout=0.5))
+        await _collect(client.subscribe(stalled.request_id, timeout=0.5))
     assert 0.45 < time.perf_counter() - started < 2.0
+    waiting.cancel()  # the first reader stops: the request is cancelled
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiting
+    await submitted.aclose()
 
 
 @pytest.mark.parametrize(
