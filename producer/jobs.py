@@ -79,6 +79,7 @@ local message = ARGV[1] .. '\\n' .. ARGV[4]
 for channel in string.gmatch(redis.call('HGET', KEYS[1], 'reply') or '', '%S+') do
   redis.call('PUBLISH', channel, message)
 end
+redis.call('HDEL', KEYS[1], 'element', 'reply')
 if cjson.decode(redis.call('HGET', KEYS[1], 'body')).stream then
   local event = '{"type":"cancelled","seq":1}'
   redis.call('XADD', KEYS[3], '*', 'e', event)

@@ -38,7 +38,7 @@ class Field:
     DIGEST = "digest"  # LLMRequest.digest(): same id + other digest is a conflict
     PROVIDER = "provider"
     STATE = "state"  # a State value
-    REPLY = "reply"  # space-separated reply channels of the clients waiting
+    REPLY = "reply"  # space-separated reply channels of the clients waiting (dropped once it is done)
     ENQUEUED_AT = "enqueued_at"  # unix seconds, float
     CLAIMED_AT = "claimed_at"
     UPSTREAM_AT = "upstream_at"  # when the last provider call started
@@ -50,7 +50,7 @@ class Field:
     DEADLINE_AT = "deadline_at"  # unix seconds: never sent to a provider after this
     RERUNS = "reruns"  # re-runs after a worker died mid-call (the provider may have been called twice)
     CANCEL = "cancel"  # set (unix seconds) when a running request is asked to stop
-    ELEMENT = "element"  # the job's current queue element (to find it in lists and sets)
+    ELEMENT = "element"  # the job's current queue element, to find it in lists and sets (dropped once done)
     RESULT = "result"  # the outcome JSON: {"ok": LLMResponse} or {"error": LLMError.to_dict()}
 
 

@@ -5,7 +5,8 @@ loses nothing), starts a job with one script that checks the job's deadline and 
 state (cooldown, circuit, rate limits) and records that the provider call starts, and ends it with one
 script: `finish` stores the result and pushes it to every waiting client; `defer` puts it aside to be
 retried; `reroute` moves it to a fallback model's queue. A running job is never rescanned. Per request:
-BLMOVE, start, finish (plus one BLMOVE for a token when the fleet-wide concurrency limit is on).
+BLMOVE, start, finish (plus one BLMOVE for a token when the fleet-wide concurrency limit is on). Under load,
+when the start script says jobs are waiting, one script claims as many as the worker has room for.
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ T = TypeVar("T")
 _STREAM_CAP = 100_000  # events kept per stream (tokens coalesce, so a stream has far fewer)
 _BUCKET_S = 10  # outcomes are counted per 10 s; the circuit looks at the last three buckets
 
-# KEYS: request, claimed, held, slots, cooldown, circuit, rate.
+# KEYS: request, claimed, held, slots, cooldown, circuit, rate, queue.
 # ARGV: id, worker, now, release, rerun ok, rpm, tpm, element.
 # The job's element (claimed by BLMOVE) carries its body, route and deadline, so the worker starts the
-# provider call while this script runs; the worker drops the call unless this says 'run'.
+# provider call while this script runs; the worker drops the call unless this says 'run'. 'run' also
+# says how many jobs are still queued (the worker then claims several at once).
 _START = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= 'queued' and state ~= 'running' then
@@ -69,7 +71,19 @@ end
 redis.call('HSET', KEYS[1], 'state', 'running', 'worker', ARGV[2], 'claimed_at', ARGV[3], 'upstream_at', ARGV[3])
 if rerun then redis.call('HINCRBY', KEYS[1], 'reruns', 1) end
 local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-return {'run', attempts, retries, rerun and 1 or 0}
+return {'run', attempts, retries, rerun and 1 or 0, redis.call('LLEN', KEYS[8])}
+"""
+
+# KEYS: queue, claimed.  ARGV: most.  Up to `most` queued jobs, oldest first, without waiting: the claim
+# under load (BLMOVE, one job per round trip, is the claim that waits for the next job).
+_CLAIM_QUEUED = """
+local taken = {}
+for _ = 1, tonumber(ARGV[1]) do
+  local element = redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT')
+  if not element then break end
+  taken[#taken + 1] = element
+end
+return taken
 """
 
 # The common start of finish / defer / reroute. KEYS: request, claimed, held, slots, health, circuit.
@@ -131,6 +145,7 @@ local message = ARGV[1] .. '\\n' .. ARGV[9]
 for channel in string.gmatch(redis.call('HGET', KEYS[1], 'reply') or '', '%S+') do
   redis.call('PUBLISH', channel, message)
 end
+redis.call('HDEL', KEYS[1], 'element', 'reply')  -- a kept result needs neither (attaching reads the result)
 if ARGV[12] ~= '' then
   redis.call('XADD', KEYS[7], '*', 'e', ARGV[12])
   redis.call('EXPIRE', KEYS[7], ARGV[14])
@@ -333,7 +348,9 @@ class WorkerQueue:
         self.held_key = keys.held(worker_id)
         self.slots_key = keys.slots(provider)
         self._release_flag = "1" if self.limits.concurrency else "0"
+        self.backlog = 0  # jobs queued behind the last one started, as its start script saw them
         self._start = Script(_START)
+        self._claim_queued = Script(_CLAIM_QUEUED)
         self._finish = Script(_FINISH)
         self._defer = Script(_DEFER)
         self._reroute = Script(_REROUTE)
@@ -382,6 +399,13 @@ class WorkerQueue:
         raw = await self.lane.execute("BLMOVE", self.queue_key, self.claimed_key, "RIGHT", "LEFT", timeout_s)
         return None if raw is None else Claimed.parse(raw)
 
+    async def claim_queued(self, most: int) -> list[Claimed]:
+        """Take up to `most` queued jobs at once, oldest first, without waiting (none: the queue is empty)."""
+        elements: list[bytes] = await self.lane.run(self._claim_queued, [self.queue_key, self.claimed_key], [most])
+        if len(elements) < most:
+            self.backlog = 0
+        return [Claimed.parse(e) for e in elements]
+
     async def start(self, claimed: Claimed) -> Started:
         """Decide whether the job runs now; when it does, record that its provider call starts."""
         p = self.provider
@@ -395,6 +419,7 @@ class WorkerQueue:
                 self.keys.cooldown(p),
                 self.keys.circuit(p),
                 self.keys.rate(p),
+                self.queue_key,
             ],
             args=[
                 claimed.request_id,
@@ -410,6 +435,8 @@ class WorkerQueue:
         job = Started(reply[0].decode(), claimed, int(reply[1]), int(reply[2]), bool(reply[3]))
         if job.kind == "wait":
             job = replace(job, wait_s=int(reply[4]) / 1000, reason=reply[5].decode())
+        elif job.kind == "run":
+            self.backlog = int(reply[4])
         return job
 
     def _settle(self, claimed: Claimed, health: str) -> tuple[list[str], list[str | float | bytes]]:

@@ -40,6 +40,7 @@ log = structlog.get_logger("llm_fleet.worker")
 
 _DEAD_AFTER_BEATS = 5
 _RETRY_CLAIM_S = 0.2
+_CLAIM_AT_ONCE = 100  # the most jobs one claim script takes
 _ARQ_HEALTH_S = 30.0  # arq's own health-check key; our heartbeat is the liveness signal
 _REDIS_RETRIES = 20  # with backoff capped at 1 s: rides out a Redis restart of ~15 s
 
@@ -184,25 +185,44 @@ class FleetWorker(Worker):
         if self._orphans:
             await self._adopt_orphans()
         await self.sem.acquire()
-        claimed = None
+        permits = 1 + await self._room_for_backlog()
+        claimed: list[Claimed] = []
         try:
-            if not self._holding_slot:  # a fleet-wide concurrency token first (always granted when unlimited)
-                self._holding_slot = await self.queue.acquire_slot(timeout_s=self.settings.heartbeat_s)
-            if self._holding_slot:
-                claimed = await self.queue.claim(timeout_s=self.settings.heartbeat_s)
+            if permits > 1:  # jobs are waiting (the last start script said so): several in one script
+                claimed = await self.queue.claim_queued(permits)
+            if not claimed:
+                if not self._holding_slot:  # a fleet-wide concurrency token first (always granted when unlimited)
+                    self._holding_slot = await self.queue.acquire_slot(timeout_s=self.settings.heartbeat_s)
+                if self._holding_slot:
+                    one = await self.queue.claim(timeout_s=self.settings.heartbeat_s)
+                    claimed = [] if one is None else [one]
         except (RedisError, OSError) as exc:
             log.warning("claim_failed", worker_id=self.worker_id, error=str(exc))
             await asyncio.sleep(_RETRY_CLAIM_S)
-        if claimed is None or not self.allow_pick_jobs:  # one claimed now stays in our list: requeued at exit
+        if not self.allow_pick_jobs:  # what was claimed now stays in our list: requeued at exit
+            claimed = []
+        for _ in range(permits - len(claimed)):
             self.sem.release()
-        else:
+        if claimed:
             self._holding_slot = False  # the token is the job's now: its end gives it back
-            self._launch(claimed)
-            # before we block on the queue again, let the job send its provider call and its start script:
-            # one step for the job to make those two tasks, one for them to send
+            for job in claimed:
+                self._launch(job)
+            # before we claim again, let the jobs send their provider calls and start scripts: one step for
+            # each job to make those two tasks, one for them to send
             await asyncio.sleep(0)
             await asyncio.sleep(0)
         await self.heart_beat()
+
+    async def _room_for_backlog(self) -> int:
+        """Permits for more of the jobs queued behind the last one started, as many as the worker has room
+        for (none with a fleet-wide concurrency limit: a job's token is taken before its claim)."""
+        if self.queue.limits.concurrency:
+            return 0
+        extra, wanted = 0, min(self.queue.backlog, _CLAIM_AT_ONCE) - 1
+        while extra < wanted and not self.sem.locked():
+            await self.sem.acquire()  # free: does not wait
+            extra += 1
+        return extra
 
     async def _adopt_orphans(self) -> None:
         """Run the jobs in our claimed list that no task runs: a BLMOVE that moved a job while its reply was

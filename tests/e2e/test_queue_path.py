@@ -8,12 +8,13 @@ import os
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
 from producer import LLMClient
-from producer.demo import Process
+from producer.demo import Process, start_worker, worker_env
 from schemas.catalog import Provider
 from schemas.errors import (
     ContentFilteredError,
@@ -26,6 +27,7 @@ from schemas.errors import (
 from schemas.request import LLMRequest
 from schemas.settings import FleetSettings
 from tests.e2e.emulator_api import requests_for
+from tests.servers import RedisServer
 
 pytestmark = pytest.mark.e2e
 
@@ -190,6 +192,31 @@ async def test_cli_complete_json_and_errors(workers: dict[Provider, Process], fl
         subprocess.run, [*run, "--temperature", "hot"], env=env, capture_output=True, text=True, timeout=60
     )
     assert usage.returncode == 2
+
+
+async def test_a_backlog_is_claimed_many_jobs_per_round_trip(tmp_path: Path, emulator: str) -> None:
+    """200 jobs queued before their worker starts: its first claim waits (BLMOVE), its first start script
+    says 199 are behind it, and one script claims them."""
+    server = RedisServer(tmp_path)  # our own, so that no other worker's claims are counted
+    server.start()
+    try:
+        settings = FleetSettings(REDIS_URL=server.url, LLM_KEY_PREFIX="backlog")
+        async with LLMClient(settings=settings) as client:
+            requests = [_request(MODELS[Provider.OPENAI], f"backlog {i}") for i in range(200)]
+            for request in requests:
+                await client.submit(request)
+            worker = await start_worker(Provider.OPENAI, worker_env(server.url, emulator, LLM_KEY_PREFIX="backlog"))
+            try:
+                done = await asyncio.gather(*(client.result(r.request_id, timeout=30) for r in requests))
+            finally:
+                await worker.stop()
+        redis = Redis.from_url(server.url)
+        claims = (await redis.info("commandstats"))["cmdstat_blmove"]["calls"]
+        await redis.aclose()
+    finally:
+        server.stop()
+    assert [r.request_id for r in done] == [r.request_id for r in requests]
+    assert claims < 20  # 200 jobs; the rest of the BLMOVEs are the idle worker's, one per heartbeat
 
 
 async def test_a_worker_without_its_key_refuses_to_start(fleet_settings: FleetSettings) -> None:

@@ -78,6 +78,7 @@ async def test_submit_claim_finish_wakes_the_caller(
     job = await redis.hgetall(settings.keys.request(request.request_id))
     assert job[Field.STATE.encode()] == b"done"
     assert job[Field.ATTEMPTS.encode()] == b"1"
+    assert Field.ELEMENT.encode() not in job and Field.REPLY.encode() not in job  # a kept result needs neither
     assert await redis.llen(queue.claimed_key) == 0  # nothing left claimed
     assert 0 < await redis.ttl(settings.keys.request(request.request_id)) <= 60
 
@@ -168,8 +169,9 @@ async def test_a_request_gets_one_result_only(redis: Redis, settings: FleetSetti
     queue = _queue(redis, settings.keys)
     request = _request()
     await fleet_client.submit(request)
+    [element] = await redis.lrange(settings.keys.queue("openai"), 0, -1)
     await _serve_one(queue, "first")
-    again = Claimed.parse(await redis.hget(settings.keys.request(request.request_id), "element"))
+    again = Claimed.parse(element)  # the same job, finished a second time
     assert not await queue.finish(again, encode_response(_response(request, "second")))
     assert (await fleet_client.result(request.request_id, timeout=1)).content == "first"
     assert (await queue.start(again)).kind == "skip"  # a done request never runs again
@@ -242,3 +244,22 @@ async def test_a_token_taken_while_its_reply_was_lost_goes_back_at_the_next_hear
     assert await queue.acquire_slot(timeout_s=1)  # and one more for the next claim: still nothing
     assert await queue.heartbeat(dead_after_s=10) == (1, [], 0)
     assert (await redis.llen(held), await redis.llen(slots)) == (2, 1)  # type: ignore[misc]
+
+
+async def test_the_start_script_tells_the_backlog_and_one_script_claims_it(
+    fleet_client: LLMClient, redis: Redis, settings: FleetSettings
+) -> None:
+    queue = _queue(redis, settings.keys)
+    requests = [_request() for _ in range(5)]
+    for request in requests:
+        await fleet_client.submit(request)
+    first = await queue.claim(timeout_s=1)
+    assert first is not None and (await queue.start(first)).kind == "run"
+    assert queue.backlog == 4  # queued behind it
+    taken = await queue.claim_queued(3)
+    assert [c.request_id for c in taken] == [r.request_id for r in requests[1:4]]  # oldest first
+    assert await redis.llen(queue.claimed_key) == 4  # claimed as BLMOVE claims: nothing lost in a crash
+    assert queue.backlog == 4  # all three came: more may be waiting
+    assert [c.request_id for c in await queue.claim_queued(3)] == [requests[4].request_id]
+    assert queue.backlog == 0  # fewer came: the queue is empty
+    assert await queue.claim_queued(3) == []
