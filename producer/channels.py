@@ -18,9 +18,11 @@ import structlog
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from producer.outage import riding_out
+from schemas.errors import FleetUnavailableError
 
 __all__ = ["ChannelHub"]
 
@@ -58,6 +60,9 @@ class ChannelHub:
             if self._task is None:
                 self._task = asyncio.create_task(self._listen(pubsub), name="llm-fleet-channels")
             await confirmed
+        except BaseException:  # failed or cancelled: no reader left behind (nor the channel, if it was its last)
+            await self.unsubscribe(channel, handler)
+            raise
         finally:
             waiting = self._confirming.get(channel, [])
             if confirmed in waiting:
@@ -105,6 +110,9 @@ class ChannelHub:
                 # as redis-py's own reader does: a failed read leaves the connection to us (disconnected and
                 # reconnected below), a cancelled one (the hub closing) to `PubSub.aclose`
                 reply = await connection.read_response(disconnect_on_error=False, push_request=True)
+            except ResponseError as exc:  # a SUBSCRIBE refused (an ACL without our channels): its readers hear why
+                self._refused(exc)
+                continue
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 log.warning("channels_lost", error=str(exc))
                 if connection is not None:
@@ -118,6 +126,13 @@ class ChannelHub:
             message = await pubsub.handle_message(reply)
             if message is not None:
                 self._dispatch(message)
+
+    def _refused(self, exc: ResponseError) -> None:
+        error = FleetUnavailableError(f"Redis refused a subscription: {exc}", retryable=False)
+        for waiting in self._confirming.values():
+            for confirmed in waiting:
+                if not confirmed.done():
+                    confirmed.set_exception(error)
 
     def _dispatch(self, message: dict[str, object]) -> None:
         channel = message["channel"]

@@ -14,13 +14,12 @@ import structlog
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from producer.channels import ChannelHub
 from producer.jobs import JobScripts
 from producer.outage import riding_out
 from producer.streams import read_events
+from redislane import AWAY
 from schemas.codec import decode_outcome, encode_error
 from schemas.errors import (
     LLMError,
@@ -80,13 +79,18 @@ class LLMClient:
             self.settings.redis_url,
             health_check_interval=0,
             retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), _REDIS_RETRIES),
-            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+            retry_on_error=list(AWAY),  # redis-py disconnects, then retries
         )
         # the channels' connection has no silent retry: a drop must reach the hub, which resubscribes and
         # has us re-read what was published meanwhile
         hub = ChannelHub(Redis.from_url(self.settings.redis_url, health_check_interval=0))
         hub.on_reconnect.append(self._recheck_waiters)
-        await hub.subscribe(self.reply_channel, self._deliver)
+        try:
+            await hub.subscribe(self.reply_channel, self._deliver)
+        except BaseException:  # Redis away for longer than we ride out, or the caller gave up: close what we made
+            await hub.close()
+            await redis.aclose()
+            raise
         self._redis, self._scripts, self._hub = redis, JobScripts(redis), hub
 
     async def aclose(self) -> None:

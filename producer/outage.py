@@ -1,4 +1,4 @@
-"""Riding out a Redis restart: a step is retried with backoff until Redis answers, then fails typed.
+"""Riding out a Redis restart or failover: a step is retried with backoff until Redis answers, then fails typed.
 
 redis-py's own retry covers an error on an open connection, not a refused reconnect, so every step the
 producer sends goes through `riding_out`. Each step is safe to repeat (submit attaches to its own job).
@@ -11,9 +11,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 
+from redislane import AWAY
 from schemas.errors import FleetUnavailableError
 
 __all__ = ["OUTAGE_S", "riding_out"]
@@ -23,14 +23,16 @@ T = TypeVar("T")
 
 
 async def riding_out(step: Callable[[], Awaitable[T]], budget_s: float = OUTAGE_S) -> T:
-    """Run `step`, retrying it for up to `budget_s` (at most `OUTAGE_S`) while Redis cannot be reached;
-    then a typed `FleetUnavailableError`."""
+    """Run `step`, retrying it for up to `budget_s` (at most `OUTAGE_S`) while Redis cannot be reached (or
+    is a read-only replica, mid-failover); then a typed `FleetUnavailableError`, as at once for a refusal."""
     delay, give_up = 0.05, time.monotonic() + min(budget_s, OUTAGE_S)
     while True:
         try:
             return await step()
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except AWAY as exc:
             if time.monotonic() > give_up:
                 raise FleetUnavailableError(f"cannot reach Redis: {exc}") from None
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
+        except RedisError as exc:  # a refusal no wait mends (an ACL, a full Redis): typed, at once
+            raise FleetUnavailableError(f"Redis refused: {exc}", retryable=False) from exc

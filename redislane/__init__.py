@@ -8,9 +8,10 @@ packed by hiredis in C (redis-py's asyncio connections pack in Python, several t
 
 The lane's connections belong to the client's pool, counted as in use there, so closing the client (or
 its pool) closes them too. A connection that fails disconnects itself (redis-py does that on any error,
-cancellation included) and reconnects on its next command; the callers ride out a Redis restart as before,
-since every step they send is safe to repeat. Both the producer and the workers use it; it imports nothing
-of ours.
+cancellation included) and reconnects on its next command, and so does one that finds its server turned
+into a read-only replica (a failover: the URL may point to the new primary by now); the callers ride out
+`AWAY` as a Redis restart, since every step they send is safe to repeat. Both the producer and the workers
+use it; it imports nothing of ours.
 """
 
 from __future__ import annotations
@@ -21,10 +22,16 @@ from typing import Any
 import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
-from redis.exceptions import NoScriptError
+from redis.exceptions import ConnectionError, NoScriptError, ReadOnlyError, TimeoutError
 from redis.typing import EncodableT
 
-__all__ = ["Lane", "Script"]
+__all__ = ["AWAY", "Lane", "Script"]
+
+AWAY: tuple[type[Exception], ...] = (ConnectionError, TimeoutError, OSError, ReadOnlyError)
+"""What a Redis restart or failover looks like to a client, to be waited out: a dropped or refused
+connection, a timeout, a server still loading its data (redis-py's `BusyLoadingError` is a
+`ConnectionError`), or a primary that has become a read-only replica (READONLY: its writes are refused whole,
+a script's at its first write, so a step refused that way did nothing)."""
 
 
 class Script:
@@ -47,6 +54,9 @@ class Lane:
             packed = hiredis.pack_command(args)  # type: ignore[arg-type]  # its stub types the tuple as one item
             await connection.send_packed_command(packed, check_health=False)
             return await connection.read_response()
+        except ReadOnlyError:
+            await connection.disconnect()  # the next command connects again, to wherever the URL points now
+            raise
         finally:
             self._free.append(connection)
 

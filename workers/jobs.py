@@ -127,11 +127,11 @@ class Executor:
             publisher.gate = starting
         try:
             job = await asyncio.shield(starting)
-        except asyncio.CancelledError:
-            if early is not None:
+        except BaseException as exc:
+            if early is not None:  # no verdict, no call (Redis away for longer than we ride out, or a stop)
                 early.cancel()
-            if claimed.request_id not in self._cancelled:
-                raise  # the worker is stopping: the job goes back to the queue
+            if not isinstance(exc, asyncio.CancelledError) or claimed.request_id not in self._cancelled:
+                raise  # stopping, or Redis gone for good: the job stays claimed (requeued at exit, or adopted)
             job = await starting  # cancelled by its caller before the start script answered
             if job.kind != "skip":
                 cancelled = RequestCancelledError(f"request {claimed.request_id!r} was cancelled")

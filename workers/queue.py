@@ -19,10 +19,8 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from redislane import Lane, Script
+from redislane import AWAY, Lane, Script
 from schemas.keys import Keys
 
 __all__ = ["Circuit", "Claimed", "Limits", "Started", "WorkerQueue"]
@@ -365,14 +363,14 @@ class WorkerQueue:
         return await self._riding_out(lambda: self.lane.run(script, keys, args))
 
     async def _riding_out(self, step: Callable[[], Awaitable[T]]) -> T:
-        """Run a Redis step, riding out a Redis restart: reconnect with backoff for up to `outage_s`
-        (redis-py's own retry does not cover a refused reconnect). Every step is safe to run twice: a reply
-        lost with the connection means it may have run."""
+        """Run a Redis step, riding out a Redis restart or failover (`AWAY`): again, with backoff, for up to
+        `outage_s` (redis-py's own retry does not cover a refused reconnect). Every step is safe to run twice:
+        a reply lost with the connection means it may have run."""
         delay, give_up = 0.05, time.monotonic() + self.outage_s
         while True:
             try:
                 return await step()
-            except (RedisConnectionError, RedisTimeoutError, OSError):
+            except AWAY:
                 if time.monotonic() > give_up:
                     raise
                 await asyncio.sleep(delay)

@@ -24,10 +24,9 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from redislane import AWAY
 from schemas.catalog import Provider
 from workers.jobs import Executor
 from workers.providers import build_adapter
@@ -43,6 +42,7 @@ _RETRY_CLAIM_S = 0.2
 _CLAIM_AT_ONCE = 100  # the most jobs one claim script takes
 _ARQ_HEALTH_S = 30.0  # arq's own health-check key; our heartbeat is the liveness signal
 _REDIS_RETRIES = 20  # with backoff capped at 1 s: rides out a Redis restart of ~15 s
+_CONFIRM_S = 5.0  # how long startup waits for Redis to confirm the control channel's subscription
 
 
 class FleetWorker(Worker):
@@ -57,7 +57,7 @@ class FleetWorker(Worker):
             settings.redis_url,
             health_check_interval=0,
             retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), _REDIS_RETRIES),
-            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+            retry_on_error=list(AWAY),  # redis-py disconnects, then retries
         )
         limits = Limits(
             concurrency=settings.provider_concurrency,
@@ -100,8 +100,12 @@ class FleetWorker(Worker):
         await self.executor.adapter.open()
         await self.queue.size_slots()
         await self._beat()
-        control = self.redis.pubsub(ignore_subscribe_messages=True)
+        control = self.redis.pubsub()
         await control.subscribe(self.settings.keys.control(self.provider.value))
+        # its confirmation, or its refusal raised (an ACL without our channels): a worker that could neither
+        # hear cancels and pauses nor publish results must not start
+        await control.get_message(timeout=_CONFIRM_S)
+        control.ignore_subscribe_messages = True
         await self.executor.learn_pauses()
         self._background = [
             asyncio.create_task(self._beat_forever(), name="heartbeat"),

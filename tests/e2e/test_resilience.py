@@ -422,3 +422,47 @@ async def test_an_adopted_claim_waits_for_a_token_of_its_own(fleet: Fleet, emula
     assert any("claim_adopted" in line for line in worker.lines)
     assert (await stats(emulator_url))["max_open"]["openai"] == 1
     assert tokens == 1  # the one token: free or held by the idle worker, neither lost nor doubled
+
+
+async def test_a_failover_mid_call_loses_nothing_and_calls_the_provider_once(
+    fleet: Fleet, emulator_url: str, restartable_redis: RedisServer
+) -> None:
+    """While a call is under way Redis turns into a read-only replica (a failover), then into a primary again:
+    the worker waits it out like a restart, stores the answer once Redis takes writes, and the provider was
+    called once (before: the refused finish killed the job's task and the next heartbeat re-ran the job)."""
+    settings, _ = await fleet(Provider.OPENAI, redis_url=restartable_redis.url)
+    admin = Redis.from_url(restartable_redis.url)
+    async with LLMClient(settings=settings) as client:
+        request = _request("gpt-4.1-mini", f"{uuid.uuid4()} [[latency_ms=500]]")
+        waiting = asyncio.create_task(client.complete(request, timeout=30))
+        await wait_for_calls(emulator_url, request.trace_id)
+        await admin.execute_command("REPLICAOF", "127.0.0.1", "1")  # writes refused: READONLY
+        await asyncio.sleep(3)  # the call ends meanwhile, and six heartbeats go by
+        await admin.execute_command("REPLICAOF", "NO", "ONE")
+        response = await asyncio.wait_for(waiting, 20)
+        during = _request("gpt-4.1-mini", "submitted while Redis is read-only")
+        await admin.execute_command("REPLICAOF", "127.0.0.1", "1")
+        submitting = asyncio.create_task(client.complete(during, timeout=30))
+        await asyncio.sleep(1)
+        await admin.execute_command("REPLICAOF", "NO", "ONE")
+        after = await asyncio.wait_for(submitting, 20)
+    await admin.aclose()
+    assert response.request_id == request.request_id
+    assert len(await requests_for(emulator_url, request.trace_id)) == 1
+    assert after.request_id == during.request_id  # the client's submit waited the failover out too
+
+
+async def test_a_worker_refused_its_channels_does_not_start(redis_server: RedisServer, emulator_url: str) -> None:
+    """An ACL user without channel rights (Redis 7's default for a new user): the worker could not hear
+    cancels and pauses, and each finish script would stop at its PUBLISH; it exits saying why."""
+    user = f"nochannels-{uuid.uuid4().hex[:8]}"
+    direct = Redis.from_url(redis_server.url)
+    await direct.acl_setuser(user, enabled=True, passwords=["+pw"], keys=["*"], commands=["+@all"], reset_channels=True)
+    url = f"redis://{user}:pw@127.0.0.1:{redis_server.port}/0"
+    try:
+        with pytest.raises(RuntimeError, match="exited") as refused:
+            await start_worker(Provider.OPENAI, worker_env(url, emulator_url, LLM_KEY_PREFIX=uuid.uuid4().hex[:8]))
+    finally:
+        await direct.acl_deluser(user)
+        await direct.aclose()
+    assert "no permissions to access one of the channels" in str(refused.value)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 
+import pytest
 from redis.asyncio import Redis
 
 from producer import LLMClient
 from producer.channels import ChannelHub
 from schemas.codec import encode_response
+from schemas.errors import FleetUnavailableError
 from schemas.request import LLMRequest
 from schemas.response import LLMResponse, Usage
 from schemas.settings import FleetSettings
@@ -110,3 +113,50 @@ async def test_two_readers_of_one_channel_each_get_every_message(redis_server: R
     await direct.aclose()
     assert (first, second) == ([b"one"], [b"one", b"two"])
     assert (after_one_left, after_both_left) == (1, 0)
+
+
+async def test_a_subscription_given_up_leaves_neither_its_reader_nor_its_channel(redis_server: RedisServer) -> None:
+    """A reader stops waiting after its SUBSCRIBE has left but before Redis has confirmed it (the proxy
+    holds it back): its handler must not hear the channel later, and the hub must not stay subscribed."""
+    channel = f"hub-{uuid.uuid4().hex}"
+    direct = Redis.from_url(redis_server.url)
+    heard: list[bytes] = []
+    async with Proxy(redis_server.port, delay_s=0.3) as proxy:
+        hub = ChannelHub(Redis(port=proxy.port))
+        await hub.subscribe(f"{channel}-first", heard.append)  # the hub's connection is up
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(hub.subscribe(channel, heard.append), 0.05)
+        await asyncio.sleep(0.5)  # the SUBSCRIBE has reached Redis by now, and what followed it
+        for _ in range(100):
+            if (await direct.pubsub_numsub(channel))[0][1] == 0:
+                break
+            await asyncio.sleep(0.02)
+        subscribers = (await direct.pubsub_numsub(channel))[0][1]
+        await direct.publish(channel, b"for nobody")
+        await asyncio.sleep(0.2)
+        await hub.close()
+    await direct.aclose()
+    assert (subscribers, heard) == (0, [])
+
+
+async def test_a_refused_reply_channel_fails_connect_typed_and_leaves_no_connection(redis_server: RedisServer) -> None:
+    """An ACL user without channel rights (Redis 7's default for a new user): connecting fails at once with a
+    typed error, instead of waiting forever for a confirmation that never comes, and closes what it opened."""
+    user = f"nochannels-{uuid.uuid4().hex[:8]}"
+    direct = Redis.from_url(redis_server.url)
+    await direct.acl_setuser(user, enabled=True, passwords=["+pw"], keys=["*"], commands=["+@all"], reset_channels=True)
+    before = len(await direct.client_list())
+    client = LLMClient(f"redis://{user}:pw@127.0.0.1:{redis_server.port}/0")
+    try:
+        with pytest.raises(FleetUnavailableError, match="refused a subscription") as refused:
+            await asyncio.wait_for(client.connect(), 5)
+        for _ in range(100):
+            if len(await direct.client_list()) == before:
+                break
+            await asyncio.sleep(0.02)
+        after = len(await direct.client_list())
+    finally:
+        await direct.acl_deluser(user)
+        await direct.aclose()
+    assert refused.value.retryable is False
+    assert after == before

@@ -143,22 +143,27 @@ async def sse_events(chunks: AsyncIterator[bytes]) -> AsyncGenerator[tuple[str, 
     `retry:` fields are ignored; several `data:` lines join with a newline; a line may end in LF, CRLF or CR.
 
     Read from the body's bytes a block (one event) at a time: the SDKs' line iterators cost several
-    async-generator steps per line, and an Anthropic token is three lines."""
-    buffer = b""
+    async-generator steps per line, and an Anthropic token is three lines. Each byte is looked at once
+    (a chunk is searched from where the last one ended), however finely a long event is cut."""
+    buffer = bytearray()
+    cr = False  # the last chunk ended in CR, held back: it may be half of a CRLF
     async for chunk in chunks:
+        if cr or b"\r" in chunk:  # one line ending for all
+            chunk = b"\r" + chunk if cr else chunk
+            cr = chunk.endswith(b"\r")
+            chunk = (chunk[:-1] if cr else chunk).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        start = max(len(buffer) - 1, 0)  # a blank line may begin with the buffer's last byte
         buffer += chunk
-        if b"\r" in buffer:  # one line ending for all; a CR at the end may be half of a CRLF still coming
-            half = buffer.endswith(b"\r")
-            buffer = (buffer[:-1] if half else buffer).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-            buffer += b"\r" if half else b""
-        *blocks, buffer = buffer.split(b"\n\n")
-        for block in blocks:
-            event, data = _sse_fields(block)
+        taken = 0
+        while (end := buffer.find(b"\n\n", start)) >= 0:
+            event, data = _sse_fields(buffer[taken:end])
+            taken = start = end + 2
             if data is not None:
                 yield event, data
+        del buffer[:taken]
 
 
-def _sse_fields(block: bytes) -> tuple[str, str | None]:
+def _sse_fields(block: bytearray) -> tuple[str, str | None]:
     """One event's type and data (None: the block has no `data:` line, so it is no event)."""
     event, data = "", list[str]()
     for line in block.decode(errors="replace").split("\n"):  # undecodable bytes become U+FFFD, as in the SDKs
