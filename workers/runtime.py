@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from redislane import AWAY
 from schemas.catalog import Provider
@@ -107,6 +107,7 @@ class FleetWorker(Worker):
         await control.get_message(timeout=_CONFIRM_S)
         control.ignore_subscribe_messages = True
         await self.executor.learn_pauses()
+        await self._check_eviction()
         self._background = [
             asyncio.create_task(self._beat_forever(), name="heartbeat"),
             asyncio.create_task(self._follow_control(control), name="control"),
@@ -120,6 +121,21 @@ class FleetWorker(Worker):
             concurrency=self.settings.concurrency,
             event_loop=type(asyncio.get_running_loop()).__module__.partition(".")[0],
         )
+
+    async def _check_eviction(self) -> None:
+        """Say so when Redis may evict our keys under memory pressure: every job hash has a TTL, which the
+        `volatile-*` policies (a managed Redis's usual default) evict first, and a job whose hash is gone
+        is skipped. Read from INFO, which managed Redis services allow where they disable CONFIG."""
+        try:
+            policy = (await self.redis.info("memory")).get("maxmemory_policy", "noeviction")
+        except ResponseError:  # INFO refused (an ACL without @dangerous): nothing to go by
+            return
+        if policy != "noeviction":
+            log.warning(
+                "redis_may_evict",
+                maxmemory_policy=policy,
+                advice="set maxmemory-policy noeviction: an evicted job is lost",
+            )
 
     async def _shutdown(self, ctx: dict[Any, Any]) -> None:  # noqa: ARG002
         for task in self._background:

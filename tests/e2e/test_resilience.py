@@ -466,3 +466,21 @@ async def test_a_worker_refused_its_channels_does_not_start(redis_server: RedisS
         await direct.acl_deluser(user)
         await direct.aclose()
     assert "no permissions to access one of the channels" in str(refused.value)
+
+
+async def test_a_worker_says_when_redis_may_evict_its_jobs(restartable_redis: RedisServer, emulator_url: str) -> None:
+    """A Redis that evicts keys under memory pressure (managed services often default to volatile-lru) may
+    drop a queued job's hash: the worker starts, and warns in its log."""
+    direct = Redis.from_url(restartable_redis.url)
+    await direct.config_set("maxmemory-policy", "volatile-lru")
+    env = worker_env(restartable_redis.url, emulator_url, LLM_KEY_PREFIX=uuid.uuid4().hex[:8])
+    worker = await start_worker(Provider.OPENAI, env)
+    await direct.config_set("maxmemory-policy", "noeviction")
+    calm = await start_worker(Provider.OPENAI, env)
+    await direct.aclose()
+    warned = [json.loads(line) for line in worker.lines if "redis_may_evict" in line]
+    calm_warned = [line for line in calm.lines if "redis_may_evict" in line]
+    await worker.stop()
+    await calm.stop()
+    assert [w["maxmemory_policy"] for w in warned] == ["volatile-lru"]
+    assert calm_warned == []
