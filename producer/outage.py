@@ -7,7 +7,6 @@ producer sends goes through `riding_out`. Each step is safe to repeat (submit at
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -23,15 +22,18 @@ T = TypeVar("T")
 
 
 async def riding_out(step: Callable[[], Awaitable[T]], budget_s: float = OUTAGE_S) -> T:
-    """Run `step`, retrying it for up to `budget_s` (at most `OUTAGE_S`) while Redis cannot be reached (or
-    is a read-only replica, mid-failover); then a typed `FleetUnavailableError`, as at once for a refusal."""
-    delay, give_up = 0.05, time.monotonic() + min(budget_s, OUTAGE_S)
+    """Run `step`, retrying it for up to `budget_s` (at most `OUTAGE_S`) while Redis cannot be reached, is a
+    read-only replica (mid-failover) or does not answer; then a typed `FleetUnavailableError`, as at once
+    for a refusal."""
+    loop = asyncio.get_running_loop()
+    delay, give_up = 0.05, loop.time() + min(budget_s, OUTAGE_S)
     while True:
         try:
-            return await step()
+            async with asyncio.timeout_at(give_up):  # a Redis that stops answering is given up on too
+                return await step()
         except AWAY as exc:
-            if time.monotonic() > give_up:
-                raise FleetUnavailableError(f"cannot reach Redis: {exc}") from None
+            if loop.time() >= give_up:
+                raise FleetUnavailableError(f"cannot reach Redis: {str(exc) or 'no answer in time'}") from None
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
         except RedisError as exc:  # a refusal no wait mends (an ACL, a full Redis): typed, at once

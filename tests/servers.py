@@ -89,7 +89,8 @@ class RedisServer:
 
 class Proxy:
     """A TCP proxy to 127.0.0.1:`port` that holds every chunk a client sends for `delay_s` before passing it
-    on (so Redis processes that client's commands late) and can `cut` every connection."""
+    on (so Redis processes that client's commands late; `delay_s` may change at any time) and can `cut`
+    every connection."""
 
     def __init__(self, port: int, *, delay_s: float = 0.0) -> None:
         self.upstream_port = port
@@ -108,6 +109,8 @@ class Proxy:
         assert self._server is not None
         self._server.close()
         self.cut()
+        for pump in self._pumps:  # one may be holding a chunk back for a long `delay_s`
+            pump.cancel()
         await asyncio.gather(*self._pumps, return_exceptions=True)
 
     def cut(self) -> None:
@@ -118,15 +121,15 @@ class Proxy:
     async def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
         self._writers |= {writer, up_writer}
-        for pump in (self._pump(reader, up_writer, self.delay_s), self._pump(up_reader, writer, 0.0)):
+        for pump in (self._pump(reader, up_writer, delayed=True), self._pump(up_reader, writer, delayed=False)):
             task = asyncio.create_task(pump)
             self._pumps.add(task)
             task.add_done_callback(self._pumps.discard)
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay_s: float) -> None:
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, delayed: bool) -> None:
         with contextlib.suppress(OSError, ConnectionError):
             while data := await reader.read(65536):
-                await asyncio.sleep(delay_s)
+                await asyncio.sleep(self.delay_s if delayed else 0.0)
                 writer.write(data)
                 await writer.drain()
         writer.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 
 import pytest
@@ -160,3 +161,23 @@ async def test_a_refused_reply_channel_fails_connect_typed_and_leaves_no_connect
         await direct.aclose()
     assert refused.value.retryable is False
     assert after == before
+
+
+async def test_a_redis_that_stops_answering_is_given_up_on_within_the_timeout(redis_server: RedisServer) -> None:
+    """Redis hears nothing more after the client connected (a frozen server, or one gone without a word):
+    `complete` fails typed once its timeout has passed, instead of waiting on its submit for ever."""
+    async with Proxy(redis_server.port) as proxy:
+        settings = FleetSettings(REDIS_URL=f"redis://127.0.0.1:{proxy.port}/0", LLM_KEY_PREFIX=uuid.uuid4().hex[:8])
+        async with LLMClient(settings=settings) as client:
+            proxy.delay_s = 3600
+            started = time.monotonic()
+            with pytest.raises(FleetUnavailableError, match="no answer in time") as gone:
+                await asyncio.wait_for(
+                    client.complete(
+                        LLMRequest(model="gpt-4.1-mini", messages=[{"role": "user", "content": "hi"}]), timeout=1
+                    ),
+                    30,
+                )
+            waited = time.monotonic() - started
+    assert gone.value.retryable
+    assert 1 <= waited < 3
