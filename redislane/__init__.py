@@ -17,6 +17,7 @@ use it; it imports nothing of ours.
 from __future__ import annotations
 
 import hashlib
+import time
 from typing import Any
 
 import hiredis
@@ -43,13 +44,20 @@ class Script:
 
 
 class Lane:
-    def __init__(self, redis: Redis) -> None:
+    """`answer_s`: how long a command may go unanswered (beyond the time it blocks for) before `drop_silent`
+    takes its server for gone."""
+
+    def __init__(self, redis: Redis, *, answer_s: float = 5.0) -> None:
         self._pool = redis.connection_pool
         self._free: list[AbstractConnection] = []
+        self._busy: dict[AbstractConnection, float] = {}  # in use: the time by which Redis must have answered
+        self.answer_s = answer_s
 
-    async def execute(self, *args: EncodableT) -> Any:
-        """One command, its reply as redis-py parses it (no response callbacks: bytes, ints, lists)."""
+    async def execute(self, *args: EncodableT, blocking_s: float = 0.0) -> Any:
+        """One command, its reply as redis-py parses it (no response callbacks: bytes, ints, lists).
+        `blocking_s`: how long the command itself may block (BLMOVE's timeout)."""
         connection = self._free.pop() if self._free else self._connection()
+        self._busy[connection] = time.monotonic() + blocking_s + self.answer_s
         try:
             packed = hiredis.pack_command(args)  # type: ignore[arg-type]  # its stub types the tuple as one item
             await connection.send_packed_command(packed, check_health=False)
@@ -58,7 +66,20 @@ class Lane:
             await connection.disconnect()  # the next command connects again, to wherever the URL points now
             raise
         finally:
+            del self._busy[connection]
             self._free.append(connection)
+
+    async def drop_silent(self) -> int:
+        """When a command is overdue, disconnect every connection of the pool (the lane's and the client's,
+        pub/sub included): a server gone without a word (a failover that moved its address, a proxy whose
+        backend vanished) leaves no error on a connection, only silence, and on all of them at once. The
+        commands waiting fail with `ConnectionError`, to be retried on new connections. Returns how many
+        commands were overdue."""
+        now = time.monotonic()
+        overdue = sum(answer_by < now for answer_by in self._busy.values())
+        if overdue:
+            await self._pool.disconnect()
+        return overdue
 
     async def run(self, script: Script, keys: list[str], args: list[EncodableT]) -> Any:
         try:

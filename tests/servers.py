@@ -89,8 +89,8 @@ class RedisServer:
 
 class Proxy:
     """A TCP proxy to 127.0.0.1:`port` that holds every chunk a client sends for `delay_s` before passing it
-    on (so Redis processes that client's commands late; `delay_s` may change at any time) and can `cut`
-    every connection."""
+    on (so Redis processes that client's commands late; `delay_s` may change at any time), and can `cut`
+    or `silence` every connection."""
 
     def __init__(self, port: int, *, delay_s: float = 0.0) -> None:
         self.upstream_port = port
@@ -98,6 +98,7 @@ class Proxy:
         self.port = 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._silent: set[asyncio.StreamWriter] = set()
         self._pumps: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> Self:
@@ -118,6 +119,11 @@ class Proxy:
             writer.close()
         self._writers.clear()
 
+    def silence(self) -> None:
+        """Every connection open now stays open and passes nothing on, either way (a server gone without a
+        word); new connections work."""
+        self._silent |= self._writers
+
     async def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
         self._writers |= {writer, up_writer}
@@ -130,6 +136,8 @@ class Proxy:
         with contextlib.suppress(OSError, ConnectionError):
             while data := await reader.read(65536):
                 await asyncio.sleep(self.delay_s if delayed else 0.0)
+                if writer in self._silent:
+                    continue
                 writer.write(data)
                 await writer.drain()
         writer.close()

@@ -389,12 +389,16 @@ class WorkerQueue:
         """Take one of the fleet's concurrency tokens (blocking up to `timeout_s`); True when unlimited."""
         if not self.limits.concurrency:
             return True
-        token = await self.lane.execute("BLMOVE", self.slots_key, self.held_key, "RIGHT", "LEFT", timeout_s)
+        token = await self.lane.execute(
+            "BLMOVE", self.slots_key, self.held_key, "RIGHT", "LEFT", timeout_s, blocking_s=timeout_s
+        )
         return token is not None
 
     async def claim(self, timeout_s: float) -> Claimed | None:
         """Block until a job is on the queue (or `timeout_s` passes) and take it."""
-        raw = await self.lane.execute("BLMOVE", self.queue_key, self.claimed_key, "RIGHT", "LEFT", timeout_s)
+        raw = await self.lane.execute(
+            "BLMOVE", self.queue_key, self.claimed_key, "RIGHT", "LEFT", timeout_s, blocking_s=timeout_s
+        )
         return None if raw is None else Claimed.parse(raw)
 
     async def claim_queued(self, most: int) -> list[Claimed]:

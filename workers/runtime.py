@@ -42,7 +42,8 @@ _RETRY_CLAIM_S = 0.2
 _CLAIM_AT_ONCE = 100  # the most jobs one claim script takes
 _ARQ_HEALTH_S = 30.0  # arq's own health-check key; our heartbeat is the liveness signal
 _REDIS_RETRIES = 20  # with backoff capped at 1 s: rides out a Redis restart of ~15 s
-_CONFIRM_S = 5.0  # how long startup waits for Redis to confirm the control channel's subscription
+_CONFIRM_S = 5.0
+_WATCH_S = 1.0  # how often the worker looks for Redis connections gone silent  # how long startup waits for Redis to confirm the control channel's subscription
 
 
 class FleetWorker(Worker):
@@ -112,6 +113,7 @@ class FleetWorker(Worker):
             asyncio.create_task(self._beat_forever(), name="heartbeat"),
             asyncio.create_task(self._follow_control(control), name="control"),
             asyncio.create_task(self._promote_retries(self.executor), name="retries"),
+            asyncio.create_task(self._drop_silent_connections(), name="silence"),
         ]
         log.info(
             "worker_ready",
@@ -162,6 +164,21 @@ class FleetWorker(Worker):
                 await self._beat()
             except Exception:  # Redis away: keep beating; the next beat will tell
                 log.warning("heartbeat_failed", worker_id=self.worker_id, exc_info=True)
+
+    async def _drop_silent_connections(self) -> None:
+        """Once a second, drop the Redis connections whose command is overdue (`Lane.drop_silent`): a server
+        gone without a word would hold a claim, a start or a finish for as long as TCP takes to notice."""
+        while True:
+            await asyncio.sleep(_WATCH_S)
+            try:
+                overdue = await self.queue.lane.drop_silent()
+            except Exception:
+                log.warning("redis_watch_failed", worker_id=self.worker_id, exc_info=True)
+                continue
+            if overdue:
+                log.warning(
+                    "redis_silent", worker_id=self.worker_id, overdue=overdue, answer_s=self.queue.lane.answer_s
+                )
 
     async def _follow_control(self, control: PubSub) -> None:
         """Every worker of the provider hears: `cancel ID` (stop it if it runs here) and `pause UNTIL` (a

@@ -32,7 +32,7 @@ from schemas.events import DeltaEvent, DoneEvent, StreamEvent
 from schemas.request import LLMRequest
 from schemas.settings import FleetSettings
 from tests.e2e.emulator_api import requests_for, stats, wait_for_calls
-from tests.servers import RedisServer
+from tests.servers import Proxy, RedisServer
 
 pytestmark = pytest.mark.e2e
 
@@ -484,3 +484,26 @@ async def test_a_worker_says_when_redis_may_evict_its_jobs(restartable_redis: Re
     await calm.stop()
     assert [w["maxmemory_policy"] for w in warned] == ["volatile-lru"]
     assert calm_warned == []
+
+
+async def test_a_redis_gone_silent_is_left_for_new_connections(redis_server: RedisServer, emulator_url: str) -> None:
+    """Every connection a worker has to Redis goes silent, open but answering nothing (a failover that moved
+    the server's address, a proxy whose backend vanished): the worker drops them once a command is overdue
+    and goes on over new ones. Before, its claim waited on the silent connection for as long as TCP would."""
+    async with Proxy(redis_server.port) as proxy:
+        prefix = uuid.uuid4().hex[:8]
+        env = worker_env(f"redis://127.0.0.1:{proxy.port}/0", emulator_url, LLM_KEY_PREFIX=prefix)
+        worker = await start_worker(Provider.OPENAI, {**env, "LLM_HEARTBEAT_INTERVAL": "0.5"})
+        settings = FleetSettings(REDIS_URL=redis_server.url, LLM_KEY_PREFIX=prefix)
+        try:
+            async with LLMClient(settings=settings) as client:
+                await client.complete(_request("gpt-4.1-mini", "warm up"), timeout=20)
+                proxy.silence()
+                silenced = time.perf_counter()
+                response = await client.complete(_request("gpt-4.1-mini", "after the silence"), timeout=30)
+                served_in = time.perf_counter() - silenced
+        finally:
+            await worker.stop()
+    assert response.content
+    assert 5 < served_in < 15  # a command overdue after 5 s (beyond its blocking time), seen within a second
+    assert any("redis_silent" in line for line in worker.lines)
