@@ -31,15 +31,20 @@ log = structlog.get_logger("llm_fleet.producer")
 Handler = Callable[[bytes], None]
 
 _RESUBSCRIBED = b"llm-fleet:resubscribed"  # the PING that follows the resubscriptions after a reconnect
+_ALIVE = b"llm-fleet:alive"  # the PING a quiet hub sends to learn that its connection still answers
 
 
 class ChannelHub:
-    """Owns `redis` (a client of its own, closed with the hub)."""
+    """Owns `redis` (a client of its own, closed with the hub). A connection quiet for `silence_s` is
+    PINGed; one that does not answer within another `silence_s` is dropped and reconnected."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, silence_s: float = 5.0) -> None:
         self._redis = redis
+        self.silence_s = silence_s
         self._pubsub: PubSub | None = None
         self._task: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self._heard = 0.0  # the loop's clock when the connection last gave us anything
         self._handlers: dict[str, list[Handler]] = {}
         self._confirming: dict[str, list[asyncio.Future[None]]] = {}  # by channel: the readers waiting
         self._subscribing = asyncio.Lock()
@@ -58,7 +63,9 @@ class ChannelHub:
                 # confirmed even when the channel is subscribed already; through a Redis restart, as any step
                 await riding_out(lambda: pubsub.subscribe(channel))
             if self._task is None:
+                self._heard = asyncio.get_running_loop().time()
                 self._task = asyncio.create_task(self._listen(pubsub), name="llm-fleet-channels")
+                self._watch = asyncio.create_task(self._watch_silence(pubsub), name="llm-fleet-channels-watch")
             await confirmed
         except BaseException:  # failed or cancelled: no reader left behind (nor the channel, if it was its last)
             await self.unsubscribe(channel, handler)
@@ -83,13 +90,14 @@ class ChannelHub:
                 await self._pubsub.unsubscribe(channel)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._watch, self._task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._pubsub is not None:
             await self._pubsub.aclose()  # type: ignore[no-untyped-call]
-        self._task = self._pubsub = None
+        self._task = self._watch = self._pubsub = None
         await self._redis.aclose()  # the hub's own client
 
     def _connected(self) -> PubSub:
@@ -102,6 +110,7 @@ class ChannelHub:
         `get_message` machinery costs more per message than everything else a reader does); the rest
         (subscribe confirmations, pongs) goes through redis-py's `handle_message`, which keeps its record
         of the subscribed channels for the resubscription after a reconnect."""
+        loop = asyncio.get_running_loop()
         while True:
             connection = pubsub.connection
             try:
@@ -110,6 +119,7 @@ class ChannelHub:
                 # as redis-py's own reader does: a failed read leaves the connection to us (disconnected and
                 # reconnected below), a cancelled one (the hub closing) to `PubSub.aclose`
                 reply = await connection.read_response(disconnect_on_error=False, push_request=True)
+                self._heard = loop.time()
             except ResponseError as exc:  # a SUBSCRIBE refused (an ACL without our channels): its readers hear why
                 self._refused(exc)
                 continue
@@ -126,6 +136,23 @@ class ChannelHub:
             message = await pubsub.handle_message(reply)
             if message is not None:
                 self._dispatch(message)
+
+    async def _watch_silence(self, pubsub: PubSub) -> None:
+        """A connection that stays open and answers nothing (a server gone without a word) would keep every
+        result from us: after `silence_s` of quiet, PING; no answer within another `silence_s`, and the
+        connection is dropped, to be reconnected (and what it missed re-read) as any lost one."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.silence_s)
+            if loop.time() - self._heard < self.silence_s:
+                continue
+            asked = loop.time()
+            with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
+                await pubsub.ping(_ALIVE)
+            await asyncio.sleep(self.silence_s)
+            if self._heard < asked and pubsub.connection is not None:
+                log.warning("channels_silent", silent_s=round(loop.time() - self._heard, 1))
+                await pubsub.connection.disconnect()
 
     def _refused(self, exc: ResponseError) -> None:
         error = FleetUnavailableError(f"Redis refused a subscription: {exc}", retryable=False)

@@ -181,3 +181,34 @@ async def test_a_redis_that_stops_answering_is_given_up_on_within_the_timeout(re
             waited = time.monotonic() - started
     assert gone.value.retryable
     assert 1 <= waited < 3
+
+
+async def test_a_channel_gone_silent_is_dropped_reconnected_and_reread(redis_server: RedisServer) -> None:
+    """The hub's connection stays open and passes nothing on (a server gone without a word): the hub PINGs
+    it once it has been quiet, drops it when no answer comes, and reconnects, so its readers re-read what
+    they missed and hear what comes next."""
+    channel = f"hub-{uuid.uuid4().hex}"
+    direct = Redis.from_url(redis_server.url)
+    heard: list[bytes] = []
+    reread = asyncio.Event()
+
+    async def hook() -> None:
+        reread.set()
+
+    async with Proxy(redis_server.port) as proxy:
+        hub = ChannelHub(Redis(port=proxy.port), silence_s=0.2)
+        hub.on_reconnect.append(hook)
+        await hub.subscribe(channel, heard.append)
+        await asyncio.sleep(0.5)  # quiet, but answering: the PING is answered, nothing is dropped
+        assert not reread.is_set()
+        proxy.silence()
+        await direct.publish(channel, b"into the silence")
+        await asyncio.wait_for(reread.wait(), 5)
+        await direct.publish(channel, b"after")
+        for _ in range(100):
+            if heard:
+                break
+            await asyncio.sleep(0.02)
+        await hub.close()
+    await direct.aclose()
+    assert heard == [b"after"]
