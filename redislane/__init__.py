@@ -23,12 +23,14 @@ from typing import Any
 import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
-from redis.exceptions import ConnectionError, NoScriptError, ReadOnlyError, TimeoutError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ReadOnlyError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT
 
 __all__ = ["AWAY", "Lane", "Script"]
 
-AWAY: tuple[type[Exception], ...] = (ConnectionError, TimeoutError, OSError, ReadOnlyError)
+AWAY: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError, OSError, ReadOnlyError)
 """What a Redis restart or failover looks like to a client, to be waited out: a dropped or refused
 connection, a timeout, a server still loading its data (redis-py's `BusyLoadingError` is a
 `ConnectionError`), or a primary that has become a read-only replica (READONLY: its writes are refused whole,

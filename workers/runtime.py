@@ -42,8 +42,8 @@ _RETRY_CLAIM_S = 0.2
 _CLAIM_AT_ONCE = 100  # the most jobs one claim script takes
 _ARQ_HEALTH_S = 30.0  # arq's own health-check key; our heartbeat is the liveness signal
 _REDIS_RETRIES = 20  # with backoff capped at 1 s: rides out a Redis restart of ~15 s
-_CONFIRM_S = 5.0
-_WATCH_S = 1.0  # how often the worker looks for Redis connections gone silent  # how long startup waits for Redis to confirm the control channel's subscription
+_CONFIRM_S = 5.0  # how long startup waits for Redis to confirm the control channel's subscription
+_WATCH_S = 1.0  # how often the worker looks for Redis connections gone silent
 
 
 class FleetWorker(Worker):
