@@ -241,11 +241,18 @@ class Executor:
             error = DeadlineExceededError(
                 f"request {request_id!r} reached its deadline before a provider was called", request_id=request_id
             )
-        else:
+        elif not self.settings.rerun_after_crash:
             error = WorkerLostError(
                 f"the worker running {request_id!r} died during the provider call; "
                 "re-running it is off (LLM_RERUN_AFTER_CRASH)",
                 request_id=request_id,
+            )
+        else:  # a request that kills its worker (a poison pill) must not take the fleet down one by one
+            error = WorkerLostError(
+                f"the workers running {request_id!r} died during each of its {job.attempts} provider calls; "
+                f"it is not run again (LLM_MAX_RERUNS={self.settings.max_reruns})",
+                request_id=request_id,
+                retryable=False,
             )
         await self._end(job, request, error, t0, None, health=Circuit.NONE)
 

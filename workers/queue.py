@@ -31,7 +31,7 @@ _STREAM_CAP = 100_000  # events kept per stream (tokens coalesce, so a stream ha
 _BUCKET_S = 10  # outcomes are counted per 10 s; the circuit looks at the last three buckets
 
 # KEYS: request, claimed, held, slots, cooldown, circuit, rate, queue.
-# ARGV: id, worker, now, release, rerun ok, rpm, tpm, element.
+# ARGV: id, worker, now, release, re-runs allowed, rpm, tpm, element.
 # The job's element (claimed by BLMOVE) carries its body, route and deadline, so the worker starts the
 # provider call while this script runs; the worker drops the call unless this says 'run'. 'run' also
 # says how many jobs are still queued (the worker then claims several at once).
@@ -48,7 +48,9 @@ local now = tonumber(ARGV[3])
 local deadline = tonumber(redis.call('HGET', KEYS[1], 'deadline_at') or '0')
 if deadline > 0 and now >= deadline then return {'expired', 0, retries, 0} end
 local rerun = state == 'running'
-if rerun and ARGV[5] == '0' then return {'lost', 0, retries, 0} end
+if rerun and tonumber(redis.call('HGET', KEYS[1], 'reruns') or '0') >= tonumber(ARGV[5]) then
+  return {'lost', tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0'), retries, 0}
+end
 local function wait(ms, reason) return {'wait', 0, retries, 0, ms, reason} end
 local ms = redis.call('PTTL', KEYS[5])
 if ms > 0 then return wait(ms, 'cooldown') end
@@ -260,6 +262,7 @@ class Limits:
     rpm: int = 0
     tpm: int = 0
     rerun_after_crash: bool = True
+    max_reruns: int = 2  # a request whose worker dies this often mid-call is not run again (a poison pill)
     circuit_min_requests: int = 20
     circuit_error_rate: float = 0.5
     circuit_open_s: float = 15.0
@@ -289,7 +292,8 @@ class Claimed:
 class Started:
     """What the start script decided about a claimed job. `kind` is 'run' (call the provider), 'wait'
     (`wait_s` for `reason`: cooldown, circuit, rpm, tpm), 'expired' (its deadline passed), 'lost' (its
-    worker died mid-call and re-runs are off) or 'skip' (done, cancelled or gone: nothing to do)."""
+    worker died mid-call, and re-runs are off or used up: `attempts` calls were started) or 'skip' (done,
+    cancelled or gone: nothing to do)."""
 
     kind: str
     claimed: Claimed
@@ -428,7 +432,7 @@ class WorkerQueue:
                 self.worker_id,
                 time.time(),
                 self._release_flag,
-                int(self.limits.rerun_after_crash),
+                self.limits.max_reruns if self.limits.rerun_after_crash else 0,
                 self.limits.rpm,
                 self.limits.tpm,
                 claimed.element,

@@ -65,6 +65,7 @@ class FleetWorker(Worker):
             rpm=settings.provider_rpm,
             tpm=settings.provider_tpm,
             rerun_after_crash=settings.rerun_after_crash,
+            max_reruns=settings.max_reruns,
             circuit_min_requests=settings.circuit_min_requests,
             circuit_error_rate=settings.circuit_error_rate,
             circuit_open_s=settings.circuit_open_s,

@@ -50,8 +50,10 @@ class WorkerSettings(FleetSettings):
     stream_coalesce: bool = Field(True, alias="LLM_STREAM_COALESCE")
     """Tokens that arrive while a publish is in flight leave together as one event (off: one event each)."""
     rerun_after_crash: bool = Field(True, alias="LLM_RERUN_AFTER_CRASH")
+    max_reruns: int = Field(2, alias="LLM_MAX_RERUNS", ge=0)
     """When a worker dies mid-call, run the request again (the provider may bill twice; it is recorded as a
-    rerun) or fail it with WorkerLostError."""
+    rerun), at most max_reruns times (a request that kills every worker it reaches must not take the fleet
+    down one by one), or fail it with WorkerLostError."""
     circuit_error_rate: float = Field(0.5, alias="LLM_CIRCUIT_ERROR_RATE", gt=0, le=1)
     circuit_min_requests: int = Field(20, alias="LLM_CIRCUIT_MIN_REQUESTS", gt=0)
     circuit_open_s: float = Field(15.0, alias="LLM_CIRCUIT_OPEN", gt=0)

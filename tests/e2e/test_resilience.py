@@ -27,6 +27,7 @@ from schemas.errors import (
     ProviderTimeoutError,
     ProviderUnavailableError,
     QueueFullError,
+    WorkerLostError,
 )
 from schemas.events import DeltaEvent, DoneEvent, StreamEvent
 from schemas.request import LLMRequest
@@ -507,3 +508,30 @@ async def test_a_redis_gone_silent_is_left_for_new_connections(redis_server: Red
     assert response.content
     assert 5 < served_in < 15  # a command overdue after 5 s (beyond its blocking time), seen within a second
     assert any("redis_silent" in line for line in worker.lines)
+
+
+async def test_a_request_that_kills_every_worker_it_reaches_stops_being_rerun(fleet: Fleet, emulator_url: str) -> None:
+    """Its worker dies mid-call, and the next one too (a poison pill, as an answer that exhausts a worker's
+    memory would be): after `LLM_MAX_RERUNS` re-runs the request fails, typed and not retryable, instead of
+    taking the remaining workers down one after another."""
+    settings, workers = await fleet(Provider.OPENAI, n=3, LLM_MAX_RERUNS="1")
+    by_id = {str(w.ready_info["worker_id"]): w for w in workers}
+    redis = Redis.from_url(settings.redis_url)
+    async with LLMClient(settings=settings) as client:
+        request = _request("gpt-4.1-mini", f"{uuid.uuid4()} [[latency_ms=4000]]")
+        waiting = asyncio.create_task(client.complete(request, timeout=60))
+        killed: set[str] = set()
+        for calls in (1, 2):  # kill whichever worker runs it, twice
+            await wait_for_calls(emulator_url, request.trace_id, calls)
+            for _ in range(200):  # its start script names the worker (the call leaves just before it)
+                holder = (await redis.hget(settings.keys.request(request.request_id), "worker") or b"").decode()
+                if holder in by_id and holder not in killed:
+                    break
+                await asyncio.sleep(0.01)
+            killed.add(holder)
+            by_id[holder].proc.kill()
+        with pytest.raises(WorkerLostError, match="LLM_MAX_RERUNS=1") as lost:
+            await waiting
+    await redis.aclose()
+    assert not lost.value.retryable
+    assert len(await requests_for(emulator_url, request.trace_id)) == 2  # no third call

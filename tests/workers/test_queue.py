@@ -197,6 +197,29 @@ async def test_a_dead_workers_jobs_go_back_to_the_queue(
     assert (await fleet_client.result(request.request_id, timeout=1)).content == "rerun"
 
 
+async def test_a_request_whose_workers_keep_dying_is_not_run_again(
+    redis: Redis, settings: FleetSettings, fleet_client: LLMClient
+) -> None:
+    """Each worker that starts it dies mid-call (a poison pill): it is re-run up to `max_reruns` times, then
+    the start script says 'lost' (with the calls started so far) instead of 'run'."""
+    request = _request()
+    await fleet_client.submit(request)
+    verdicts = []
+    for i in range(4):
+        worker = WorkerQueue(
+            redis, settings.keys, "openai", f"w{i}", result_ttl_s=60, stream_ttl_s=60, limits=Limits(max_reruns=2)
+        )
+        claimed = await worker.claim(timeout_s=1)
+        assert claimed is not None
+        started = await worker.start(claimed)
+        verdicts.append((started.kind, started.attempts, started.rerun))
+        if started.kind != "run":
+            break
+        assert await worker.release(f"w{i}") == 1  # it died during the call: its job goes back
+    assert verdicts == [("run", 1, False), ("run", 2, True), ("run", 3, True), ("lost", 3, False)]
+    assert await redis.hget(settings.keys.request(request.request_id), "reruns") == b"2"
+
+
 async def test_a_queued_id_without_a_job_is_skipped(redis: Redis, settings: FleetSettings) -> None:
     queue = _queue(redis, settings.keys)
     await redis.lpush(settings.keys.queue("openai"), "ghost")
