@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from redis.exceptions import RedisError
+from redis.exceptions import OutOfMemoryError, RedisError
 
 from redislane import AWAY
 from schemas.errors import FleetUnavailableError
@@ -36,5 +36,7 @@ async def riding_out(step: Callable[[], Awaitable[T]], budget_s: float = OUTAGE_
                 raise FleetUnavailableError(f"cannot reach Redis: {str(exc) or 'no answer in time'}") from None
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
-        except RedisError as exc:  # a refusal no wait mends (an ACL, a full Redis): typed, at once
+        except OutOfMemoryError as exc:  # at its maxmemory: back pressure, typed, at once (try again later)
+            raise FleetUnavailableError(f"Redis is out of memory: {exc}", retryable=True) from exc
+        except RedisError as exc:  # a refusal no wait mends (an ACL, a script Redis rejects): typed, at once
             raise FleetUnavailableError(f"Redis refused: {exc}", retryable=False) from exc

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
+from redis.exceptions import OutOfMemoryError
 
 from redislane import AWAY, Lane, Script
 from schemas.keys import Keys
@@ -29,6 +30,12 @@ T = TypeVar("T")
 
 _STREAM_CAP = 100_000  # events kept per stream (tokens coalesce, so a stream has far fewer)
 _BUCKET_S = 10  # outcomes are counted per 10 s; the circuit looks at the last three buckets
+# A script that runs also when Redis is out of memory: the heartbeat (with the promotion of due retries)
+# and the release of a dead worker's jobs move what Redis holds, adding next to nothing, and a worker whose
+# heartbeat were refused would be presumed dead and its running jobs re-run.
+_ALLOW_OOM = "#!lua flags=allow-oom\n"
+# What a worker's Redis step waits out: a restart or failover, and a full Redis (memory frees as results expire)
+_WAITED_OUT: tuple[type[Exception], ...] = (*AWAY, OutOfMemoryError)
 
 # KEYS: request, claimed, held, slots, cooldown, circuit, rate, queue.
 # ARGV: id, worker, now, release, re-runs allowed, rpm, tpm, element.
@@ -222,7 +229,8 @@ return next[2] or '-1'
 # Returns how many jobs our claimed list holds, the workers whose heartbeat is older than dead_before,
 # and the tokens given back.
 _HEARTBEAT = (
-    _PROMOTE_DUE
+    _ALLOW_OOM
+    + _PROMOTE_DUE
     + """
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 promote(KEYS[2], KEYS[3], ARGV[2])
@@ -236,13 +244,16 @@ return {claimed, redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[3], 'LIMIT', 
 # KEYS: claimed list of a worker, provider queue, workers zset, held tokens, slots.  ARGV: worker_id
 # Put every job a worker holds back at the head of the queue (next to be claimed), return its tokens,
 # and drop it from the workers.
-_RELEASE = """
+_RELEASE = (
+    _ALLOW_OOM
+    + """
 local moved = 0
 while redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT') do moved = moved + 1 end
 while redis.call('LMOVE', KEYS[4], KEYS[5], 'LEFT', 'RIGHT') do end
 redis.call('ZREM', KEYS[3], ARGV[1])
 return moved
 """
+)
 
 # KEYS: slots, size.  ARGV: limit.  The first worker creates the tokens; a larger limit adds some.
 _SIZE_SLOTS = """
@@ -367,14 +378,14 @@ class WorkerQueue:
         return await self._riding_out(lambda: self.lane.run(script, keys, args))
 
     async def _riding_out(self, step: Callable[[], Awaitable[T]]) -> T:
-        """Run a Redis step, riding out a Redis restart or failover (`AWAY`): again, with backoff, for up to
-        `outage_s` (redis-py's own retry does not cover a refused reconnect). Every step is safe to run twice:
-        a reply lost with the connection means it may have run."""
+        """Run a Redis step, riding out a Redis restart or failover (`AWAY`), or a full Redis: again, with
+        backoff, for up to `outage_s` (redis-py's own retry does not cover a refused reconnect). Every step
+        is safe to run twice: a reply lost with the connection means it may have run."""
         delay, give_up = 0.05, time.monotonic() + self.outage_s
         while True:
             try:
                 return await step()
-            except AWAY:
+            except _WAITED_OUT:
                 if time.monotonic() > give_up:
                     raise
                 await asyncio.sleep(delay)

@@ -24,6 +24,7 @@ from schemas.catalog import Provider
 from schemas.errors import (
     ContentFilteredError,
     DeadlineExceededError,
+    FleetUnavailableError,
     ProviderTimeoutError,
     ProviderUnavailableError,
     QueueFullError,
@@ -535,3 +536,31 @@ async def test_a_request_that_kills_every_worker_it_reaches_stops_being_rerun(fl
     await redis.aclose()
     assert not lost.value.retryable
     assert len(await requests_for(emulator_url, request.trace_id)) == 2  # no third call
+
+
+async def test_a_full_redis_pushes_back_and_loses_nothing(
+    fleet: Fleet, emulator_url: str, restartable_redis: RedisServer
+) -> None:
+    """Redis reaches its maxmemory (noeviction) while a call runs: a new request fails at once, typed and
+    retryable (back pressure); the running call's answer is stored; the workers' heartbeats go on, so none
+    is presumed dead; once Redis has room again, requests flow."""
+    settings, workers = await fleet(Provider.OPENAI, n=2, redis_url=restartable_redis.url)
+    admin = Redis.from_url(restartable_redis.url)
+    async with LLMClient(settings=settings) as client:
+        running = _request("gpt-4.1-mini", f"{uuid.uuid4()} [[latency_ms=1000]]")
+        waiting = asyncio.create_task(client.complete(running, timeout=30))
+        await wait_for_calls(emulator_url, running.trace_id)
+        await admin.config_set("maxmemory", 1)  # full: every command that adds to it is refused
+        with pytest.raises(FleetUnavailableError, match="out of memory") as full:
+            await client.complete(_request("gpt-4.1-mini", "while Redis is full"), timeout=10)
+        answered = await asyncio.wait_for(waiting, 10)
+        await asyncio.sleep(3.5)  # seven heartbeats: a worker whose beats were refused would be presumed dead
+        await admin.config_set("maxmemory", 0)
+        after = await client.complete(_request("gpt-4.1-mini", "once there is room"), timeout=20)
+        await asyncio.sleep(1.5)  # three heartbeats with room: each would find the other's last beat stale
+    await admin.aclose()
+    assert full.value.retryable
+    assert answered.request_id == running.request_id
+    assert len(await requests_for(emulator_url, running.trace_id)) == 1
+    assert after.content
+    assert not [line for w in workers for line in w.lines if "worker_presumed_dead" in line]
