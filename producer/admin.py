@@ -84,6 +84,8 @@ async def provider_health(redis: Redis, keys: Keys) -> list[dict[str, Any]]:
     the circuit reopens by the same rule), cooldown, recent error rate, queue depth, live workers."""
     now = time.time()
     bucket = int(now // _BUCKET_S)
+    seconds, micros = await redis.time()  # the heartbeats are on Redis's clock
+    alive_since = seconds + micros / 1e6 - 10
     rows = []
     for provider in Provider:
         p = provider.value
@@ -94,7 +96,7 @@ async def provider_health(redis: Redis, keys: Keys) -> list[dict[str, Any]]:
             pipe.hgetall(keys.health(p))
             pipe.llen(keys.queue(p))
             pipe.zcard(keys.delayed(p))
-            pipe.zcount(keys.workers(p), now - 10, "+inf")
+            pipe.zcount(keys.workers(p), alive_since, "+inf")
             circuit_ms, probation, cooldown_ms, counts, depth, delayed, workers = await pipe.execute()
         ok = err = 0
         for field, value in counts.items():

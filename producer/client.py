@@ -311,7 +311,9 @@ class LLMClient:
         state, provider = await riding_out(lambda: redis.hmget(key, [Field.STATE, Field.PROVIDER]))  # type: ignore[arg-type,return-value]
         provider_name = provider.decode() if provider else "?"
         workers_key = self.keys.workers(provider_name)
-        workers = await riding_out(lambda: redis.zcount(workers_key, time.time() - _WORKER_ALIVE_S, "+inf"))
+        seconds, micros = await riding_out(redis.time)  # the heartbeats are on Redis's clock
+        alive_since = seconds + micros / 1e6 - _WORKER_ALIVE_S
+        workers = await riding_out(lambda: redis.zcount(workers_key, alive_since, "+inf"))
         queued = state == State.QUEUED.encode()
         where = "still queued" if queued else (state or b"gone").decode()
         return ResultTimeoutError(

@@ -223,21 +223,25 @@ return next[2] or '-1'
 )
 
 # KEYS: workers zset, delayed, queue, our claimed list, our held tokens, slots.  ARGV: worker_id, now,
-# dead_before.  Refresh this worker's heartbeat, queue the retries that are due (a dead worker's too), and
+# dead after (seconds).  Refresh this worker's heartbeat (on Redis's clock: the workers' clocks may disagree
+# by more than a heartbeat), queue the retries that are due (a dead worker's too), and
 # give back tokens we hold for nothing: every held token belongs to a claimed job, except at most one taken
 # for the next claim, so more than claimed + 1 means a token BLMOVE whose reply was lost (Redis went away).
-# Returns how many jobs our claimed list holds, the workers whose heartbeat is older than dead_before,
-# and the tokens given back.
+# Returns how many jobs our claimed list holds, the workers whose heartbeat is older than dead after, and
+# the tokens given back.
 _HEARTBEAT = (
     _ALLOW_OOM
     + _PROMOTE_DUE
     + """
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+local time = redis.call('TIME')
+local beat = tonumber(time[1]) + tonumber(time[2]) / 1000000
+redis.call('ZADD', KEYS[1], beat, ARGV[1])
 promote(KEYS[2], KEYS[3], ARGV[2])
 local claimed = redis.call('LLEN', KEYS[4])
 local extra = redis.call('LLEN', KEYS[5]) - claimed - 1
 for _ = 1, extra do redis.call('LMOVE', KEYS[5], KEYS[6], 'LEFT', 'RIGHT') end
-return {claimed, redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[3], 'LIMIT', 0, 10), math.max(extra, 0)}
+return {claimed, redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', beat - tonumber(ARGV[3]), 'LIMIT', 0, 10),
+        math.max(extra, 0)}
 """
 )
 
@@ -560,7 +564,6 @@ class WorkerQueue:
         """Say this worker is alive, queue the retries that are due, give back tokens held for nothing;
         return how many jobs our claimed list holds, the ids of workers presumed dead, and the tokens given
         back."""
-        now = time.time()
         claimed, dead, returned = await self._call(
             self._heartbeat,
             keys=[
@@ -571,7 +574,7 @@ class WorkerQueue:
                 self.held_key,
                 self.slots_key,
             ],
-            args=[self.worker_id, now, now - dead_after_s],
+            args=[self.worker_id, time.time(), dead_after_s],
         )
         return int(claimed), [d.decode() for d in dead if d.decode() != self.worker_id], int(returned)
 

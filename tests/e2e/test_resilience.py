@@ -188,6 +188,7 @@ async def test_circuit_opens_and_is_visible(fleet: Fleet) -> None:
         assert health.returncode == 0
         gemini = next(line for line in health.stdout.splitlines() if line.startswith("gemini"))
         assert "open" in gemini
+        assert gemini.split()[-1] == "1"  # its one live worker, by the heartbeats on Redis's clock
         started = time.perf_counter()
         with pytest.raises(ProviderUnavailableError, match="circuit open") as caught:
             # no fallback, and the circuit stays open past the request's deadline: it fails at once

@@ -220,6 +220,19 @@ async def test_a_request_whose_workers_keep_dying_is_not_run_again(
     assert await redis.hget(settings.keys.request(request.request_id), "reruns") == b"2"
 
 
+async def test_a_worker_whose_clock_is_behind_is_not_presumed_dead(
+    redis: Redis, settings: FleetSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Heartbeats are on Redis's clock: a worker whose own clock runs a minute behind the others' (hosts
+    disagree) is alive to them, and its running jobs are not taken from it and re-run."""
+    behind, right = _queue(redis, settings.keys, "behind"), _queue(redis, settings.keys, "right")
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() - 60)
+    await behind.heartbeat(dead_after_s=10)
+    monkeypatch.setattr(time, "time", real)
+    assert await right.heartbeat(dead_after_s=10) == (0, [], 0)
+
+
 async def test_a_queued_id_without_a_job_is_skipped(redis: Redis, settings: FleetSettings) -> None:
     queue = _queue(redis, settings.keys)
     await redis.lpush(settings.keys.queue("openai"), "ghost")
