@@ -82,6 +82,7 @@ class FleetWorker(Worker):
         )
         self._holding_slot = False
         self._orphans = False
+        self._claim_failures = 0  # in a row
         self.executor: Executor | None = None
         self._background: list[asyncio.Task[None]] = []
         super().__init__(
@@ -224,19 +225,7 @@ class FleetWorker(Worker):
             await self._adopt_orphans()
         await self.sem.acquire()
         permits = 1 + await self._room_for_backlog()
-        claimed: list[Claimed] = []
-        try:
-            if permits > 1:  # jobs are waiting (the last start script said so): several in one script
-                claimed = await self.queue.claim_queued(permits)
-            if not claimed:
-                if not self._holding_slot:  # a fleet-wide concurrency token first (always granted when unlimited)
-                    self._holding_slot = await self.queue.acquire_slot(timeout_s=self.settings.heartbeat_s)
-                if self._holding_slot:
-                    one = await self.queue.claim(timeout_s=self.settings.heartbeat_s)
-                    claimed = [] if one is None else [one]
-        except (RedisError, OSError) as exc:
-            log.warning("claim_failed", worker_id=self.worker_id, error=str(exc))
-            await asyncio.sleep(_RETRY_CLAIM_S)
+        claimed = await self._claim(permits)
         if not self.allow_pick_jobs:  # what was claimed now stays in our list: requeued at exit
             claimed = []
         for _ in range(permits - len(claimed)):
@@ -250,6 +239,29 @@ class FleetWorker(Worker):
             await asyncio.sleep(0)
             await asyncio.sleep(0)
         await self.heart_beat()
+
+    async def _claim(self, permits: int) -> list[Claimed]:
+        """Up to `permits` jobs: several in one script when jobs are waiting (the last start script said so),
+        else one, waiting for it (after a fleet-wide concurrency token, always granted when unlimited)."""
+        claimed: list[Claimed] = []
+        try:
+            if permits > 1:
+                claimed = await self.queue.claim_queued(permits)
+            if not claimed:
+                if not self._holding_slot:
+                    self._holding_slot = await self.queue.acquire_slot(timeout_s=self.settings.heartbeat_s)
+                if self._holding_slot:
+                    one = await self.queue.claim(timeout_s=self.settings.heartbeat_s)
+                    claimed = [] if one is None else [one]
+        except (RedisError, OSError) as exc:
+            self._claim_failures += 1
+            log.warning("claim_failed", worker_id=self.worker_id, error=str(exc), failures=self._claim_failures)
+            # a refusal that lasts (a full Redis, an ACL) is asked again less and less often, up to a heartbeat
+            backoff = _RETRY_CLAIM_S * 2 ** min(self._claim_failures - 1, 10)
+            await asyncio.sleep(min(backoff, self.settings.heartbeat_s))
+        else:
+            self._claim_failures = 0
+        return claimed
 
     async def _room_for_backlog(self) -> int:
         """Permits for more of the jobs queued behind the last one started, as many as the worker has room

@@ -565,3 +565,6 @@ async def test_a_full_redis_pushes_back_and_loses_nothing(
     assert len(await requests_for(emulator_url, running.trace_id)) == 1
     assert after.content
     assert not [line for w in workers for line in w.lines if "worker_presumed_dead" in line]
+    # the refused claims were asked again less and less often (0.2, 0.4, then each heartbeat: 0.5 s here),
+    # not every 0.2 s (some 22 times per worker while Redis was full)
+    assert all(sum("claim_failed" in line for line in w.lines) <= 12 for w in workers)
