@@ -45,6 +45,7 @@ class ChannelHub:
         self._task: asyncio.Task[None] | None = None
         self._watch: asyncio.Task[None] | None = None
         self._heard = 0.0  # the loop's clock when the connection last gave us anything
+        self._reconnecting = False
         self._handlers: dict[str, list[Handler]] = {}
         self._confirming: dict[str, list[asyncio.Future[None]]] = {}  # by channel: the readers waiting
         self._subscribing = asyncio.Lock()
@@ -125,9 +126,11 @@ class ChannelHub:
                 continue
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 log.warning("channels_lost", error=str(exc))
+                self._reconnecting = True  # the watch stays out of it (its PING would connect too)
                 if connection is not None:
                     await connection.disconnect()
                 await self._reconnect(pubsub)
+                self._reconnecting = False
                 continue
             if reply[0] == b"message":
                 for handler in self._handlers.get(reply[1].decode(), ()):
@@ -144,13 +147,13 @@ class ChannelHub:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self.silence_s)
-            if loop.time() - self._heard < self.silence_s:
+            if self._reconnecting or loop.time() - self._heard < self.silence_s:
                 continue
             asked = loop.time()
             with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
                 await pubsub.ping(_ALIVE)
             await asyncio.sleep(self.silence_s)
-            if self._heard < asked and pubsub.connection is not None:
+            if self._heard < asked and not self._reconnecting and pubsub.connection is not None:
                 log.warning("channels_silent", silent_s=round(loop.time() - self._heard, 1))
                 await pubsub.connection.disconnect()
 
