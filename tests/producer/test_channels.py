@@ -163,6 +163,26 @@ async def test_a_refused_reply_channel_fails_connect_typed_and_leaves_no_connect
     assert after == before
 
 
+async def test_a_refused_submit_fails_typed_at_once(redis_server: RedisServer) -> None:
+    """An ACL user that may not run scripts: `complete` fails at once with a typed, non-retryable error
+    (before: redis-py's untyped NoPermissionError)."""
+    user = f"noscripts-{uuid.uuid4().hex[:8]}"
+    direct = Redis.from_url(redis_server.url)
+    await direct.acl_setuser(
+        user, enabled=True, passwords=["+pw"], keys=["*"], channels=["*"], commands=["+@all", "-evalsha"]
+    )
+    try:
+        async with LLMClient(f"redis://{user}:pw@127.0.0.1:{redis_server.port}/0") as client:
+            with pytest.raises(FleetUnavailableError, match="Redis refused") as refused:
+                await asyncio.wait_for(
+                    client.complete(LLMRequest(model="gpt-4.1-mini", messages=[{"role": "user", "content": "hi"}])), 5
+                )
+    finally:
+        await direct.acl_deluser(user)
+        await direct.aclose()
+    assert refused.value.retryable is False
+
+
 async def test_a_redis_that_stops_answering_is_given_up_on_within_the_timeout(redis_server: RedisServer) -> None:
     """Redis hears nothing more after the client connected (a frozen server, or one gone without a word):
     `complete` fails typed once its timeout has passed, instead of waiting on its submit for ever."""
