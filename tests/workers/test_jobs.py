@@ -1,13 +1,15 @@
 """The executor in-process against a real Redis server, with a stand-in adapter: what happens to an
-outcome that cannot be stored."""
+outcome that cannot be stored, and to a call whose start script fails for good."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ReadOnlyError
 
 from producer import LLMClient
 from schemas.catalog import ModelInfo, Provider
@@ -16,7 +18,7 @@ from schemas.request import LLMRequest
 from schemas.response import LLMResponse, Usage
 from tests.servers import RedisServer
 from workers.jobs import Executor
-from workers.queue import WorkerQueue
+from workers.queue import Claimed, Started, WorkerQueue
 from workers.settings import WorkerSettings
 
 _LONE_SURROGATE = "\ud83d"  # half a pair: no UTF-8 encoder takes it
@@ -92,3 +94,49 @@ async def test_an_outcome_that_cannot_be_stored_ends_the_request_typed(
     if stream:  # the reader gets every delta, then the error, numbered without a gap
         events = [event async for event in client.subscribe(request.request_id, timeout=5)]
         assert [(e.type, e.seq) for e in events] == [("delta", 1), ("error", 2)]
+
+
+class _Waiting:
+    """A provider call that takes its time, and says whether it was closed."""
+
+    provider = Provider.OPENAI
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.closed = asyncio.Event()
+
+    async def complete(self, request: LLMRequest, model: ModelInfo) -> LLMResponse:
+        self.started.set()
+        try:
+            await asyncio.sleep(30)
+        finally:
+            self.closed.set()
+        raise AssertionError("not closed")
+
+    async def open(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+async def test_a_start_refused_for_good_closes_the_call_it_let_leave(
+    redis: Redis, settings: WorkerSettings, client: LLMClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The provider call leaves together with the start script; when the script fails for good (Redis
+    refusing for longer than the worker rides out), the call is closed too, not left running unowned, and
+    the job stays claimed, to be adopted once Redis answers."""
+    request = LLMRequest(model="gpt-4.1-mini", messages=[{"role": "user", "content": "hi"}])
+    await client.submit(request)
+    queue = WorkerQueue(redis, settings.keys, "openai", "w1", result_ttl_s=60, stream_ttl_s=60)
+    claimed = await queue.claim(timeout_s=5)
+    assert claimed is not None
+    adapter = _Waiting()
+
+    async def refused(_: Claimed) -> Started:
+        await adapter.started.wait()
+        raise ReadOnlyError("You can't write against a read only replica.")
+
+    monkeypatch.setattr(queue, "start", refused)
+    with pytest.raises(ReadOnlyError):
+        await Executor(queue, adapter, settings).run(claimed)  # type: ignore[arg-type]
+    await asyncio.wait_for(adapter.closed.wait(), 1)
+    assert [c.request_id for c in await queue.claimed()] == [request.request_id]
