@@ -276,8 +276,7 @@ class Limits:
     concurrency: int = 0
     rpm: int = 0
     tpm: int = 0
-    rerun_after_crash: bool = True
-    max_reruns: int = 2  # a request whose worker dies this often mid-call is not run again (a poison pill)
+    max_reruns: int = 2  # re-runs after a worker died mid-call (0: none); then it is lost (a poison pill)
     circuit_min_requests: int = 20
     circuit_error_rate: float = 0.5
     circuit_open_s: float = 15.0
@@ -447,7 +446,7 @@ class WorkerQueue:
                 self.worker_id,
                 time.time(),
                 self._release_flag,
-                self.limits.max_reruns if self.limits.rerun_after_crash else 0,
+                self.limits.max_reruns,
                 self.limits.rpm,
                 self.limits.tpm,
                 claimed.element,

@@ -220,6 +220,24 @@ async def test_a_request_whose_workers_keep_dying_is_not_run_again(
     assert await redis.hget(settings.keys.request(request.request_id), "reruns") == b"2"
 
 
+async def test_with_re_runs_off_a_job_whose_worker_died_is_lost_at_once(
+    redis: Redis, settings: FleetSettings, fleet_client: LLMClient
+) -> None:
+    """LLM_RERUN_AFTER_CRASH=false is no re-runs at all: the next worker is told 'lost', not 'run'."""
+    request = _request()
+    await fleet_client.submit(request)
+    first, second = (
+        WorkerQueue(redis, settings.keys, "openai", w, result_ttl_s=60, stream_ttl_s=60, limits=Limits(max_reruns=0))
+        for w in ("first", "second")
+    )
+    claimed = await first.claim(timeout_s=1)
+    assert claimed is not None and (await first.start(claimed)).kind == "run"
+    assert await first.release("first") == 1
+    again = await second.claim(timeout_s=1)
+    assert again is not None
+    assert ((lost := await second.start(again)).kind, lost.attempts) == ("lost", 1)
+
+
 async def test_a_worker_whose_clock_is_behind_is_not_presumed_dead(
     redis: Redis, settings: FleetSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
