@@ -24,7 +24,7 @@ import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ReadOnlyError
+from redis.exceptions import NoScriptError, ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT
 
@@ -58,15 +58,30 @@ class Lane:
     async def execute(self, *args: EncodableT, blocking_s: float = 0.0) -> Any:
         """One command, its reply as redis-py parses it (no response callbacks: bytes, ints, lists).
         `blocking_s`: how long the command itself may block (BLMOVE's timeout)."""
+        [reply] = await self.pipeline(args, blocking_s=blocking_s)
+        if isinstance(reply, ResponseError):
+            raise reply
+        return reply
+
+    async def pipeline(self, *commands: tuple[EncodableT, ...], blocking_s: float = 0.0) -> list[Any]:
+        """Several commands in one write on one connection, their replies in order; an error reply takes its
+        command's place as a `ResponseError` (returned, not raised: every reply is read). Redis runs a command
+        that follows a blocking one as soon as that one is served, so both answer in one round trip."""
         connection = self._free.pop() if self._free else self._connection()
         self._busy[connection] = time.monotonic() + blocking_s + self.answer_s
         try:
-            packed = hiredis.pack_command(args)  # type: ignore[arg-type]  # its stub types the tuple as one item
+            packed = b"".join(hiredis.pack_command(c) for c in commands)  # type: ignore[arg-type]  # its stub types the tuple as one item
             await connection.send_packed_command(packed, check_health=False)
-            return await connection.read_response()
-        except ReadOnlyError:
-            await connection.disconnect()  # the next command connects again, to wherever the URL points now
-            raise
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(await connection.read_response())
+                except ReadOnlyError:  # refused whole, the writes after it too: the next command connects
+                    await connection.disconnect()  # again, to wherever the URL points now
+                    raise
+                except ResponseError as exc:
+                    replies.append(exc)
+            return replies
         finally:
             del self._busy[connection]
             self._free.append(connection)
@@ -89,6 +104,28 @@ class Lane:
         except NoScriptError:
             await self.execute("SCRIPT", "LOAD", script.source)
             return await self.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+
+    async def run_after(
+        self,
+        command: tuple[EncodableT, ...],
+        script: Script,
+        keys: list[str],
+        args: list[EncodableT],
+        *,
+        blocking_s: float,
+    ) -> tuple[Any, Any]:
+        """`command` (which may block for `blocking_s`), then `script`, in one round trip: Redis runs the
+        script the moment the command is done. A script Redis does not know yet (NOSCRIPT: it restarted) is
+        loaded and run again on its own, after the command rather than with it."""
+        first, second = await self.pipeline(
+            command, ("EVALSHA", script.sha, len(keys), *keys, *args), blocking_s=blocking_s
+        )
+        if isinstance(second, NoScriptError):
+            second = await self.run(script, keys, args)
+        for reply in (first, second):
+            if isinstance(reply, ResponseError):
+                raise reply
+        return first, second
 
     def _connection(self) -> AbstractConnection:
         connection: AbstractConnection = self._pool.make_connection()  # type: ignore[no-untyped-call]

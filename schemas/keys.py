@@ -6,12 +6,14 @@ No name spans two providers, so each provider's queue can later live on its own 
                                             BLMOVE out), so a worker can start the call as it claims one
     {prefix}:req:{request_id}        HASH   the job: body, digest, state, timestamps, result (fields below)
     {prefix}:claimed:{worker_id}     LIST   jobs a worker has taken and not finished (crash recovery)
+    {prefix}:inbox:{worker_id}       LIST   the job a worker's BLMOVE has just taken, for the moment until the
+                                            start script sent with it moves it on to claimed
     {prefix}:workers:{provider}      ZSET   worker ids scored by their last heartbeat (unix seconds)
     {prefix}:reply:{client_id}       PUBSUB where workers push finished results to a waiting client
     {prefix}:tokens:{request_id}     PUBSUB a streaming request's events, live
     {prefix}:events:{request_id}     STREAM the same events, kept for replay
     {prefix}:control:{provider}      PUBSUB to that provider's workers: 'cancel {request_id}' (stop it if it runs
-                                            here), 'pause {unix seconds}' (cooldown or circuit open until then)
+                                            here)
     {prefix}:delayed:{provider}      ZSET   jobs waiting to be retried, scored by when (unix seconds)
     {prefix}:slots:{provider}        LIST   the fleet-wide concurrency tokens of a provider (when limited)
     {prefix}:slots:{provider}:size   STRING how many tokens the fleet was given
@@ -72,6 +74,9 @@ class Keys:
 
     def claimed(self, worker_id: str) -> str:
         return f"{self.prefix}:claimed:{worker_id}"
+
+    def inbox(self, worker_id: str) -> str:
+        return f"{self.prefix}:inbox:{worker_id}"
 
     def workers(self, provider: str) -> str:
         return f"{self.prefix}:workers:{provider}"

@@ -41,7 +41,7 @@ __all__ = ["Executor"]
 
 log = structlog.get_logger("llm_fleet.worker")
 
-# A provider call the worker closed (dropped, or timed out) keeps its concurrency token this much longer
+# A provider call the worker closed (it timed out) keeps its concurrency token this much longer
 # before the job is put aside, so that the provider has noticed the close before the token lets another
 # call in: a provider counts a call until it sees it gone, and the fleet-wide limit is what it counts.
 _CLOSED_CALL_LINGER_S = 0.05
@@ -63,26 +63,14 @@ class Executor:
         self.settings = settings
         self.provider = Provider(queue.provider)
         self.relay = EventRelay(queue, coalesce=settings.stream_coalesce)
-        self._running: dict[str, asyncio.Task[object]] = {}
+        self._running: dict[str, asyncio.Task[None]] = {}
         self._cancelled: set[str] = set()
         self.next_retry_at: float | None = None
-        self.paused_until = 0.0
-        self._limited = bool(settings.provider_rpm or settings.provider_tpm)
         self.retry_due = asyncio.Event()
 
-    def pause_until(self, until: float) -> None:
-        """The provider is cooling down or has its circuit open until then: no call starts before the
-        start script has been asked."""
-        self.paused_until = max(self.paused_until, until)
-
-    async def learn_pauses(self) -> None:
-        """At startup: the provider's current cooldown and circuit, as other workers left them."""
-        keys = self.queue.keys
-        async with self.queue.redis.pipeline(transaction=False) as pipe:
-            pipe.pttl(keys.cooldown(self.provider))
-            pipe.pttl(keys.circuit(self.provider))
-            waits = await pipe.execute()
-        self.pause_until(time.time() + max(0, *waits) / 1000)
+    def track(self, request_id: str, task: asyncio.Task[None]) -> None:
+        """The task that runs `request_id` here (so that a cancel finds it, from the moment it is made)."""
+        self._running[request_id] = task
 
     def cancel(self, request_id: str) -> bool:
         """Stop a request this worker is running (its provider call is closed); False if it runs elsewhere."""
@@ -90,79 +78,35 @@ class Executor:
         if task is None:
             return False
         self._cancelled.add(request_id)
-        task.cancel()
+        # after the task's first step: a task cancelled before it begins would end without ending its request
+        asyncio.get_running_loop().call_soon(task.cancel)
         return True
 
-    async def run(self, claimed: Claimed) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._running[claimed.request_id] = task
+    async def run(self, claimed: Claimed, job: Started | None, *, again: bool = False) -> None:
+        """Run a claimed job: started by its claim (`job`), or adopted from our claimed list (None: it is
+        started here; `again`: see `WorkerQueue.start`)."""
         try:
-            await self._run(claimed)
+            await self._run(claimed, job, again)
         finally:
             self._running.pop(claimed.request_id, None)
             self._cancelled.discard(claimed.request_id)
 
-    async def _run(self, claimed: Claimed) -> None:
-        """Start the job: the provider call (unless paused or rate-limited) and the start script leave
-        together, the call first; the call is dropped unless the script says 'run'. A stream publishes
-        nothing before the script has answered."""
+    async def _run(self, claimed: Claimed, job: Started | None, again: bool) -> None:
         t0 = time.perf_counter()
+        if job is None:
+            job = await self._adopted(claimed, again)
+            if job is None:
+                return
         try:
             request = decode_request(claimed.body)
             model = self._model(request, claimed.route)
             if model.provider is not self.provider:
                 raise InvalidRequestError(f"model {model.id!r} is served by {model.provider}, not {self.provider}")
         except LLMError as exc:  # a malformed job, or one for another provider: it fails alone, typed
-            job = await self.queue.start(claimed)
             if job.kind != "skip":
                 await self._end(job, None, exc, t0, None, health=Circuit.NONE)
             return
-        publisher = self.relay.publisher(claimed.request_id) if request.stream else None
-        early = None
-        if not self._limited and self.paused_until <= time.time() < (claimed.deadline_at or float("inf")):
-            early = asyncio.ensure_future(self._provider_call(request, model, publisher, claimed.deadline_at))
-        starting = asyncio.ensure_future(self.queue.start(claimed))
-        if publisher is not None:
-            publisher.gate = starting
-        try:
-            job = await asyncio.shield(starting)
-        except BaseException as exc:
-            if early is not None:  # no verdict, no call (Redis away for longer than we ride out, or a stop)
-                early.cancel()
-            if not isinstance(exc, asyncio.CancelledError) or claimed.request_id not in self._cancelled:
-                raise  # stopping, or Redis gone for good: the job stays claimed (requeued at exit, or adopted)
-            job = await starting  # cancelled by its caller before the start script answered
-            if job.kind != "skip":
-                cancelled = RequestCancelledError(f"request {claimed.request_id!r} was cancelled")
-                await self._end(job, request, cancelled, t0, None, health=Circuit.NONE)
-            return
-        await self._started(job, request, model, early, publisher, t0)
-
-    async def _started(
-        self,
-        job: Started,
-        request: LLMRequest,
-        model: ModelInfo,
-        early: asyncio.Future[LLMResponse] | None,
-        publisher: EventPublisher | None,
-        t0: float,
-    ) -> None:
-        """The start script answered: run (or keep running) the call, or drop it and say why."""
         if job.kind != "run" or (job.rerun and request.stream):
-            if early is not None:  # sent before the script answered: closed now, and said so
-                in_flight = early.cancel()
-                await asyncio.wait([early])
-                if in_flight:
-                    await asyncio.sleep(_CLOSED_CALL_LINGER_S)
-                log.info(
-                    "provider_call_dropped",
-                    request_id=job.claimed.request_id,
-                    trace_id=request.trace_id,
-                    reason=job.reason or (job.kind if job.kind != "run" else "stream_rerun"),
-                )
-            if publisher is not None:
-                await publisher.close()
             if job.kind == "run":  # a stream whose worker died: its tokens may have reached readers already
                 request_id = job.claimed.request_id
                 error = WorkerLostError(
@@ -180,7 +124,22 @@ class Executor:
                 attempts=job.attempts,
                 reason="its worker died during the provider call; the provider may bill twice",
             )
-        await self._call_and_end(job, request, model, early, publisher, t0)
+        await self._call_and_end(job, request, model, t0)
+
+    async def _adopted(self, claimed: Claimed, again: bool) -> Started | None:
+        """Start a job adopted from our claimed list; None when it was cancelled meanwhile (then it is ended
+        here, unless it had ended already)."""
+        starting = asyncio.ensure_future(self.queue.start(claimed, again=again))
+        try:
+            return await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            if claimed.request_id not in self._cancelled:
+                raise  # stopping: the job stays claimed (requeued at exit)
+        job = await starting  # cancelled by its caller while the start script ran
+        if job.kind != "skip":
+            cancelled = RequestCancelledError(f"request {claimed.request_id!r} was cancelled")
+            await self._end(job, None, cancelled, time.perf_counter(), None, health=Circuit.NONE)
+        return None
 
     async def _provider_call(
         self, request: LLMRequest, model: ModelInfo, publisher: EventPublisher | None, deadline_at: float
@@ -190,18 +149,11 @@ class Executor:
                 return await self._stream(request, model, publisher)
             return await self.adapter.complete(request, model)
 
-    async def _call_and_end(
-        self,
-        job: Started,
-        request: LLMRequest,
-        model: ModelInfo,
-        early: asyncio.Future[LLMResponse] | None,
-        publisher: EventPublisher | None,
-        t0: float,
-    ) -> None:
+    async def _call_and_end(self, job: Started, request: LLMRequest, model: ModelInfo, t0: float) -> None:
         request_id = job.claimed.request_id
+        publisher = self.relay.publisher(request_id) if request.stream else None
         try:
-            response = await (early or self._provider_call(request, model, publisher, job.deadline_at))
+            response = await self._provider_call(request, model, publisher, job.deadline_at)
         except TimeoutError:
             error: LLMError = DeadlineExceededError(
                 f"request {request_id!r} ran out of time during the provider call", request_id=request_id
@@ -229,8 +181,6 @@ class Executor:
         """The start script said no: the deadline passed, the worker was lost, or the provider must wait."""
         request_id = job.claimed.request_id
         if job.kind == "wait":  # cooling down, circuit open, or at a rate limit: a fallback now, or later
-            if job.reason in ("cooldown", "circuit"):
-                self.pause_until(time.time() + job.wait_s)
             kind = ProviderUnavailableError if job.reason == "circuit" else RateLimitedError
             error: LLMError = kind(
                 f"{self.provider} {_WAIT_ERRORS[job.reason]}", provider=self.provider, retry_after=job.wait_s
@@ -281,8 +231,6 @@ class Executor:
         health = Circuit.NONE if waiting else Circuit.ERROR
         has_fallback = job.route + 1 < len(request.routes)
         retry_after = float(getattr(error, "retry_after", 0) or 0)
-        if isinstance(error, RateLimitedError) and not waiting:
-            self.pause_until(time.time() + retry_after)  # at once, here; the others hear it from the defer
         if (waiting and not has_fallback) or (not waiting and job.retries < self.settings.max_retries):
             cap = min(self.settings.retry_max_s, self.settings.retry_base_s * 2**job.retries)
             run_at = time.time() + max(random.uniform(0, cap) if not waiting else 0.0, retry_after)

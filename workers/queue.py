@@ -1,12 +1,14 @@
 """The worker's half of the queue model: claim, start, finish, retry later, fall back, recover.
 
-Push-based: a worker blocks on its provider's queue (BLMOVE into its own `claimed` list, so a crash
-loses nothing), starts a job with one script that checks the job's deadline and the provider's shared
-state (cooldown, circuit, rate limits) and records that the provider call starts, and ends it with one
-script: `finish` stores the result and pushes it to every waiting client; `defer` puts it aside to be
-retried; `reroute` moves it to a fallback model's queue. A running job is never rescanned. Per request:
-BLMOVE, start, finish (plus one BLMOVE for a token when the fleet-wide concurrency limit is on). Under load,
-when the start script says jobs are waiting, one script claims as many as the worker has room for.
+Push-based: a worker blocks on its provider's queue (BLMOVE into its own inbox) with the start script sent
+in the same write, so Redis runs the script the moment a job arrives: it moves the job on to the worker's
+`claimed` list (a crash loses nothing), checks the job's deadline and the provider's shared state
+(cooldown, circuit, rate limits) and records that the provider call starts. The job and that verdict come
+back in one reply. One script ends it: `finish` stores the result and pushes it to every waiting client;
+`defer` puts it aside to be retried; `reroute` moves it to a fallback model's queue. A running job is never
+rescanned. Per request, two round trips: claim-and-start, finish (plus one BLMOVE for a token when the
+fleet-wide concurrency limit is on). Under load, when the last claim says jobs are waiting, one script
+claims and starts as many as the worker has room for.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+import structlog
 from redis.asyncio import Redis
 from redis.exceptions import OutOfMemoryError
+from redis.typing import EncodableT
 
 from redislane import AWAY, Lane, Script
 from schemas.keys import Keys
@@ -27,6 +31,8 @@ from schemas.keys import Keys
 __all__ = ["Circuit", "Claimed", "Limits", "Started", "WorkerQueue"]
 
 T = TypeVar("T")
+
+log = structlog.get_logger("llm_fleet.worker")
 
 _STREAM_CAP = 100_000  # events kept per stream (tokens coalesce, so a stream has far fewer)
 _BUCKET_S = 10  # outcomes are counted per 10 s; the circuit looks at the last three buckets
@@ -37,61 +43,94 @@ _ALLOW_OOM = "#!lua flags=allow-oom\n"
 # What a worker's Redis step waits out: a restart or failover, and a full Redis (memory frees as results expire)
 _WAITED_OUT: tuple[type[Exception], ...] = (*AWAY, OutOfMemoryError)
 
-# KEYS: request, claimed, held, slots, cooldown, circuit, rate, queue.
-# ARGV: id, worker, now, release, re-runs allowed, rpm, tpm, element.
-# The job's element (claimed by BLMOVE) carries its body, route and deadline, so the worker starts the
-# provider call while this script runs; the worker drops the call unless this says 'run'. 'run' also
-# says how many jobs are still queued (the worker then claims several at once).
-_START = """
-local state = redis.call('HGET', KEYS[1], 'state')
-if state ~= 'queued' and state ~= 'running' then
-  if redis.call('LREM', KEYS[2], -1, ARGV[8]) > 0 and ARGV[4] == '1' then
-    redis.call('LMOVE', KEYS[3], KEYS[4], 'LEFT', 'RIGHT')
+# Whether a claimed job runs now and, when it does, the record that its provider call starts: the one step
+# between a claim and the call, shared by the three scripts below (each ends with the job's verdicts and how
+# many jobs are still queued: the worker then claims several at once).
+# KEYS: claimed, held, slots, cooldown, circuit, rate, queue.  ARGV: request key prefix, worker, release,
+# re-runs allowed, rpm, tpm, again ('1': an adopted job of ours may be one whose verdict never reached us,
+# so no call was made for it).  Redis's clock decides: a claim's script may run long after it was sent.
+_START_JOB = """
+local function start(element)
+  local key = ARGV[1] .. string.match(element, '^[^\\n]*')
+  local job = redis.call('HMGET', key, 'state', 'retries', 'deadline_at', 'reruns', 'attempts', 'worker')
+  local state = job[1]
+  if state ~= 'queued' and state ~= 'running' then
+    if redis.call('LREM', KEYS[1], -1, element) > 0 and ARGV[3] == '1' then
+      redis.call('LMOVE', KEYS[2], KEYS[3], 'LEFT', 'RIGHT')
+    end
+    return {'skip', 0, 0, 0}
   end
-  return {'skip', 0, 0, 0}
+  local retries = tonumber(job[2] or '0')
+  local clock = redis.call('TIME')
+  local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+  local deadline = tonumber(job[3] or '0')
+  if deadline > 0 and now >= deadline then return {'expired', 0, retries, 0} end
+  local again = state == 'running' and ARGV[7] == '1' and job[6] == ARGV[2]
+  local rerun = state == 'running' and not again
+  if rerun and tonumber(job[4] or '0') >= tonumber(ARGV[4]) then
+    return {'lost', tonumber(job[5] or '0'), retries, 0}
+  end
+  local function wait(ms, reason) return {'wait', 0, retries, 0, ms, reason} end
+  local ms = redis.call('PTTL', KEYS[4])
+  if ms > 0 then return wait(ms, 'cooldown') end
+  ms = redis.call('PTTL', KEYS[5])
+  if ms > 0 then return wait(ms, 'circuit') end
+  local now_ms = now * 1000
+  local rpm, tpm = tonumber(ARGV[5]), tonumber(ARGV[6])
+  if tpm > 0 then
+    local tat = tonumber(redis.call('HGET', KEYS[6], 'tpm') or '0')
+    if tat - now_ms > 60000 then return wait(math.ceil(tat - now_ms - 60000), 'tpm') end
+  end
+  if rpm > 0 then
+    local tat = math.max(tonumber(redis.call('HGET', KEYS[6], 'rpm') or '0'), now_ms) + 60000 / rpm
+    if tat - now_ms > 60000 then return wait(math.ceil(tat - now_ms - 60000), 'rpm') end
+    redis.call('HSET', KEYS[6], 'rpm', string.format('%.3f', tat))
+    redis.call('PEXPIRE', KEYS[6], 120000)
+  end
+  local stamp = string.format('%.6f', now)
+  redis.call('HSET', key, 'state', 'running', 'worker', ARGV[2], 'claimed_at', stamp, 'upstream_at', stamp)
+  if rerun then redis.call('HINCRBY', key, 'reruns', 1) end
+  local attempts = again and tonumber(job[5] or '0') or redis.call('HINCRBY', key, 'attempts', 1)
+  return {'run', attempts, retries, rerun and 1 or 0}
 end
-local retries = tonumber(redis.call('HGET', KEYS[1], 'retries') or '0')
-local now = tonumber(ARGV[3])
-local deadline = tonumber(redis.call('HGET', KEYS[1], 'deadline_at') or '0')
-if deadline > 0 and now >= deadline then return {'expired', 0, retries, 0} end
-local rerun = state == 'running'
-if rerun and tonumber(redis.call('HGET', KEYS[1], 'reruns') or '0') >= tonumber(ARGV[5]) then
-  return {'lost', tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0'), retries, 0}
-end
-local function wait(ms, reason) return {'wait', 0, retries, 0, ms, reason} end
-local ms = redis.call('PTTL', KEYS[5])
-if ms > 0 then return wait(ms, 'cooldown') end
-ms = redis.call('PTTL', KEYS[6])
-if ms > 0 then return wait(ms, 'circuit') end
-local now_ms = now * 1000
-local rpm, tpm = tonumber(ARGV[6]), tonumber(ARGV[7])
-if tpm > 0 then
-  local tat = tonumber(redis.call('HGET', KEYS[7], 'tpm') or '0')
-  if tat - now_ms > 60000 then return wait(math.ceil(tat - now_ms - 60000), 'tpm') end
-end
-if rpm > 0 then
-  local tat = math.max(tonumber(redis.call('HGET', KEYS[7], 'rpm') or '0'), now_ms) + 60000 / rpm
-  if tat - now_ms > 60000 then return wait(math.ceil(tat - now_ms - 60000), 'rpm') end
-  redis.call('HSET', KEYS[7], 'rpm', string.format('%.3f', tat))
-  redis.call('PEXPIRE', KEYS[7], 120000)
-end
-redis.call('HSET', KEYS[1], 'state', 'running', 'worker', ARGV[2], 'claimed_at', ARGV[3], 'upstream_at', ARGV[3])
-if rerun then redis.call('HINCRBY', KEYS[1], 'reruns', 1) end
-local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-return {'run', attempts, retries, rerun and 1 or 0, redis.call('LLEN', KEYS[8])}
 """
 
-# KEYS: queue, claimed.  ARGV: most.  Up to `most` queued jobs, oldest first, without waiting: the claim
-# under load (BLMOVE, one job per round trip, is the claim that waits for the next job).
-_CLAIM_QUEUED = """
-local taken = {}
-for _ = 1, tonumber(ARGV[1]) do
-  local element = redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT')
-  if not element then break end
-  taken[#taken + 1] = element
-end
-return taken
+# + KEYS: our inbox.  Sent with the BLMOVE that waits for a job (into the inbox), so Redis runs it the moment
+# that BLMOVE is served: the job moves on to the claimed list, started. Nothing in the inbox: BLMOVE timed out.
+_CLAIM = (
+    _START_JOB
+    + """
+local element = redis.call('LMOVE', KEYS[8], KEYS[1], 'LEFT', 'LEFT')
+if not element then return {{}, 0} end
+return {{{element, start(element)}}, redis.call('LLEN', KEYS[7])}
 """
+)
+
+# + ARGV: most.  The claim under load: up to `most` queued jobs, oldest first, each started, without waiting;
+# it stops at a job that must wait (the provider is paused or at a rate limit: the rest stay queued).
+_CLAIM_QUEUED = (
+    _START_JOB
+    + """
+local taken = {}
+for _ = 1, tonumber(ARGV[8]) do
+  local element = redis.call('LMOVE', KEYS[7], KEYS[1], 'RIGHT', 'LEFT')
+  if not element then break end
+  local verdict = start(element)
+  taken[#taken + 1] = {element, verdict}
+  if verdict[1] == 'wait' then break end
+end
+return {taken, redis.call('LLEN', KEYS[7])}
+"""
+)
+
+# + ARGV: element.  A job already in our claimed list that no task runs (adopted: its claim's reply was lost
+# with the connection, or the task that ran it died).
+_START = (
+    _START_JOB
+    + """
+return {{{ARGV[8], start(ARGV[8])}}, redis.call('LLEN', KEYS[7])}
+"""
+)
 
 # The common start of finish / defer / reroute. KEYS: request, claimed, held, slots, health, circuit.
 # ARGV: id, element, release, outcome ('ok' | 'err' | ''), bucket, circuit min requests, circuit error
@@ -222,10 +261,11 @@ return next[2] or '-1'
 """
 )
 
-# KEYS: workers zset, delayed, queue, our claimed list, our held tokens, slots.  ARGV: worker_id, now,
-# dead after (seconds).  Refresh this worker's heartbeat (on Redis's clock: the workers' clocks may disagree
-# by more than a heartbeat), queue the retries that are due (a dead worker's too), and
-# give back tokens we hold for nothing: every held token belongs to a claimed job, except at most one taken
+# KEYS: workers zset, delayed, queue, our claimed list, our held tokens, slots, our inbox.  ARGV: worker_id,
+# now, dead after (seconds).  Refresh this worker's heartbeat (on Redis's clock: the workers' clocks may
+# disagree by more than a heartbeat), queue the retries that are due (a dead worker's too), move to the
+# claimed list a job left in the inbox (a claim whose start script did not run: Redis went down between the
+# two; it is then adopted like any claimed job no task runs), and give back tokens we hold for nothing: every held token belongs to a claimed job, except at most one taken
 # for the next claim, so more than claimed + 1 means a token BLMOVE whose reply was lost (Redis went away).
 # Returns how many jobs our claimed list holds, the workers whose heartbeat is older than dead after, and
 # the tokens given back.
@@ -237,6 +277,7 @@ local time = redis.call('TIME')
 local beat = tonumber(time[1]) + tonumber(time[2]) / 1000000
 redis.call('ZADD', KEYS[1], beat, ARGV[1])
 promote(KEYS[2], KEYS[3], ARGV[2])
+while redis.call('LMOVE', KEYS[7], KEYS[4], 'LEFT', 'LEFT') do end
 local claimed = redis.call('LLEN', KEYS[4])
 local extra = redis.call('LLEN', KEYS[5]) - claimed - 1
 for _ = 1, extra do redis.call('LMOVE', KEYS[5], KEYS[6], 'LEFT', 'RIGHT') end
@@ -245,7 +286,7 @@ return {claimed, redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', beat - tonumber(AR
 """
 )
 
-# KEYS: claimed list of a worker, provider queue, workers zset, held tokens, slots.  ARGV: worker_id
+# KEYS: claimed list of a worker, provider queue, workers zset, held tokens, slots, inbox.  ARGV: worker_id
 # Put every job a worker holds back at the head of the queue (next to be claimed), return its tokens,
 # and drop it from the workers.
 _RELEASE = (
@@ -253,6 +294,7 @@ _RELEASE = (
     + """
 local moved = 0
 while redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT') do moved = moved + 1 end
+while redis.call('LMOVE', KEYS[6], KEYS[2], 'LEFT', 'RIGHT') do moved = moved + 1 end
 while redis.call('LMOVE', KEYS[4], KEYS[5], 'LEFT', 'RIGHT') do end
 redis.call('ZREM', KEYS[3], ARGV[1])
 return moved
@@ -363,10 +405,29 @@ class WorkerQueue:
         self.workers_key = keys.workers(provider)
         self.held_key = keys.held(worker_id)
         self.slots_key = keys.slots(provider)
+        self.inbox_key = keys.inbox(worker_id)
         self._release_flag = "1" if self.limits.concurrency else "0"
-        self.backlog = 0  # jobs queued behind the last one started, as its start script saw them
-        self._start = Script(_START)
+        self.backlog = 0  # jobs still queued, as the last claim saw them
+        self._start_keys = [
+            self.claimed_key,
+            self.held_key,
+            self.slots_key,
+            keys.cooldown(provider),
+            keys.circuit(provider),
+            keys.rate(provider),
+            self.queue_key,
+        ]
+        self._start_args: list[EncodableT] = [
+            keys.request(""),
+            worker_id,
+            self._release_flag,
+            self.limits.max_reruns,
+            self.limits.rpm,
+            self.limits.tpm,
+        ]
+        self._claim = Script(_CLAIM)
         self._claim_queued = Script(_CLAIM_QUEUED)
+        self._start = Script(_START)
         self._finish = Script(_FINISH)
         self._defer = Script(_DEFER)
         self._reroute = Script(_REROUTE)
@@ -412,52 +473,36 @@ class WorkerQueue:
         )
         return token is not None
 
-    async def claim(self, timeout_s: float) -> Claimed | None:
-        """Block until a job is on the queue (or `timeout_s` passes) and take it."""
-        raw = await self.lane.execute(
-            "BLMOVE", self.queue_key, self.claimed_key, "RIGHT", "LEFT", timeout_s, blocking_s=timeout_s
+    async def claim(self, timeout_s: float) -> list[Started]:
+        """Block until a job is on the queue (or `timeout_s` passes), take it and start it, in one round trip:
+        BLMOVE moves it into our inbox, and the start script sent with it moves it on to our claimed list."""
+        _, reply = await self.lane.run_after(
+            ("BLMOVE", self.queue_key, self.inbox_key, "RIGHT", "LEFT", timeout_s),
+            self._claim,
+            [*self._start_keys, self.inbox_key],
+            [*self._start_args, 0],
+            blocking_s=timeout_s,
         )
-        return None if raw is None else Claimed.parse(raw)
+        return self._verdicts(reply)
 
-    async def claim_queued(self, most: int) -> list[Claimed]:
-        """Take up to `most` queued jobs at once, oldest first, without waiting (none: the queue is empty)."""
-        elements: list[bytes] = await self.lane.run(self._claim_queued, [self.queue_key, self.claimed_key], [most])
-        if len(elements) < most:
-            self.backlog = 0
-        return [Claimed.parse(e) for e in elements]
+    async def claim_queued(self, most: int) -> list[Started]:
+        """Take up to `most` queued jobs at once, oldest first, and start them, without waiting (none: the
+        queue is empty)."""
+        return self._verdicts(await self.lane.run(self._claim_queued, self._start_keys, [*self._start_args, 0, most]))
 
-    async def start(self, claimed: Claimed) -> Started:
-        """Decide whether the job runs now; when it does, record that its provider call starts."""
-        p = self.provider
-        reply: list[Any] = await self._call(
-            self._start,
-            keys=[
-                self.keys.request(claimed.request_id),
-                self.claimed_key,
-                self.held_key,
-                self.slots_key,
-                self.keys.cooldown(p),
-                self.keys.circuit(p),
-                self.keys.rate(p),
-                self.queue_key,
-            ],
-            args=[
-                claimed.request_id,
-                self.worker_id,
-                time.time(),
-                self._release_flag,
-                self.limits.max_reruns,
-                self.limits.rpm,
-                self.limits.tpm,
-                claimed.element,
-            ],
+    async def start(self, claimed: Claimed, *, again: bool = False) -> Started:
+        """Start a job already in our claimed list; `again`: this process never ran it, so if it is running
+        as ours, its verdict was lost on the way (no call was made for it: not a re-run)."""
+        reply = await self._call(
+            self._start, keys=self._start_keys, args=[*self._start_args, int(again), claimed.element]
         )
-        job = Started(reply[0].decode(), claimed, int(reply[1]), int(reply[2]), bool(reply[3]))
-        if job.kind == "wait":
-            job = replace(job, wait_s=int(reply[4]) / 1000, reason=reply[5].decode())
-        elif job.kind == "run":
-            self.backlog = int(reply[4])
+        [job] = self._verdicts(reply)
         return job
+
+    def _verdicts(self, reply: list[Any]) -> list[Started]:
+        jobs, backlog = reply
+        self.backlog = int(backlog)
+        return [_verdict(Claimed.parse(element), verdict) for element, verdict in jobs]
 
     def _settle(self, claimed: Claimed, health: str) -> tuple[list[str], list[str | float | bytes]]:
         p, limits = self.provider, self.limits
@@ -508,7 +553,7 @@ class WorkerQueue:
             tokens,
             self.limits.tpm,
         ]
-        return await self._settled(await self._call(self._finish, keys=keys, args=args))
+        return self._settled(await self._call(self._finish, keys=keys, args=args))
 
     async def defer(
         self, claimed: Claimed, run_at: float, *, health: str, cooldown_s: float = 0.0, retried: bool = True
@@ -518,22 +563,19 @@ class WorkerQueue:
         keys, args = self._settle(claimed, health)
         keys += [self.keys.delayed(self.provider), self.keys.cooldown(self.provider)]
         args += [run_at, int(cooldown_s * 1000), int(retried)]
-        return await self._settled(await self._call(self._defer, keys=keys, args=args), cooldown_s)
+        return self._settled(await self._call(self._defer, keys=keys, args=args))
 
     async def reroute(self, claimed: Claimed, route: int, provider: str, *, health: str) -> bool:
         """Move the job to a fallback model's provider queue (same request_id, same trace)."""
         keys, args = self._settle(claimed, health)
         keys.append(self.keys.queue(provider))
         args += [route, provider]
-        return await self._settled(await self._call(self._reroute, keys=keys, args=args))
+        return self._settled(await self._call(self._reroute, keys=keys, args=args))
 
-    async def _settled(self, reply: int, cooldown_s: float = 0.0) -> bool:
-        """Tell the provider's workers to pause when this opened its circuit or set a cooldown, so that none
-        of them starts a call it would have to drop; True when the job was changed."""
-        pause_s = max(cooldown_s, self.limits.circuit_open_s if reply & 2 else 0.0)
-        if pause_s:
-            channel, message = self.keys.control(self.provider), f"pause {time.time() + pause_s:.3f}"
-            await self._riding_out(lambda: self.redis.publish(channel, message))
+    def _settled(self, reply: int) -> bool:
+        """True when the job was changed; says so when this outcome opened the provider's circuit."""
+        if reply & 2:
+            log.warning("circuit_opened", provider=self.provider, open_s=self.limits.circuit_open_s)
         return bool(reply & 1)
 
     async def promote(self) -> float | None:
@@ -572,6 +614,7 @@ class WorkerQueue:
                 self.claimed_key,
                 self.held_key,
                 self.slots_key,
+                self.inbox_key,
             ],
             args=[self.worker_id, time.time(), dead_after_s],
         )
@@ -592,7 +635,15 @@ class WorkerQueue:
                 self.workers_key,
                 self.keys.held(worker_id),
                 self.slots_key,
+                self.keys.inbox(worker_id),
             ],
             args=[worker_id],
         )
         return int(moved)
+
+
+def _verdict(claimed: Claimed, reply: list[Any]) -> Started:
+    job = Started(reply[0].decode(), claimed, int(reply[1]), int(reply[2]), bool(reply[3]))
+    if job.kind == "wait":
+        return replace(job, wait_s=int(reply[4]) / 1000, reason=reply[5].decode())
+    return job

@@ -30,7 +30,7 @@ from redislane import AWAY
 from schemas.catalog import Provider
 from workers.jobs import Executor
 from workers.providers import build_adapter
-from workers.queue import Claimed, Limits, WorkerQueue
+from workers.queue import Claimed, Limits, Started, WorkerQueue
 from workers.settings import WorkerSettings
 
 __all__ = ["FleetWorker", "run_worker"]
@@ -82,6 +82,7 @@ class FleetWorker(Worker):
         self._holding_slot = False
         self._orphans = False
         self._claim_failures = 0  # in a row
+        self._unended: set[str] = set()  # requests whose task here ended without ending them
         self.executor: Executor | None = None
         self._background: list[asyncio.Task[None]] = []
         super().__init__(
@@ -108,7 +109,6 @@ class FleetWorker(Worker):
         # hear cancels and pauses nor publish results must not start
         await control.get_message(timeout=_CONFIRM_S)
         control.ignore_subscribe_messages = True
-        await self.executor.learn_pauses()
         await self._check_eviction()
         self._background = [
             asyncio.create_task(self._beat_forever(), name="heartbeat"),
@@ -182,8 +182,7 @@ class FleetWorker(Worker):
                 )
 
     async def _follow_control(self, control: PubSub) -> None:
-        """Every worker of the provider hears: `cancel ID` (stop it if it runs here) and `pause UNTIL` (a
-        cooldown or an open circuit: start no call before then)."""
+        """Every worker of the provider hears `cancel ID`: stop it if it runs here."""
         while True:
             try:
                 message = await control.get_message(timeout=None)
@@ -193,9 +192,7 @@ class FleetWorker(Worker):
             if message is None or self.executor is None:
                 continue
             verb, _, arg = message["data"].decode().partition(" ")
-            if verb == "pause":
-                self.executor.pause_until(float(arg))
-            elif verb == "cancel" and self.executor.cancel(arg):
+            if verb == "cancel" and self.executor.cancel(arg):
                 log.info("request_cancelling", request_id=arg)
 
     async def _promote_retries(self, executor: Executor) -> None:
@@ -214,7 +211,8 @@ class FleetWorker(Worker):
 
     async def _run_request(self, ctx: dict[Any, Any], *args: Any, **kwargs: Any) -> None:  # noqa: ARG002
         assert self.executor is not None
-        await self.executor.run(args[0])
+        claimed, job, again = args
+        await self.executor.run(claimed, job, again=again)
 
     async def _poll_iteration(self) -> None:
         if not self.allow_pick_jobs:  # shutting down: arq waits for in-flight requests, then cancels
@@ -232,17 +230,14 @@ class FleetWorker(Worker):
         if claimed:
             self._holding_slot = False  # the token is the job's now: its end gives it back
             for job in claimed:
-                self._launch(job)
-            # before we claim again, let the jobs send their provider calls and start scripts: one step for
-            # each job to make those two tasks, one for them to send
-            await asyncio.sleep(0)
-            await asyncio.sleep(0)
+                self._launch(job.claimed, job)
+            await asyncio.sleep(0)  # before we claim again, let the jobs send their provider calls
         await self.heart_beat()
 
-    async def _claim(self, permits: int) -> list[Claimed]:
-        """Up to `permits` jobs: several in one script when jobs are waiting (the last start script said so),
+    async def _claim(self, permits: int) -> list[Started]:
+        """Up to `permits` jobs, started: several in one script when jobs are waiting (the last claim said so),
         else one, waiting for it (after a fleet-wide concurrency token, always granted when unlimited)."""
-        claimed: list[Claimed] = []
+        claimed: list[Started] = []
         try:
             if permits > 1:
                 claimed = await self.queue.claim_queued(permits)
@@ -250,8 +245,7 @@ class FleetWorker(Worker):
                 if not self._holding_slot:
                     self._holding_slot = await self.queue.acquire_slot(timeout_s=self.settings.heartbeat_s)
                 if self._holding_slot:
-                    one = await self.queue.claim(timeout_s=self.settings.heartbeat_s)
-                    claimed = [] if one is None else [one]
+                    claimed = await self.queue.claim(timeout_s=self.settings.heartbeat_s)
         except (RedisError, OSError) as exc:
             self._claim_failures += 1
             log.warning("claim_failed", worker_id=self.worker_id, error=str(exc), failures=self._claim_failures)
@@ -263,7 +257,7 @@ class FleetWorker(Worker):
         return claimed
 
     async def _room_for_backlog(self) -> int:
-        """Permits for more of the jobs queued behind the last one started, as many as the worker has room
+        """Permits for more of the jobs still queued at the last claim, as many as the worker has room
         for (none with a fleet-wide concurrency limit: a job's token is taken before its claim)."""
         if self.queue.limits.concurrency:
             return 0
@@ -293,23 +287,32 @@ class FleetWorker(Worker):
                 return
             log.warning("claim_adopted", request_id=claimed.request_id, worker_id=self.worker_id)
             self._holding_slot = False  # the token is the orphan's now: its end gives it back
-            self._launch(claimed)
+            self._launch(claimed, None)
 
-    def _launch(self, claimed: Claimed) -> None:
+    def _launch(self, claimed: Claimed, job: Started | None) -> None:
+        """Run a claimed job: started by its claim (`job`), or adopted (None: started by its task; a job this
+        process never ran before is one whose claim's reply was lost, so no call was made for it yet)."""
+        assert self.executor is not None
         self.job_counter += 1
-        task = asyncio.create_task(self._timed(claimed))
-        self.tasks[claimed.request_id] = task
-        task.add_done_callback(functools.partial(self._job_done, claimed.request_id))
+        request_id = claimed.request_id
+        again = job is None and request_id not in self._unended
+        self._unended.discard(request_id)
+        task = asyncio.create_task(self._timed(claimed, job, again))
+        self.tasks[request_id] = task
+        self.executor.track(request_id, task)
+        task.add_done_callback(functools.partial(self._job_done, request_id))
 
-    async def _timed(self, claimed: Claimed) -> None:
+    async def _timed(self, claimed: Claimed, job: Started | None, again: bool) -> None:
         """The job function, under arq's job timeout (a backstop: the request's own deadline comes first)."""
         function = self.functions["llm_request"]
         async with asyncio.timeout(function.timeout_s):
-            await function.coroutine(self.ctx, claimed)
+            await function.coroutine(self.ctx, claimed, job, again)
 
     def _job_done(self, request_id: str, task: asyncio.Task[None]) -> None:
         self._release_sem_dec_counter_on_complete()
         self.tasks.pop(request_id, None)
+        if task.cancelled() or task.exception() is not None:  # it may have called the provider: adopted
+            self._unended.add(request_id)  # again, it is a re-run
         if task.cancelled():
             return
         if task.exception() is not None:

@@ -20,7 +20,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from schemas.events import CancelledEvent, DoneEvent, ErrorEvent
-from workers.queue import Started, WorkerQueue
+from workers.queue import WorkerQueue
 
 __all__ = ["EventPublisher", "EventRelay"]
 
@@ -93,7 +93,6 @@ class EventPublisher:
         self.request_id = request_id
         self.seq = seq
         self.tokens = 0
-        self.gate: asyncio.Future[Started] | None = None  # the start script: nothing leaves before it says 'run'
         self._relay = relay
         self._pending: list[str] = []
         self._in_flight = False
@@ -108,19 +107,7 @@ class EventPublisher:
         self.tokens += 1
         self._pending.append(text)
         self._idle.clear()
-        if self.gate is None:
-            self._relay.ready(self, hurry=self.seq == 0)  # nothing kept yet: this is the stream's first token
-        elif len(self._pending) == 1:  # the first token waiting for the start script
-            self.gate.add_done_callback(self._gate_answered)
-
-    def _gate_answered(self, gate: asyncio.Future[Started]) -> None:
-        self.gate = None
-        if gate.cancelled() or gate.exception() is not None or gate.result().kind != "run":
-            self._closed = True  # the job must not run: what it streamed goes nowhere
-            self._pending.clear()
-            self._idle.set()
-        elif self._pending:
-            self._relay.ready(self, hurry=True)
+        self._relay.ready(self, hurry=self.seq == 0)  # nothing kept yet: this is the stream's first token
 
     def take(self) -> list[tuple[int, str]]:
         """The waiting tokens as numbered events (the numbers become the stream's once `sent`)."""

@@ -13,7 +13,7 @@ from redis.exceptions import ReadOnlyError
 
 from producer import LLMClient
 from schemas.catalog import ModelInfo, Provider
-from schemas.errors import MalformedResponseError
+from schemas.errors import MalformedResponseError, RequestCancelledError
 from schemas.request import LLMRequest
 from schemas.response import LLMResponse, Usage
 from tests.servers import RedisServer
@@ -72,9 +72,8 @@ async def client(settings: WorkerSettings) -> AsyncIterator[LLMClient]:
 
 async def _serve_one(redis: Redis, settings: WorkerSettings, adapter: _Unwritable) -> WorkerQueue:
     queue = WorkerQueue(redis, settings.keys, "openai", "w1", result_ttl_s=60, stream_ttl_s=60)
-    claimed = await queue.claim(timeout_s=5)
-    assert claimed is not None
-    await Executor(queue, adapter, settings).run(claimed)
+    [job] = await queue.claim(timeout_s=5)
+    await Executor(queue, adapter, settings).run(job.claimed, job)
     return queue
 
 
@@ -97,7 +96,7 @@ async def test_an_outcome_that_cannot_be_stored_ends_the_request_typed(
 
 
 class _Waiting:
-    """A provider call that takes its time, and says whether it was closed."""
+    """A provider call that takes its time, and says whether it was made and whether it was closed."""
 
     provider = Provider.OPENAI
 
@@ -118,25 +117,43 @@ class _Waiting:
     async def aclose(self) -> None: ...
 
 
-async def test_a_start_refused_for_good_closes_the_call_it_let_leave(
+async def test_an_adopted_job_whose_start_is_refused_for_good_makes_no_call_and_stays_claimed(
     redis: Redis, settings: WorkerSettings, client: LLMClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The provider call leaves together with the start script; when the script fails for good (Redis
-    refusing for longer than the worker rides out), the call is closed too, not left running unowned, and
-    the job stays claimed, to be adopted once Redis answers."""
+    """A job adopted from the claimed list is started by its task; when Redis refuses that start for longer
+    than the worker rides out, no provider call is made and the job stays claimed, to be adopted again."""
     request = LLMRequest(model="gpt-4.1-mini", messages=[{"role": "user", "content": "hi"}])
     await client.submit(request)
     queue = WorkerQueue(redis, settings.keys, "openai", "w1", result_ttl_s=60, stream_ttl_s=60)
-    claimed = await queue.claim(timeout_s=5)
-    assert claimed is not None
+    [job] = await queue.claim(timeout_s=5)
     adapter = _Waiting()
 
-    async def refused(_: Claimed) -> Started:
-        await adapter.started.wait()
+    async def refused(_: Claimed, *, again: bool) -> Started:
         raise ReadOnlyError("You can't write against a read only replica.")
 
     monkeypatch.setattr(queue, "start", refused)
     with pytest.raises(ReadOnlyError):
-        await Executor(queue, adapter, settings).run(claimed)  # type: ignore[arg-type]
-    await asyncio.wait_for(adapter.closed.wait(), 1)
+        await Executor(queue, adapter, settings).run(job.claimed, None, again=True)  # type: ignore[arg-type]
+    assert not adapter.started.is_set()
     assert [c.request_id for c in await queue.claimed()] == [request.request_id]
+
+
+async def test_a_cancel_that_comes_before_the_task_begins_still_ends_the_request(
+    redis: Redis, settings: WorkerSettings, client: LLMClient
+) -> None:
+    """A claim starts its job in Redis (running) before the worker has made its task: a cancel heard in
+    between finds the task and ends the request as cancelled, closing the call."""
+    request = LLMRequest(model="gpt-4.1-mini", messages=[{"role": "user", "content": "hi"}])
+    await client.submit(request)
+    queue = WorkerQueue(redis, settings.keys, "openai", "w1", result_ttl_s=60, stream_ttl_s=60)
+    [job] = await queue.claim(timeout_s=5)
+    adapter = _Waiting()
+    executor = Executor(queue, adapter, settings)  # type: ignore[arg-type]
+    task = asyncio.create_task(executor.run(job.claimed, job))
+    executor.track(request.request_id, task)
+    assert executor.cancel(request.request_id)  # before the task's first step
+    await asyncio.wait_for(task, 5)
+    with pytest.raises(RequestCancelledError):
+        await client.result(request.request_id, timeout=5)
+    assert await queue.claimed() == []
+    assert not executor.cancel(request.request_id)  # no longer here

@@ -55,10 +55,9 @@ def _response(request: LLMRequest, content: str = "hello") -> LLMResponse:
 
 
 async def _serve_one(queue: WorkerQueue, content: str = "hello") -> str:
-    claimed = await queue.claim(timeout_s=5)
-    assert claimed is not None
-    started = await queue.start(claimed)
+    [started] = await queue.claim(timeout_s=5)
     assert started.kind == "run"
+    claimed = started.claimed
     request = LLMRequest.model_validate_json(claimed.body)
     assert claimed.request_id == request.request_id and claimed.deadline_at > time.time()
     await queue.finish(claimed, encode_response(_response(request, content)))
@@ -157,9 +156,9 @@ async def test_error_outcome_reaches_the_caller_typed(
     queue = _queue(redis, settings.keys)
     request = _request()
     waiting = asyncio.create_task(fleet_client.complete(request, timeout=5))
-    claimed = await queue.claim(timeout_s=5)
-    assert claimed and (await queue.start(claimed)).kind == "run"
-    await queue.finish(claimed, encode_error(RateLimitedError("slow down", provider="openai", retry_after=3.0)))
+    [started] = await queue.claim(timeout_s=5)
+    assert started.kind == "run"
+    await queue.finish(started.claimed, encode_error(RateLimitedError("slow down", provider="openai", retry_after=3.0)))
     with pytest.raises(RateLimitedError) as caught:
         await waiting
     assert caught.value.retry_after == 3.0 and caught.value.retryable
@@ -184,9 +183,9 @@ async def test_a_dead_workers_jobs_go_back_to_the_queue(
     request = _request()
     await fleet_client.submit(request)
     await dead.heartbeat(dead_after_s=10)
-    claimed = await dead.claim(timeout_s=1)
-    assert claimed is not None and claimed.request_id == request.request_id
-    assert (await dead.start(claimed)).kind == "run"  # the provider call started, then the worker died
+    [started] = await dead.claim(timeout_s=1)
+    assert started.claimed.request_id == request.request_id
+    assert started.kind == "run"  # the provider call started, then the worker died
     await redis.zadd(settings.keys.workers("openai"), {"dead": 1.0})  # its last beat, long ago
     assert await alive.heartbeat(dead_after_s=10) == (0, ["dead"], 0)
     assert await alive.release("dead") == 1
@@ -209,9 +208,7 @@ async def test_a_request_whose_workers_keep_dying_is_not_run_again(
         worker = WorkerQueue(
             redis, settings.keys, "openai", f"w{i}", result_ttl_s=60, stream_ttl_s=60, limits=Limits(max_reruns=2)
         )
-        claimed = await worker.claim(timeout_s=1)
-        assert claimed is not None
-        started = await worker.start(claimed)
+        [started] = await worker.claim(timeout_s=1)
         verdicts.append((started.kind, started.attempts, started.rerun))
         if started.kind != "run":
             break
@@ -230,12 +227,11 @@ async def test_with_re_runs_off_a_job_whose_worker_died_is_lost_at_once(
         WorkerQueue(redis, settings.keys, "openai", w, result_ttl_s=60, stream_ttl_s=60, limits=Limits(max_reruns=0))
         for w in ("first", "second")
     )
-    claimed = await first.claim(timeout_s=1)
-    assert claimed is not None and (await first.start(claimed)).kind == "run"
+    [started] = await first.claim(timeout_s=1)
+    assert started.kind == "run"
     assert await first.release("first") == 1
-    again = await second.claim(timeout_s=1)
-    assert again is not None
-    assert ((lost := await second.start(again)).kind, lost.attempts) == ("lost", 1)
+    [lost] = await second.claim(timeout_s=1)
+    assert (lost.kind, lost.attempts) == ("lost", 1)
 
 
 async def test_a_worker_whose_clock_is_behind_is_not_presumed_dead(
@@ -254,9 +250,8 @@ async def test_a_worker_whose_clock_is_behind_is_not_presumed_dead(
 async def test_a_queued_id_without_a_job_is_skipped(redis: Redis, settings: FleetSettings) -> None:
     queue = _queue(redis, settings.keys)
     await redis.lpush(settings.keys.queue("openai"), "ghost")
-    claimed = await queue.claim(timeout_s=1)
-    assert claimed is not None and claimed.request_id == "ghost"
-    assert (await queue.start(claimed)).kind == "skip"
+    [started] = await queue.claim(timeout_s=1)
+    assert (started.claimed.request_id, started.kind) == ("ghost", "skip")
     assert await redis.llen(queue.claimed_key) == 0
 
 
@@ -292,28 +287,107 @@ async def test_a_token_taken_while_its_reply_was_lost_goes_back_at_the_next_hear
     assert await queue.heartbeat(dead_after_s=10) == (0, [], 1)
     assert (await redis.llen(held), await redis.llen(slots)) == (1, 2)  # type: ignore[misc]
     await fleet_client.submit(_request())
-    claimed = await queue.claim(timeout_s=1)  # the held token is this job's now
-    assert claimed is not None
+    assert await queue.claim(timeout_s=1)  # the held token is this job's now
     assert await queue.heartbeat(dead_after_s=10) == (1, [], 0)  # one job, one token: nothing to give back
     assert await queue.acquire_slot(timeout_s=1)  # and one more for the next claim: still nothing
     assert await queue.heartbeat(dead_after_s=10) == (1, [], 0)
     assert (await redis.llen(held), await redis.llen(slots)) == (2, 1)  # type: ignore[misc]
 
 
-async def test_the_start_script_tells_the_backlog_and_one_script_claims_it(
+async def test_a_claim_tells_the_backlog_and_one_script_claims_and_starts_it(
     fleet_client: LLMClient, redis: Redis, settings: FleetSettings
 ) -> None:
     queue = _queue(redis, settings.keys)
     requests = [_request() for _ in range(5)]
     for request in requests:
         await fleet_client.submit(request)
-    first = await queue.claim(timeout_s=1)
-    assert first is not None and (await queue.start(first)).kind == "run"
+    [first] = await queue.claim(timeout_s=1)
+    assert first.kind == "run"
     assert queue.backlog == 4  # queued behind it
     taken = await queue.claim_queued(3)
-    assert [c.request_id for c in taken] == [r.request_id for r in requests[1:4]]  # oldest first
+    assert [j.claimed.request_id for j in taken] == [r.request_id for r in requests[1:4]]  # oldest first
+    assert [(j.kind, j.attempts) for j in taken] == [("run", 1)] * 3  # each started
     assert await redis.llen(queue.claimed_key) == 4  # claimed as BLMOVE claims: nothing lost in a crash
-    assert queue.backlog == 4  # all three came: more may be waiting
-    assert [c.request_id for c in await queue.claim_queued(3)] == [requests[4].request_id]
-    assert queue.backlog == 0  # fewer came: the queue is empty
+    assert queue.backlog == 1
+    assert [j.claimed.request_id for j in await queue.claim_queued(3)] == [requests[4].request_id]
+    assert queue.backlog == 0
     assert await queue.claim_queued(3) == []
+
+
+async def test_a_claim_takes_and_starts_its_job_in_one_round_trip(
+    fleet_client: LLMClient, redis: Redis, settings: FleetSettings
+) -> None:
+    """The start script is sent with the BLMOVE that waits: Redis runs it as the job arrives, so the job
+    comes back started (running, its attempt counted, in the claimed list), with nothing left in the inbox."""
+    queue = _queue(redis, settings.keys)
+    waiting = asyncio.create_task(queue.claim(timeout_s=5))
+    await asyncio.sleep(0.1)  # the BLMOVE is blocked now
+    request = _request()
+    await fleet_client.submit(request)
+    [started] = await asyncio.wait_for(waiting, 2)
+    assert (started.kind, started.attempts, started.rerun) == ("run", 1, False)
+    job = await redis.hgetall(settings.keys.request(request.request_id))
+    assert (job[b"state"], job[b"worker"], job[b"attempts"]) == (b"running", b"w1", b"1")
+    assert float(job[b"upstream_at"]) == pytest.approx(time.time(), abs=5)  # Redis's clock
+    assert await redis.lrange(queue.claimed_key, 0, -1) == [started.claimed.element]
+    assert await redis.llen(queue.inbox_key) == 0
+    assert await queue.claim(timeout_s=0.1) == []  # nothing queued: the BLMOVE times out, the script finds none
+
+
+async def test_a_claim_sent_when_redis_forgot_its_scripts_still_starts_the_job(
+    fleet_client: LLMClient, redis: Redis, settings: FleetSettings
+) -> None:
+    """After a restart Redis knows no script: the BLMOVE moves the job into the inbox, its script is refused
+    (NOSCRIPT), and the script is loaded and run on its own, finding the job where the BLMOVE left it."""
+    queue = _queue(redis, settings.keys)
+    request = _request()
+    await fleet_client.submit(request)
+    await redis.script_flush()
+    [started] = await queue.claim(timeout_s=1)
+    assert (started.claimed.request_id, started.kind) == (request.request_id, "run")
+    assert await redis.llen(queue.inbox_key) == 0 and await redis.llen(queue.claimed_key) == 1
+
+
+async def test_a_job_left_in_the_inbox_is_claimed_at_the_next_heartbeat_or_released(
+    fleet_client: LLMClient, redis: Redis, settings: FleetSettings
+) -> None:
+    """A BLMOVE whose script never ran (Redis went down between the two) leaves its job in the inbox: the
+    worker's heartbeat moves it to the claimed list (to be adopted), and a dead worker's inbox is requeued."""
+    queue = _queue(redis, settings.keys)
+    for _ in range(2):
+        await fleet_client.submit(_request())
+        await redis.lmove(settings.keys.queue("openai"), queue.inbox_key, "RIGHT", "LEFT")
+        assert await queue.heartbeat(dead_after_s=10) == (1, [], 0)  # counted as claimed: adopted next
+        assert await redis.llen(queue.inbox_key) == 0
+        await redis.lmove(queue.claimed_key, queue.inbox_key, "LEFT", "LEFT")
+        assert await queue.release("w1") == 1
+        assert await redis.llen(settings.keys.queue("openai")) == 1
+        await redis.delete(settings.keys.queue("openai"))
+
+
+async def test_an_adopted_job_of_ours_whose_verdict_was_lost_is_not_a_re_run(
+    fleet_client: LLMClient, redis: Redis, settings: FleetSettings
+) -> None:
+    """A claim whose reply was lost left its job running as ours though no call was made: started `again`
+    by this worker, it runs as its first attempt; started by a worker that may have called it, it is a re-run."""
+    queue = _queue(redis, settings.keys)
+    await fleet_client.submit(_request())
+    [first] = await queue.claim(timeout_s=1)  # its reply "lost": no task runs it
+    again = await queue.start(first.claimed, again=True)
+    assert (again.kind, again.attempts, again.rerun) == ("run", 1, False)
+    rerun = await queue.start(first.claimed)
+    assert (rerun.kind, rerun.attempts, rerun.rerun) == ("run", 2, True)
+    other = await _queue(redis, settings.keys, "w2").start(first.claimed, again=True)  # not ours: a re-run
+    assert (other.kind, other.rerun) == ("run", True)
+
+
+async def test_a_claim_under_load_stops_at_a_job_that_must_wait(
+    fleet_client: LLMClient, redis: Redis, settings: FleetSettings
+) -> None:
+    queue = _queue(redis, settings.keys)
+    for _ in range(3):
+        await fleet_client.submit(_request())
+    await redis.set(settings.keys.cooldown("openai"), "1", px=5000)
+    [job] = await queue.claim_queued(3)
+    assert (job.kind, job.reason) == ("wait", "cooldown") and 4 < job.wait_s <= 5
+    assert queue.backlog == 2 and await redis.llen(settings.keys.queue("openai")) == 2

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from schemas.events import DeltaEvent, ErrorEvent, decode_event
 from schemas.keys import Keys
 from tests.servers import free_port
-from workers.queue import Claimed, Started, WorkerQueue
+from workers.queue import WorkerQueue
 from workers.streams import EventRelay, _delta
 
 
@@ -31,10 +31,6 @@ def _relay(redis: Redis, keys: Keys, *, coalesce: bool = True, outage_s: float =
 async def _kept(redis: Redis, keys: Keys, request_id: str) -> list[tuple[int, str]]:
     entries = await redis.xrange(keys.events(request_id))
     return [(e["seq"], e["text"]) for e in (json.loads(fields[b"e"]) for _, fields in entries)]
-
-
-def _started(kind: str) -> Started:
-    return Started(kind, Claimed.parse(b"r\n0\n0\n{}"))
 
 
 async def test_streams_share_sends_and_tokens_waiting_for_one_travel_together(redis: Redis, keys: Keys) -> None:
@@ -97,33 +93,6 @@ async def test_without_coalescing_every_token_is_an_event(redis: Redis, keys: Ke
         stream.delta(token)
     await stream.drain()
     assert await _kept(redis, keys, "s") == [(1, "a"), (2, "b"), (3, "c")]
-
-
-async def test_nothing_leaves_before_the_start_script_says_run(redis: Redis, keys: Keys) -> None:
-    relay = _relay(redis, keys)
-    gate: asyncio.Future[Started] = asyncio.get_running_loop().create_future()
-    stream = relay.publisher("s")
-    stream.gate = gate
-    stream.delta("a")
-    stream.delta("b")
-    await asyncio.sleep(0.05)
-    assert await _kept(redis, keys, "s") == []
-    gate.set_result(_started("run"))
-    await stream.drain()
-    assert await _kept(redis, keys, "s") == [(1, "ab")]
-
-
-async def test_a_job_that_must_not_run_publishes_nothing(redis: Redis, keys: Keys) -> None:
-    relay = _relay(redis, keys)
-    gate: asyncio.Future[Started] = asyncio.get_running_loop().create_future()
-    stream = relay.publisher("s")
-    stream.gate = gate
-    stream.delta("a")
-    gate.set_result(_started("skip"))
-    await asyncio.wait_for(stream.drain(), 1)
-    stream.delta("b")  # closed: ignored
-    await stream.close()
-    assert await _kept(redis, keys, "s") == []
 
 
 async def test_events_lost_with_redis_leave_no_gap_before_the_terminal_event(keys: Keys) -> None:
