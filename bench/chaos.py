@@ -143,14 +143,14 @@ async def run(args: argparse.Namespace) -> None:
         await redis.aclose()
         lines = [line for procs in workers.values() for p in procs for line in p.lines]
         recovered = [line for line in lines if "worker_presumed_dead" in line]
-        dropped = collections.Counter(json.loads(line)["reason"] for line in lines if "provider_call_dropped" in line)
+        rerun_lines = sum("request_rerun" in line for line in lines)
     finally:
         for procs in workers.values():
             for p in procs:
                 await p.stop(signal.SIGKILL)
         await emulator.stop()
         server.stop()
-    report(args, outcomes, kinds, stats, calls, reruns, recovered, dropped, unfinished, elapsed)
+    report(args, outcomes, kinds, stats, calls, (reruns, rerun_lines), recovered, unfinished, elapsed)
 
 
 def report(
@@ -159,9 +159,8 @@ def report(
     kinds: dict[str, str],
     stats: dict[str, Any],
     calls: collections.Counter[int],
-    reruns: int,
+    reruns: tuple[int, int],
     recovered: list[str],
-    dropped: collections.Counter[str],
     unfinished: dict[str, dict[bytes, bytes]],
     elapsed: float,
 ) -> None:
@@ -178,12 +177,11 @@ def report(
         w(f"  {kind:<12} {dict(counter)}\n")
     w(
         f"provider calls: {provider_calls} for {len(outcomes)} requests; calls per request (the job's attempts): "
-        f"{dict(sorted(calls.items()))}; re-runs after the SIGKILL: {reruns}; calls the client closed before "
-        f"the answer (stalls timed out, cancelled, or dropped when the start script said no): "
+        f"{dict(sorted(calls.items()))}; re-runs after the SIGKILL: {reruns[0]} recorded, {reruns[1]} logged; calls the client closed before "
+        f"the answer (stalls timed out, or cancelled): "
         f"{stats['disconnects']['total']}\n"
     )
     w(f"dead worker detected and its jobs requeued: {recovered}\n")
-    w(f"provider calls sent before the start script answered, then dropped, by its reason: {dict(dropped)}\n")
     for request_id, job in unfinished.items():
         fields = {k.decode(): v.decode()[:200] for k, v in job.items() if k not in (b"body", b"element", b"result")}
         w(f"gave up waiting on {request_id}: {fields}\n")

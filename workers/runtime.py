@@ -222,9 +222,9 @@ class FleetWorker(Worker):
             await self._adopt_orphans()
         await self.sem.acquire()
         permits = 1 + await self._room_for_backlog()
+        # a claim answered after SIGTERM runs too (within the grace period, like every request in flight): its
+        # jobs are started in Redis, and put back at exit they would count as re-runs
         claimed = await self._claim(permits)
-        if not self.allow_pick_jobs:  # what was claimed now stays in our list: requeued at exit
-            claimed = []
         for _ in range(permits - len(claimed)):
             self.sem.release()
         if claimed:
