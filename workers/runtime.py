@@ -44,6 +44,7 @@ _ARQ_HEALTH_S = 30.0  # arq's own health-check key; our heartbeat is the livenes
 _REDIS_RETRIES = 20  # with backoff capped at 1 s: rides out a Redis restart of ~15 s
 _CONFIRM_S = 5.0  # how long startup waits for Redis to confirm the control channel's subscription
 _WATCH_S = 1.0  # how often the worker looks for Redis connections gone silent
+_REMEMBERED = 10_000  # requests a worker remembers having run (adoption comes within a few heartbeats)
 
 
 class FleetWorker(Worker):
@@ -82,7 +83,9 @@ class FleetWorker(Worker):
         self._holding_slot = False
         self._orphans = False
         self._claim_failures = 0  # in a row
-        self._unended: set[str] = set()  # requests whose task here ended without ending them
+        # the requests run here lately, oldest first: an adopted job among them may have called its provider
+        # (its task died, or Redis lost its finish in a crash); any other adopted job is a lost claim's
+        self._launched: dict[str, None] = {}
         self.executor: Executor | None = None
         self._background: list[asyncio.Task[None]] = []
         super().__init__(
@@ -291,12 +294,15 @@ class FleetWorker(Worker):
 
     def _launch(self, claimed: Claimed, job: Started | None) -> None:
         """Run a claimed job: started by its claim (`job`), or adopted (None: started by its task; a job this
-        process never ran before is one whose claim's reply was lost, so no call was made for it yet)."""
+        process has not run lately is one whose claim's reply was lost, so no call was made for it yet)."""
         assert self.executor is not None
         self.job_counter += 1
         request_id = claimed.request_id
-        again = job is None and request_id not in self._unended
-        self._unended.discard(request_id)
+        again = job is None and request_id not in self._launched
+        self._launched.pop(request_id, None)
+        self._launched[request_id] = None
+        if len(self._launched) > _REMEMBERED:
+            del self._launched[next(iter(self._launched))]
         task = asyncio.create_task(self._timed(claimed, job, again))
         self.tasks[request_id] = task
         self.executor.track(request_id, task)
@@ -311,8 +317,6 @@ class FleetWorker(Worker):
     def _job_done(self, request_id: str, task: asyncio.Task[None]) -> None:
         self._release_sem_dec_counter_on_complete()
         self.tasks.pop(request_id, None)
-        if task.cancelled() or task.exception() is not None:  # it may have called the provider: adopted
-            self._unended.add(request_id)  # again, it is a re-run
         if task.cancelled():
             return
         if task.exception() is not None:

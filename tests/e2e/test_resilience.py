@@ -364,10 +364,11 @@ async def _dead_letter_cli(settings: FleetSettings, *args: str) -> subprocess.Co
 
 
 async def _lose_a_claim(settings: FleetSettings, worker: Process, request: LLMRequest) -> None:
-    """What a BLMOVE whose reply was lost (Redis went away) leaves: the job queued in its hash, its element in
-    a live worker's claimed list, and the worker not knowing."""
+    """What a claim whose reply was lost (Redis went away) leaves: the job started as the worker's (running,
+    its attempt counted) in its hash, its element in the worker's claimed list, and the worker not knowing."""
     body, deadline = request.model_dump_json(), time.time() + 30
     element = f"{request.request_id}\n0\n{deadline}\n{body}"
+    worker_id = str(worker.ready_info["worker_id"])
     redis = Redis.from_url(settings.redis_url)
     try:
         await redis.hset(
@@ -376,13 +377,15 @@ async def _lose_a_claim(settings: FleetSettings, worker: Process, request: LLMRe
                 "body": body,
                 "digest": request.digest(),
                 "provider": "openai",
-                "state": "queued",
+                "state": "running",
+                "worker": worker_id,
+                "attempts": 1,
                 "element": element,
                 "deadline_at": deadline,
                 "enqueued_at": time.time(),
             },
         )
-        await redis.lpush(settings.keys.claimed(str(worker.ready_info["worker_id"])), element)
+        await redis.lpush(settings.keys.claimed(worker_id), element)
     finally:
         await redis.aclose()
 
@@ -396,6 +399,38 @@ async def test_a_claim_whose_reply_was_lost_is_adopted(fleet: Fleet, emulator_ur
         assert (await client.result(request.request_id, timeout=10)).request_id == request.request_id
     assert any("claim_adopted" in line for line in worker.lines)
     assert len(await requests_for(emulator_url, request.trace_id)) == 1
+    redis = Redis.from_url(settings.redis_url)
+    job = await redis.hmget(settings.keys.request(request.request_id), ["attempts", "reruns"])
+    await redis.aclose()
+    assert job == [b"1", None]  # its one call is its first attempt, not a re-run
+    assert not any("request_rerun" in line for line in worker.lines)
+
+
+async def test_a_finished_job_redis_forgot_is_adopted_as_a_re_run(fleet: Fleet, emulator_url: str) -> None:
+    """Redis crashed and came back without a finish it had acknowledged (AOF fsync'd every second): the
+    job is running as the worker's again, in its claimed list. The worker ran it: adopted, it is a re-run
+    (the provider was called), recorded and logged, not a silent second call."""
+    settings, (worker,) = await fleet(Provider.OPENAI)
+    request = _request("gpt-4.1-mini", f"{uuid.uuid4()} finished, then forgotten")
+    async with LLMClient(settings=settings) as client:
+        await client.complete(request, timeout=10)
+    key, worker_id = settings.keys.request(request.request_id), str(worker.ready_info["worker_id"])
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        element = f"{request.request_id}\n0\n{time.time() + 30}\n{request.model_dump_json()}"
+        await redis.hdel(key, "result", "finished_at")
+        await redis.hset(key, mapping={"state": "running", "element": element, "deadline_at": time.time() + 30})
+        await redis.lpush(settings.keys.claimed(worker_id), element)
+        for _ in range(100):
+            if await redis.hget(key, "state") == b"done":
+                break
+            await asyncio.sleep(0.1)
+        job = await redis.hmget(key, ["state", "attempts", "reruns"])
+    finally:
+        await redis.aclose()
+    assert job == [b"done", b"2", b"1"]
+    assert len(await requests_for(emulator_url, request.trace_id)) == 2
+    assert any("request_rerun" in line for line in worker.lines)
 
 
 async def test_an_adopted_claim_waits_for_a_token_of_its_own(fleet: Fleet, emulator_url: str) -> None:
