@@ -17,7 +17,7 @@ __all__ = ["dead_letters", "provider_health", "retry_dead_letter", "show_request
 # KEYS: request hash, dead letters, the provider queue.  ARGV: id, deadline, ttl.  A dead letter starts over.
 _RETRY = """
 if redis.call('ZREM', KEYS[2], ARGV[1]) == 0 or redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local element = ARGV[1] .. '\\n0\\n' .. ARGV[2] .. '\\n' .. (redis.call('HGET', KEYS[1], 'body') or '')
+local element = ARGV[1] .. '\\n0\\n' .. ARGV[2]
 redis.call('HDEL', KEYS[1], 'result', 'finished_at', 'cancel')
 redis.call('HSET', KEYS[1], 'state', 'queued', 'retries', 0, 'route', 0, 'deadline_at', ARGV[2], 'element', element)
 redis.call('EXPIRE', KEYS[1], ARGV[3])

@@ -1,7 +1,7 @@
 """The producer's half of the queue model: submit and attach, each one Lua script (one round trip).
 
 A request is a hash `{prefix}:req:{id}` (fields in `schemas.keys.Field`) and, on its provider's queue,
-an element `{id}\\n{route}\\n{deadline}\\n{body}` that holds all a worker needs to start the call.
+an element `{id}\\n{route}\\n{deadline}` (the body stays in the hash, once: the claim's script returns it).
 A client names its reply channel in the hash; the worker that finishes the request publishes
 the outcome there, so waiting is pushed, never polled. Because a client subscribes to its reply
 channel once, before it submits anything, and attaching is atomic with reading the result, a result
@@ -42,7 +42,7 @@ if digest then
 end
 local depth = redis.call('LLEN', KEYS[2])
 if depth >= tonumber(ARGV[9]) then return {'full', depth} end
-local element = ARGV[2] .. '\\n0\\n' .. ARGV[8] .. '\\n' .. ARGV[3]
+local element = ARGV[2] .. '\\n0\\n' .. ARGV[8]
 redis.call('HSET', KEYS[1], 'body', ARGV[3], 'digest', ARGV[4], 'provider', ARGV[5], 'state', 'queued',
            'reply', ARGV[1], 'enqueued_at', ARGV[6], 'deadline_at', ARGV[8], 'element', element)
 redis.call('EXPIRE', KEYS[1], ARGV[7])

@@ -2,8 +2,8 @@
 
 No name spans two providers, so each provider's queue can later live on its own server.
 
-    {prefix}:queue:{provider}        LIST   jobs waiting, as "{request_id}\\n{route}\\n{deadline}\\n{body}" (LPUSH in,
-                                            BLMOVE out), so a worker can start the call as it claims one
+    {prefix}:queue:{provider}        LIST   jobs waiting, as "{request_id}\\n{route}\\n{deadline}" (LPUSH in, BLMOVE
+                                            out; the body is in the job hash, read by the claim's script)
     {prefix}:req:{request_id}        HASH   the job: body, digest, state, timestamps, result (fields below)
     {prefix}:claimed:{worker_id}     LIST   jobs a worker has taken and not finished (crash recovery)
     {prefix}:inbox:{worker_id}       LIST   the job a worker's BLMOVE has just taken, for the moment until the

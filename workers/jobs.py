@@ -98,7 +98,7 @@ class Executor:
             if job is None:
                 return
         try:
-            request = decode_request(claimed.body)
+            request = decode_request(job.claimed.body)  # read by the script that started it
             model = self._model(request, claimed.route)
             if model.provider is not self.provider:
                 raise InvalidRequestError(f"model {model.id!r} is served by {model.provider}, not {self.provider}")

@@ -44,33 +44,34 @@ _ALLOW_OOM = "#!lua flags=allow-oom\n"
 _WAITED_OUT: tuple[type[Exception], ...] = (*AWAY, OutOfMemoryError)
 
 # Whether a claimed job runs now and, when it does, the record that its provider call starts: the one step
-# between a claim and the call, shared by the three scripts below (each ends with the job's verdicts and how
-# many jobs are still queued: the worker then claims several at once).
+# between a claim and the call, shared by the three scripts below (each returns every job it took with its
+# verdict and its body, read here from the job hash, and how many jobs are still queued: the worker then
+# claims several at once).
 # KEYS: claimed, held, slots, cooldown, circuit, rate, queue.  ARGV: request key prefix, worker, release,
 # re-runs allowed, rpm, tpm, again ('1': an adopted job of ours may be one whose verdict never reached us,
 # so no call was made for it).  Redis's clock decides: a claim's script may run long after it was sent.
 _START_JOB = """
 local function start(element)
   local key = ARGV[1] .. string.match(element, '^[^\\n]*')
-  local job = redis.call('HMGET', key, 'state', 'retries', 'deadline_at', 'reruns', 'attempts', 'worker')
+  local job = redis.call('HMGET', key, 'state', 'retries', 'deadline_at', 'reruns', 'attempts', 'worker', 'body')
   local state = job[1]
   if state ~= 'queued' and state ~= 'running' then
     if redis.call('LREM', KEYS[1], -1, element) > 0 and ARGV[3] == '1' then
       redis.call('LMOVE', KEYS[2], KEYS[3], 'LEFT', 'RIGHT')
     end
-    return {'skip', 0, 0, 0}
+    return {'skip', 0, 0, 0}, ''
   end
   local retries = tonumber(job[2] or '0')
   local clock = redis.call('TIME')
   local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
   local deadline = tonumber(job[3] or '0')
-  if deadline > 0 and now >= deadline then return {'expired', 0, retries, 0} end
+  if deadline > 0 and now >= deadline then return {'expired', 0, retries, 0}, job[7] or '' end
   local again = state == 'running' and ARGV[7] == '1' and job[6] == ARGV[2]
   local rerun = state == 'running' and not again
   if rerun and tonumber(job[4] or '0') >= tonumber(ARGV[4]) then
-    return {'lost', tonumber(job[5] or '0'), retries, 0}
+    return {'lost', tonumber(job[5] or '0'), retries, 0}, job[7] or ''
   end
-  local function wait(ms, reason) return {'wait', 0, retries, 0, ms, reason} end
+  local function wait(ms, reason) return {'wait', 0, retries, 0, ms, reason}, job[7] or '' end
   local ms = redis.call('PTTL', KEYS[4])
   if ms > 0 then return wait(ms, 'cooldown') end
   ms = redis.call('PTTL', KEYS[5])
@@ -91,7 +92,7 @@ local function start(element)
   redis.call('HSET', key, 'state', 'running', 'worker', ARGV[2], 'claimed_at', stamp, 'upstream_at', stamp)
   if rerun then redis.call('HINCRBY', key, 'reruns', 1) end
   local attempts = again and tonumber(job[5] or '0') or redis.call('HINCRBY', key, 'attempts', 1)
-  return {'run', attempts, retries, rerun and 1 or 0}
+  return {'run', attempts, retries, rerun and 1 or 0}, job[7] or ''
 end
 """
 
@@ -102,7 +103,8 @@ _CLAIM = (
     + """
 local element = redis.call('LMOVE', KEYS[8], KEYS[1], 'LEFT', 'LEFT')
 if not element then return {{}, 0} end
-return {{{element, start(element)}}, redis.call('LLEN', KEYS[7])}
+local verdict, body = start(element)
+return {{{element, verdict, body}}, redis.call('LLEN', KEYS[7])}
 """
 )
 
@@ -115,8 +117,8 @@ local taken = {}
 for _ = 1, tonumber(ARGV[8]) do
   local element = redis.call('LMOVE', KEYS[7], KEYS[1], 'RIGHT', 'LEFT')
   if not element then break end
-  local verdict = start(element)
-  taken[#taken + 1] = {element, verdict}
+  local verdict, body = start(element)
+  taken[#taken + 1] = {element, verdict, body}
   if verdict[1] == 'wait' then break end
 end
 return {taken, redis.call('LLEN', KEYS[7])}
@@ -128,7 +130,8 @@ return {taken, redis.call('LLEN', KEYS[7])}
 _START = (
     _START_JOB
     + """
-return {{{ARGV[8], start(ARGV[8])}}, redis.call('LLEN', KEYS[7])}
+local verdict, body = start(ARGV[8])
+return {{{ARGV[8], verdict, body}}, redis.call('LLEN', KEYS[7])}
 """
 )
 
@@ -220,8 +223,7 @@ return 1 + 2 * opened
 _REROUTE = (
     _SETTLE
     + """
-local f = redis.call('HMGET', KEYS[1], 'deadline_at', 'body')
-local element = ARGV[1] .. '\\n' .. ARGV[9] .. '\\n' .. (f[1] or '0') .. '\\n' .. (f[2] or '')
+local element = ARGV[1] .. '\\n' .. ARGV[9] .. '\\n' .. (redis.call('HGET', KEYS[1], 'deadline_at') or '0')
 redis.call('HSET', KEYS[1], 'state', 'queued', 'route', ARGV[9], 'provider', ARGV[10], 'retries', 0,
            'element', element)
 redis.call('RPUSH', KEYS[7], element)
@@ -326,8 +328,10 @@ class Limits:
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
-    """A job as it sits on the queue: `{request_id}\\n{route}\\n{deadline_at}\\n{body}`, all a worker needs to
-    start the provider call (the element itself is how the job is found in lists and sets)."""
+    """A job as it sits on the queue, `{request_id}\\n{route}\\n{deadline_at}` (the element itself is how the
+    job is found in lists and sets), and its body, which the claim's script reads from the job hash (empty
+    until then: a job listed from the claimed list has none). An element from before the body left it
+    (`...\\n{body}`) reads the same."""
 
     element: bytes
     request_id: str
@@ -336,8 +340,8 @@ class Claimed:
     body: bytes
 
     @classmethod
-    def parse(cls, element: bytes) -> Claimed:
-        request_id, route, deadline, body = (element.split(b"\n", 3) + [b"", b"", b""])[:4]
+    def parse(cls, element: bytes, body: bytes = b"") -> Claimed:
+        request_id, route, deadline = (element.split(b"\n", 3) + [b"", b""])[:3]
         try:
             return cls(element, request_id.decode(), int(route or 0), float(deadline or 0), body)
         except ValueError:  # not one of ours: the body will not decode either, and the job fails typed
@@ -502,7 +506,7 @@ class WorkerQueue:
     def _verdicts(self, reply: list[Any]) -> list[Started]:
         jobs, backlog = reply
         self.backlog = int(backlog)
-        return [_verdict(Claimed.parse(element), verdict) for element, verdict in jobs]
+        return [_verdict(Claimed.parse(element, body), verdict) for element, verdict, body in jobs]
 
     def _settle(self, claimed: Claimed, health: str) -> tuple[list[str], list[str | float | bytes]]:
         p, limits = self.provider, self.limits

@@ -140,7 +140,7 @@ async def test_a_malformed_job_fails_alone_and_the_worker_keeps_serving(
     redis = Redis.from_url(fleet_settings.redis_url)
     try:
         for bad_id, body in (("bad-json", "{not json"), ("bad-request", json.dumps({"model": "gpt-4.1-mini"}))):
-            element = f"{bad_id}\n0\n0\n{body}"
+            element = f"{bad_id}\n0\n0"
             await redis.hset(
                 keys.request(bad_id),
                 mapping={"body": body, "digest": "x", "provider": "openai", "state": "queued", "element": element},

@@ -367,7 +367,7 @@ async def _lose_a_claim(settings: FleetSettings, worker: Process, request: LLMRe
     """What a claim whose reply was lost (Redis went away) leaves: the job started as the worker's (running,
     its attempt counted) in its hash, its element in the worker's claimed list, and the worker not knowing."""
     body, deadline = request.model_dump_json(), time.time() + 30
-    element = f"{request.request_id}\n0\n{deadline}\n{body}"
+    element = f"{request.request_id}\n0\n{deadline}"
     worker_id = str(worker.ready_info["worker_id"])
     redis = Redis.from_url(settings.redis_url)
     try:
@@ -417,7 +417,7 @@ async def test_a_finished_job_redis_forgot_is_adopted_as_a_re_run(fleet: Fleet, 
     key, worker_id = settings.keys.request(request.request_id), str(worker.ready_info["worker_id"])
     redis = Redis.from_url(settings.redis_url)
     try:
-        element = f"{request.request_id}\n0\n{time.time() + 30}\n{request.model_dump_json()}"
+        element = f"{request.request_id}\n0\n{time.time() + 30}"
         await redis.hdel(key, "result", "finished_at")
         await redis.hset(key, mapping={"state": "running", "element": element, "deadline_at": time.time() + 30})
         await redis.lpush(settings.keys.claimed(worker_id), element)

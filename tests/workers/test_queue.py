@@ -89,6 +89,7 @@ async def test_submit_returns_at_once_and_result_waits(
     assert await fleet_client.submit(request) == request.request_id
     [element] = await redis.lrange(settings.keys.queue("openai"), 0, -1)
     assert Claimed.parse(element).request_id == request.request_id  # the job itself is on the queue
+    assert b"messages" not in element  # its body is kept once, in the job hash
     waiting = asyncio.create_task(fleet_client.result(request.request_id, timeout=5))
     await asyncio.sleep(0.05)
     assert not waiting.done()
@@ -332,6 +333,23 @@ async def test_a_claim_takes_and_starts_its_job_in_one_round_trip(
     assert await redis.lrange(queue.claimed_key, 0, -1) == [started.claimed.element]
     assert await redis.llen(queue.inbox_key) == 0
     assert await queue.claim(timeout_s=0.1) == []  # nothing queued: the BLMOVE times out, the script finds none
+
+
+async def test_a_job_queued_with_its_body_in_its_element_still_runs(
+    fleet_client: LLMClient, redis: Redis, settings: FleetSettings
+) -> None:
+    """Elements carried the body before it was kept in the job hash only: one queued then reads the same."""
+    request = _request()
+    await fleet_client.submit(request)
+    queue_key = settings.keys.queue("openai")
+    [element] = await redis.lrange(queue_key, 0, -1)
+    old = element + b"\n" + request.model_dump_json().encode()
+    await redis.lset(queue_key, 0, old)
+    await redis.hset(settings.keys.request(request.request_id), "element", old)
+    [started] = await _queue(redis, settings.keys).claim(timeout_s=1)
+    assert (started.kind, started.claimed.element) == ("run", old)
+    assert LLMRequest.model_validate_json(started.claimed.body) == request
+    assert started.claimed.deadline_at > time.time()
 
 
 async def test_a_claim_sent_when_redis_forgot_its_scripts_still_starts_the_job(
