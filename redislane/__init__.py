@@ -4,7 +4,8 @@
 lock and its probe of the socket, the retry wrapper and the reply callbacks (a PING costs 78 µs of CPU that
 way on the benchmark machine, 43 µs on a connection of our own). A `Lane` keeps its own free list of the
 pool's connections (the same URL, password, TLS and hiredis parser) and sends each command on one of them,
-packed by hiredis in C (redis-py's asyncio connections pack in Python, several times slower).
+packed by hiredis in C (redis-py's asyncio connections pack in Python, several times slower), or several
+commands in one write (`pipeline`, `run_after`: a script that runs the moment a blocking command is served).
 
 The lane's connections belong to the client's pool, counted as in use there, so closing the client (or
 its pool) closes them too. A connection that fails disconnects itself (redis-py does that on any error,
@@ -58,7 +59,7 @@ class Lane:
     async def execute(self, *args: EncodableT, blocking_s: float = 0.0) -> Any:
         """One command, its reply as redis-py parses it (no response callbacks: bytes, ints, lists).
         `blocking_s`: how long the command itself may block (BLMOVE's timeout)."""
-        [reply] = await self.pipeline(args, blocking_s=blocking_s)
+        [reply] = await self._exchange(hiredis.pack_command(args), 1, blocking_s)  # type: ignore[arg-type]  # its stub types the tuple as one item
         if isinstance(reply, ResponseError):
             raise reply
         return reply
@@ -67,13 +68,16 @@ class Lane:
         """Several commands in one write on one connection, their replies in order; an error reply takes its
         command's place as a `ResponseError` (returned, not raised: every reply is read). Redis runs a command
         that follows a blocking one as soon as that one is served, so both answer in one round trip."""
+        packed = b"".join(hiredis.pack_command(c) for c in commands)  # type: ignore[arg-type]
+        return await self._exchange(packed, len(commands), blocking_s)
+
+    async def _exchange(self, packed: bytes, count: int, blocking_s: float) -> list[Any]:
         connection = self._free.pop() if self._free else self._connection()
         self._busy[connection] = time.monotonic() + blocking_s + self.answer_s
         try:
-            packed = b"".join(hiredis.pack_command(c) for c in commands)  # type: ignore[arg-type]  # its stub types the tuple as one item
             await connection.send_packed_command(packed, check_health=False)
             replies: list[Any] = []
-            for _ in commands:
+            for _ in range(count):
                 try:
                     replies.append(await connection.read_response())
                 except ReadOnlyError:  # refused whole, the writes after it too: the next command connects

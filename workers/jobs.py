@@ -99,7 +99,7 @@ class Executor:
                 return
         try:
             request = decode_request(job.claimed.body)  # read by the script that started it
-            model = self._model(request, claimed.route)
+            model = self._model(request, job.route)
             if model.provider is not self.provider:
                 raise InvalidRequestError(f"model {model.id!r} is served by {model.provider}, not {self.provider}")
         except LLMError as exc:  # a malformed job, or one for another provider: it fails alone, typed

@@ -109,7 +109,7 @@ class FleetWorker(Worker):
         control = self.redis.pubsub()
         await control.subscribe(self.settings.keys.control(self.provider.value))
         # its confirmation, or its refusal raised (an ACL without our channels): a worker that could neither
-        # hear cancels and pauses nor publish results must not start
+        # hear cancels nor publish results must not start
         await control.get_message(timeout=_CONFIRM_S)
         control.ignore_subscribe_messages = True
         await self._check_eviction()
