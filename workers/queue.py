@@ -72,10 +72,12 @@ local function start(element)
     return {'lost', tonumber(job[5] or '0'), retries, 0}, job[7] or ''
   end
   local function wait(ms, reason) return {'wait', 0, retries, 0, ms, reason}, job[7] or '' end
-  local ms = redis.call('PTTL', KEYS[4])
-  if ms > 0 then return wait(ms, 'cooldown') end
-  ms = redis.call('PTTL', KEYS[5])
-  if ms > 0 then return wait(ms, 'circuit') end
+  if redis.call('EXISTS', KEYS[4], KEYS[5]) > 0 then
+    local ms = redis.call('PTTL', KEYS[4])
+    if ms > 0 then return wait(ms, 'cooldown') end
+    ms = redis.call('PTTL', KEYS[5])
+    if ms > 0 then return wait(ms, 'circuit') end
+  end
   local now_ms = now * 1000
   local rpm, tpm = tonumber(ARGV[5]), tonumber(ARGV[6])
   if tpm > 0 then
@@ -142,7 +144,7 @@ return {{{ARGV[8], verdict, body}}, redis.call('LLEN', KEYS[7])}
 # have ended it). The scripts return 1 when they changed the job (0: it had ended already), plus 2 when
 # they opened the circuit.
 _SETTLE = """
-local opened = 0
+local opened, reply = 0, ''
 local function settle()
   -- the token goes back once: a script run twice (its reply lost with the connection) finds the job gone
   if redis.call('LREM', KEYS[2], -1, ARGV[2]) > 0 and ARGV[3] == '1' then
@@ -150,8 +152,17 @@ local function settle()
   end
   if ARGV[4] ~= '' then
     local bucket = tonumber(ARGV[5])
-    redis.call('HINCRBY', KEYS[5], ARGV[4] .. ':' .. bucket, 1)
-    redis.call('EXPIRE', KEYS[5], 60)
+    if redis.call('HINCRBY', KEYS[5], ARGV[4] .. ':' .. bucket, 1) == 1 then
+      -- a new bucket: the hash lives a minute past it, and sheds the buckets the circuit no longer reads
+      -- (any left from before a pause: the hash outlives no gap of more than six buckets)
+      redis.call('EXPIRE', KEYS[5], 60)
+      local old = {}
+      for b = bucket - 8, bucket - 3 do
+        old[#old + 1] = 'ok:' .. b
+        old[#old + 1] = 'err:' .. b
+      end
+      redis.call('HDEL', KEYS[5], unpack(old))
+    end
     if ARGV[4] == 'err' then
       local ok, err = 0, 0
       for b = bucket - 2, bucket do
@@ -166,7 +177,9 @@ local function settle()
       end
     end
   end
-  return redis.call('HGET', KEYS[1], 'state') ~= 'done'
+  local job = redis.call('HMGET', KEYS[1], 'state', 'reply')
+  reply = job[2] or ''
+  return job[1] ~= 'done'
 end
 if not settle() then return 2 * opened end
 """
@@ -191,7 +204,7 @@ else
   redis.call('EXPIRE', KEYS[1], ARGV[11])
 end
 local message = ARGV[1] .. '\\n' .. ARGV[9]
-for channel in string.gmatch(redis.call('HGET', KEYS[1], 'reply') or '', '%S+') do
+for channel in string.gmatch(reply, '%S+') do
   redis.call('PUBLISH', channel, message)
 end
 redis.call('HDEL', KEYS[1], 'element', 'reply')  -- a kept result needs neither (attaching reads the result)

@@ -325,9 +325,15 @@ async def test_backpressure_refuses_beyond_the_queue_bound(redis_server: RedisSe
     async with LLMClient(settings=settings) as client:
         for i in range(3):
             await client.submit(_request("gemini-2.5-flash", f"{i}"))
+        refused = _request("gemini-2.5-flash", "one too many")
         with pytest.raises(QueueFullError, match="gemini queue is full") as caught:
-            await client.submit(_request("gemini-2.5-flash", "one too many"))
+            await client.submit(refused)
     assert caught.value.retryable and caught.value.retry_after > 0
+    redis = Redis.from_url(redis_server.url)
+    queued = await redis.lrange(settings.keys.queue("gemini"), 0, -1)  # type: ignore[misc]
+    assert len(queued) == 3 and not any(refused.request_id.encode() in e for e in queued)
+    assert not await redis.exists(settings.keys.request(refused.request_id))  # nothing of it is left
+    await redis.aclose()
 
 
 async def test_dead_letters_can_be_shown_and_retried(fleet: Fleet, emulator_url: str) -> None:

@@ -409,3 +409,44 @@ async def test_a_claim_under_load_stops_at_a_job_that_must_wait(
     [job] = await queue.claim_queued(3)
     assert (job.kind, job.reason) == ("wait", "cooldown") and 4 < job.wait_s <= 5
     assert queue.backlog == 2 and await redis.llen(settings.keys.queue("openai")) == 2
+
+
+async def test_the_circuits_counts_keep_only_the_buckets_it_reads(
+    fleet_client: LLMClient, redis: Redis, settings: FleetSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outcomes are counted per 10 s bucket in one hash; a provider busy for days must not grow it: a new
+    bucket sheds the old ones, those left from before a pause of up to a minute too."""
+    import workers.queue
+
+    queue = WorkerQueue(
+        redis, settings.keys, "openai", "w1", result_ttl_s=60, stream_ttl_s=60, limits=Limits(circuit_min_requests=3)
+    )
+    health = settings.keys.health("openai")
+    start = int(time.time() // 10) * 10.0
+    buckets = [*range(10), *range(15, 20)]  # 50 s without a request between the tenth bucket and the next
+    for b in buckets:
+        monkeypatch.setattr(workers.queue, "time", _Clock(start + 10 * b + 1))
+        await fleet_client.submit(_request())
+        [job] = await queue.claim(timeout_s=5)
+        await queue.finish(job.claimed, encode_error(UnknownModelError("x")), health="ok")
+        assert await redis.hlen(health) <= 4  # type: ignore[misc]
+    first = int(start // 10)
+    assert await redis.hgetall(health) == {f"ok:{first + b}".encode(): b"1" for b in (17, 18, 19)}  # type: ignore[misc]
+    for _ in range(3):  # the recent buckets still decide: three errors among three successes open it
+        await fleet_client.submit(_request())
+        [job] = await queue.claim(timeout_s=5)
+        await queue.finish(job.claimed, encode_error(UnknownModelError("x")), health="err")
+    assert await redis.get(settings.keys.circuit("openai")) == b"open"
+    assert await redis.exists(health) == 0
+
+
+class _Clock:
+    """`time` as workers.queue sees it, its wall clock set."""
+
+    monotonic = staticmethod(time.monotonic)
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
