@@ -31,6 +31,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
+def wakeups(pid: int) -> int:
+    """How often the process's main thread went to sleep and was woken (its voluntary context switches)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("voluntary_ctxt_switches:"):
+            return int(line.split()[1])
+    return 0
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -162,12 +170,17 @@ def delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float]
 
 
 class Clock:
-    """Wall time and the CPU of a set of processes over a measured window."""
+    """Wall time, and the CPU and wake-ups of a set of processes, over a measured window."""
 
     def __init__(self, pids: Sequence[int]) -> None:
         self.pids = list(pids)
+        self.wakes = {pid: wakeups(pid) for pid in self.pids}
         self.wall = time.perf_counter()
         self.cpu = {pid: cpu_seconds(pid) for pid in self.pids}
 
     def stop(self) -> tuple[float, dict[int, float]]:
         return time.perf_counter() - self.wall, {pid: cpu_seconds(pid) - self.cpu[pid] for pid in self.pids}
+
+    def woken(self) -> dict[int, int]:
+        """Wake-ups per process since the start."""
+        return {pid: wakeups(pid) - self.wakes[pid] for pid in self.pids}

@@ -4,11 +4,12 @@ Three paths besides LiteLLM: `sdk` (the official SDK as its docs show it, `bench
 worker's adapter called in the load generator's process: the SDK read raw) and `fleet`.
 
     python -m bench latency [--providers openai,anthropic,gemini] [--loads single,hundred,thousand]
-                            [--rounds 3] [--litellm]
+                            [--rounds 3] [--litellm] [--bare]
 
 `thousand` runs 1000 in flight per provider, all three providers at once. `--litellm` adds LiteLLM's
-Router (the peer users pick instead; `pip install litellm`, a benchmark-only extra) as a third path,
-in the same process as the direct calls.
+Router (the peer users pick instead; `pip install litellm`, a benchmark-only extra) as a further path,
+in the same process as the direct calls. `--bare` adds the least a Redis queue can do (`bench/bare.py`):
+the floor under the fleet's cost on this machine.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ import asyncio
 import json
 import os
 import random
+import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from bench import bare
 from bench.harness import Clock, Fleet, delta, fleet, median, pct, redis_counters
 from bench.sdk import DirectSDK
 from producer import LLMClient
@@ -61,6 +64,7 @@ class Run:
     rate: float
     cpu_ms_per_req: float
     cpu_parts: dict[str, float]
+    wakeups: dict[str, float]  # per request: caller, and for a queued path worker and redis
     redis_cmds_per_req: float
     redis_calls_per_req: dict[str, float]
     redis_bytes_per_req: float
@@ -102,8 +106,10 @@ async def measure(
     direct_settings: WorkerSettings,
     rounds: int,
     litellm: bool,
+    floor: dict[Provider, tuple[bare.BareQueue, int]],
 ) -> list[Run]:
-    """Interleaved rounds of each path under `load`; requests go round-robin over `providers`."""
+    """Interleaved rounds of each path under `load`; requests go round-robin over `providers`. `floor`: the
+    bare queue's caller and worker pid per provider, when it is measured too."""
     adapters = {p: build_adapter(p, direct_settings) for p in providers}
     for adapter in adapters.values():
         await adapter.open()
@@ -130,26 +136,28 @@ async def measure(
         from bench.peer import litellm_caller
 
         calls["litellm"] = litellm_caller(f.emulator_url, MODELS, pick)
+    if floor:
+
+        async def bare_queue(i: int) -> object:
+            provider, request = pick(i)
+            return await floor[provider][0].complete(request)
+
+        calls["bare"] = bare_queue
     in_flight, total = load.in_flight * len(providers), load.requests * len(providers)
     for call in calls.values():  # warm every path: connections, pools, scripts
         await closed_loop(call, min(in_flight, 20), 40)
     runs = []
-    me = os.getpid()
     name = "all three" if len(providers) > 1 else providers[0].value
     for _ in range(rounds):
         for mode, call in calls.items():
-            pids = [me, *(pid for p in providers for pid in f.pids(p))] if mode == "fleet" else [me]
-            before = await redis_counters(f.redis.url)
-            clock = Clock(pids)
-            latencies = await closed_loop(call, in_flight, total, load.latency_ms / 1000)
-            wall, cpu = clock.stop()
-            redis = delta(await redis_counters(f.redis.url), before)
+            workers = (
+                [floor[p][1] for p in providers] if mode == "bare" else [pid for p in providers for pid in f.pids(p)]
+            )
+            latencies, wall, parts, woken, redis = await _timed(
+                f, call, in_flight, total, load, workers if mode in _QUEUED else []
+            )
             n = len(latencies)
-            parts = {"caller": cpu.pop(me) * 1000 / n}
-            if mode == "fleet":
-                parts["worker"] = sum(cpu.values()) * 1000 / n
-                parts["redis"] = redis.get("cpu_s", 0.0) * 1000 / n
-            calls_by_name = {k: round(v / n, 2) for k, v in redis.items() if k not in ("cpu_s", "net_in", "net_out")}
+            queued = {k: round(v / n, 2) for k, v in redis.items() if k not in ("cpu_s", "net_in", "net_out")}
             runs.append(
                 Run(
                     mode,
@@ -160,9 +168,10 @@ async def measure(
                     round(n / wall, 1),
                     round(sum(parts.values()), 3),
                     {k: round(v, 3) for k, v in parts.items()},
-                    round(sum(calls_by_name.values()), 2) if mode == "fleet" else 0.0,
-                    calls_by_name if mode == "fleet" else {},
-                    round((redis.get("net_in", 0) + redis.get("net_out", 0)) / n) if mode == "fleet" else 0.0,
+                    {k: round(v / n, 2) for k, v in woken.items()},
+                    round(sum(queued.values()), 2) if mode in _QUEUED else 0.0,
+                    queued if mode in _QUEUED else {},
+                    round((redis.get("net_in", 0) + redis.get("net_out", 0)) / n) if mode in _QUEUED else 0.0,
                 )
             )
     for each in [*adapters.values(), *sdks.values()]:
@@ -170,15 +179,42 @@ async def measure(
     return runs
 
 
+_QUEUED = ("fleet", "bare")  # the paths through Redis and a worker process
+
+
+async def _timed(
+    f: Fleet, call: Callable[[int], Awaitable[object]], in_flight: int, total: int, load: Load, workers: list[int]
+) -> tuple[list[float], float, dict[str, float], dict[str, int], dict[str, float]]:
+    """One round of one path: its latencies, its wall time, its CPU ms per request (the caller's, and for a
+    queued path its workers' and Redis's), the wake-ups of those processes, and Redis's counters."""
+    me, server = os.getpid(), f.redis.proc.pid
+    before = await redis_counters(f.redis.url)
+    clock = Clock([me, *workers, server])
+    latencies = await closed_loop(call, in_flight, total, load.latency_ms / 1000)
+    wall, cpu = clock.stop()
+    woken = clock.woken()
+    redis = delta(await redis_counters(f.redis.url), before)
+    n = len(latencies)
+    parts = {"caller": cpu.pop(me) * 1000 / n}
+    wakes = {"caller": woken.pop(me)}
+    if workers:
+        parts["worker"] = sum(cpu[pid] for pid in workers) * 1000 / n
+        parts["redis"] = redis.get("cpu_s", 0.0) * 1000 / n
+        wakes |= {"worker": sum(woken[pid] for pid in workers), "redis": woken[server]}
+    return latencies, wall, parts, wakes, redis
+
+
 def report(runs: list[Run], mode: str = "fleet", base: str = "sdk") -> str:
-    """`mode` (the fleet, the adapter, or LiteLLM) next to `base` (the SDK, or the adapter) in the same rounds."""
+    """`mode` (the fleet, the bare queue, the adapter, or LiteLLM) next to `base` in the same rounds."""
+    queued = mode in _QUEUED
     lines = [
         (
             f"| provider | load | {base} p50 / p99 ms | {mode} p50 / p99 ms | **added p50 / p99 ms** | req/s | "
             f"CPU ms/req {base} | CPU ms/req {mode}"
-            + (" (caller + worker + redis) | Redis cmds/req |" if mode == "fleet" else " |")
+            + (" (caller + worker + redis) | Redis cmds/req |" if queued else " |")
+            + f" wake-ups/req {base} / {mode} |"
         ),
-        "|---|---|---|---|---|---|---|---|" + ("---|" if mode == "fleet" else ""),
+        "|---|---|---|---|---|---|---|---|---|" + ("---|" if queued else ""),
     ]
     keys = sorted({(r.provider, r.load) for r in runs if r.mode == mode}, key=lambda k: (k[1], k[0]))
     for provider, load in keys:
@@ -187,14 +223,19 @@ def report(runs: list[Run], mode: str = "fleet", base: str = "sdk") -> str:
         added50 = median([o.p50_ms - d.p50_ms for o, d in zip(other, direct, strict=True)])
         added99 = median([o.p99_ms - d.p99_ms for o, d in zip(other, direct, strict=True)])
         parts = {k: median([r.cpu_parts[k] for r in other]) for k in other[0].cpu_parts}
+        woken = {k: median([r.wakeups[k] for r in other]) for k in other[0].wakeups}
+        woken_base = sum(median([r.wakeups[k] for r in direct]) for k in direct[0].wakeups)
         row = (
             f"| {provider} | {load} | {median([r.p50_ms for r in direct]):.2f} / {median([r.p99_ms for r in direct]):.2f}"
             f" | {median([r.p50_ms for r in other]):.2f} / {median([r.p99_ms for r in other]):.2f}"
             f" | **{added50:.2f} / {added99:.2f}** | {median([r.rate for r in other]):.0f}"
             f" | {median([r.cpu_ms_per_req for r in direct]):.3f} | {sum(parts.values()):.3f}"
         )
-        if mode == "fleet":
+        if queued:
             row += f" ({' + '.join(f'{v:.3f}' for v in parts.values())}) | {median([r.redis_cmds_per_req for r in other]):.1f}"
+        row += f" | {woken_base:.2f} / {sum(woken.values()):.2f}"
+        if len(woken) > 1:
+            row += f" ({' + '.join(f'{v:.2f}' for v in woken.values())})"
         lines.append(row + " |")
     return "\n".join(lines)
 
@@ -204,14 +245,23 @@ async def main_async(args: argparse.Namespace) -> None:
     all_runs: list[Run] = []
     async with fleet() as f:
         direct_settings = WorkerSettings(**{k: v for k, v in f.worker_env().items()})  # type: ignore[arg-type]
+        floor: dict[Provider, tuple[bare.BareQueue, int]] = {}
         for provider in providers:
             await f.add_workers(provider)
+            if args.bare:
+                queue = f"{f.settings.key_prefix}:bare:{provider.value}"
+                worker = await bare.start_worker(provider, queue, {**os.environ, **f.worker_env()})
+                floor[provider] = (bare.BareQueue(f.redis.url, queue), worker.pid)
+                await floor[provider][0].open()
         async with LLMClient(settings=f.settings) as client:
             for load_name in args.loads.split(","):
                 load = LOADS[load_name]
                 for group in [providers] if load.together else [[p] for p in providers]:
-                    all_runs += await measure(f, group, load, client, direct_settings, args.rounds, args.litellm)
+                    all_runs += await measure(f, group, load, client, direct_settings, args.rounds, args.litellm, floor)
                     sys.stderr.write(f"done: {'+'.join(p.value for p in group)} {load_name}\n")
+        for queue_, pid in floor.values():
+            await queue_.aclose()
+            os.kill(pid, signal.SIGTERM)
     out = Path("bench/results")
     out.mkdir(parents=True, exist_ok=True)
     (out / f"latency-{int(time.time())}.json").write_text(json.dumps([asdict(r) for r in all_runs], indent=1))
@@ -220,6 +270,9 @@ async def main_async(args: argparse.Namespace) -> None:
     sys.stdout.write(report(all_runs, "adapter") + "\n\n")
     if args.litellm:
         sys.stdout.write(report(all_runs, "litellm") + "\n\n")
+    if args.bare:
+        sys.stdout.write(report(all_runs, "bare") + "\n\n")
+        sys.stdout.write(report(all_runs, "fleet", "bare") + "\n\n")
     for r in all_runs:
         if r.mode == "fleet":
             sys.stdout.write(
@@ -234,5 +287,6 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--providers", default="openai,anthropic,gemini")
     parser.add_argument("--loads", default="single,hundred")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--litellm", action="store_true", help="add LiteLLM's Router as a third path")
+    parser.add_argument("--litellm", action="store_true", help="add LiteLLM's Router as a further path")
+    parser.add_argument("--bare", action="store_true", help="add the least a Redis queue can do (the floor)")
     asyncio.run(main_async(parser.parse_args(argv)))
