@@ -31,19 +31,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
-def wakeups(pid: int) -> int:
-    """How often the process's main thread went to sleep and was woken (its voluntary context switches)."""
+def _status(pid: int, name: str) -> int:
+    """A number from /proc/{pid}/status (0 when the field is missing)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("voluntary_ctxt_switches:"):
+        if line.startswith(f"{name}:"):
             return int(line.split()[1])
     return 0
 
 
+def wakeups(pid: int) -> int:
+    """How often the process's main thread went to sleep and was woken (its voluntary context switches)."""
+    return _status(pid, "voluntary_ctxt_switches")
+
+
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    return _status(pid, "VmRSS") / 1024
 
 
 def pct(values: Sequence[float], q: float) -> float:

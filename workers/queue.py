@@ -140,7 +140,7 @@ return {{{ARGV[8], verdict, body}}, redis.call('LLEN', KEYS[7])}
 # The common start of finish / defer / reroute. KEYS: request, claimed, held, slots, health, circuit.
 # ARGV: id, element, release, outcome ('ok' | 'err' | ''), bucket, circuit min requests, circuit error
 # rate, open ms. Leaves the claimed list, gives the token back, counts the outcome (opening the circuit
-# when the recent error rate says so), and tells whether the request is still unfinished (a cancel may
+# when the recent error rate says so), keeps the reply channels in `reply`, and tells whether the request is still unfinished (a cancel may
 # have ended it). The scripts return 1 when they changed the job (0: it had ended already), plus 2 when
 # they opened the circuit.
 _SETTLE = """
