@@ -108,19 +108,24 @@ async def redis_server() -> AsyncIterator[RedisProcess]:
 
 @dataclass
 class Fleet:
-    """Redis, the emulator and workers, each its own process, as a user would run them."""
+    """Redis, the emulator and workers, each its own process, as a user would run them; the workers' log lines
+    go to files in `logs`, as to a log collector (not to the load generator, whose CPU is the caller's)."""
 
     redis: RedisProcess
     emulator: Process
     emulator_url: str
     settings: FleetSettings
+    logs: Path
     workers: dict[Provider, list[Process]] = field(default_factory=dict)
 
     def worker_env(self, **extra: str) -> dict[str, str]:
         return worker_env(self.redis.url, self.emulator_url, LLM_KEY_PREFIX=self.settings.key_prefix, **extra)
 
     async def add_workers(self, provider: Provider, n: int = 1, **extra: str) -> list[Process]:
-        procs = [await start_worker(provider, self.worker_env(**extra)) for _ in range(n)]
+        procs = []
+        for _ in range(n):
+            log = self.logs / f"{provider.value}-{sum(map(len, self.workers.values())) + len(procs)}.log"
+            procs.append(await start_worker(provider, self.worker_env(**extra), log))
         self.workers.setdefault(provider, []).extend(procs)
         return procs
 
@@ -140,12 +145,13 @@ async def fleet(*emulator_args: str) -> AsyncIterator[Fleet]:
     async with redis_server() as redis:
         emulator, url = await start_emulator(*emulator_args)
         settings = FleetSettings(REDIS_URL=redis.url, LLM_KEY_PREFIX=f"bench{uuid.uuid4().hex[:6]}")
-        f = Fleet(redis, emulator, url, settings)
+        f = Fleet(redis, emulator, url, settings, Path(tempfile.mkdtemp(prefix="bench-logs-")))
         try:
             yield f
         finally:
             await f.stop_workers()
             await emulator.stop()
+            shutil.rmtree(f.logs, ignore_errors=True)
 
 
 async def redis_counters(url: str) -> dict[str, float]:

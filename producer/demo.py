@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 
 from producer.client import LLMClient
 from schemas.catalog import Provider
@@ -29,6 +30,7 @@ DEMO_MODELS = {
     Provider.GEMINI: "gemini-2.5-flash",
 }
 _READY_TIMEOUT_S = 30.0
+_TAIL_INTERVAL_S = 0.02
 _KEPT_LINES = 5_000  # a long run's log lines are read, not hoarded
 
 
@@ -51,36 +53,53 @@ class Process:
         *,
         name: str,
         ready_event: str,
-        stream: str = "stderr",
         env: Mapping[str, str] | None = None,
+        log: Path | None = None,
     ) -> Process:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "llm_fleet",
-            *args,
-            env={**os.environ, **(env or {})},
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-        )
+        """With `log`, the stderr lines go to that file, as to an operator's log collector, and `lines` holds
+        only those before the ready line: a benchmark's load generator must not be the one reading them."""
+        with contextlib.ExitStack() as files:
+            sink = files.enter_context(log.open("ab")) if log else asyncio.subprocess.PIPE
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "llm_fleet",
+                *args,
+                env={**os.environ, **(env or {})},
+                stdout=asyncio.subprocess.PIPE,
+                stderr=sink,
+                start_new_session=True,
+            )
         self = cls(proc, name)
         self._ready_event = ready_event
-        pipe = proc.stderr if stream == "stderr" else proc.stdout
-        other = proc.stdout if stream == "stderr" else proc.stderr
-        assert pipe is not None and other is not None
-        self._readers = [asyncio.create_task(self._read(pipe)), asyncio.create_task(self._read(other))]
+        assert proc.stdout is not None
+        self._readers = [asyncio.create_task(self._read(proc.stdout))]
+        if log:
+            self._readers.append(asyncio.create_task(self._tail(log)))
+        else:
+            assert proc.stderr is not None
+            self._readers.append(asyncio.create_task(self._read(proc.stderr)))
         await self.wait_ready()
         return self
 
     async def _read(self, pipe: asyncio.StreamReader) -> None:
         async for raw in pipe:
-            line = raw.decode(errors="replace").rstrip()
-            self.lines.append(line)
-            if not self._ready.is_set() and self._ready_event in line:
-                with contextlib.suppress(ValueError):
-                    self.ready_info = json.loads(line)
-                self._ready.set()
+            self._take(raw)
+
+    async def _tail(self, log: Path) -> None:
+        with log.open("rb") as file:
+            while not self._ready.is_set():
+                for raw in file.readlines():
+                    self._take(raw)
+                await asyncio.sleep(_TAIL_INTERVAL_S)
+
+    def _take(self, raw: bytes) -> None:
+        line = raw.decode(errors="replace").rstrip()
+        self.lines.append(line)
+        if not self._ready.is_set() and self._ready_event in line:
+            with contextlib.suppress(ValueError):
+                self.ready_info = json.loads(line)
+            self._ready.set()
 
     async def wait_ready(self) -> None:
         waiter = asyncio.create_task(self._ready.wait())
@@ -108,9 +127,7 @@ class Process:
 
 
 async def start_emulator(*args: str) -> tuple[Process, str]:
-    proc = await Process.start(
-        ["emulator", "--port", "0", *args], name="emulator", ready_event="emulator_ready", stream="stdout"
-    )
+    proc = await Process.start(["emulator", "--port", "0", *args], name="emulator", ready_event="emulator_ready")
     return proc, str(proc.ready_info["url"])
 
 
@@ -128,9 +145,13 @@ def worker_env(redis_url: str, emulator_url: str, **extra: str) -> dict[str, str
     }
 
 
-async def start_worker(provider: Provider, env: Mapping[str, str]) -> Process:
+async def start_worker(provider: Provider, env: Mapping[str, str], log: Path | None = None) -> Process:
     return await Process.start(
-        ["worker", "--provider", provider.value], name=f"{provider.value} worker", ready_event="worker_ready", env=env
+        ["worker", "--provider", provider.value],
+        name=f"{provider.value} worker",
+        ready_event="worker_ready",
+        env=env,
+        log=log,
     )
 
 

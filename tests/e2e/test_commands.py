@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -110,3 +111,24 @@ async def test_sigterm_lets_a_worker_finish_and_leave(fleet_settings: FleetSetti
         assert (await client.result(request.request_id, timeout=10)).provider is Provider.OPENAI
     assert await worker.stop() == 0
     assert any("worker_stopped" in line for line in worker.lines)
+
+
+async def test_a_worker_can_log_to_a_file(fleet_settings: FleetSettings, emulator: str, tmp_path: Path) -> None:
+    """The benchmarks' log collector: the lines land in the file, and the ready line is still seen."""
+    from producer.demo import start_worker, worker_env
+
+    settings = fleet_settings.model_copy(update={"key_prefix": fleet_settings.key_prefix + "-file"})
+    log = tmp_path / "worker.log"
+    worker = await start_worker(
+        Provider.OPENAI, worker_env(settings.redis_url, emulator, LLM_KEY_PREFIX=settings.key_prefix), log
+    )
+    try:
+        assert worker.ready_info["event"] == "worker_ready"
+        async with LLMClient(settings=settings) as client:
+            request = LLMRequest(model="gpt-4.1-mini", messages=[{"role": "user", "content": "to the file"}])
+            await client.complete(request)
+    finally:
+        await worker.stop()
+    done = [json.loads(line) for line in log.read_text().splitlines() if "request_done" in line]
+    assert [d["request_id"] for d in done] == [request.request_id]
+    assert not any("request_done" in line for line in worker.lines)  # read from the file only until ready
