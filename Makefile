@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PACKAGES := schemas redislane producer workers emulator llm_fleet.py
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test bench clean
 
 demo: $(VENV)/.demo
 	$(PY) -m llm_fleet demo

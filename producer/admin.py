@@ -9,17 +9,22 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from schemas.catalog import Provider
+from schemas.catalog import Provider, resolve_model
+from schemas.codec import decode_request
+from schemas.errors import LLMError
 from schemas.keys import Keys
 
 __all__ = ["dead_letters", "provider_health", "retry_dead_letter", "show_request"]
 
-# KEYS: request hash, dead letters, the provider queue.  ARGV: id, deadline, ttl.  A dead letter starts over.
+# KEYS: request hash, dead letters, its model's provider queue, its stream's events.  ARGV: id, deadline, ttl,
+# provider.  A dead letter starts over: on its own model (not the fallback it died on), a stream from no events.
 _RETRY = """
 if redis.call('ZREM', KEYS[2], ARGV[1]) == 0 or redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local element = ARGV[1] .. '\\n0\\n' .. ARGV[2]
 redis.call('HDEL', KEYS[1], 'result', 'finished_at', 'cancel')
-redis.call('HSET', KEYS[1], 'state', 'queued', 'retries', 0, 'route', 0, 'deadline_at', ARGV[2], 'element', element)
+redis.call('DEL', KEYS[4])
+redis.call('HSET', KEYS[1], 'state', 'queued', 'retries', 0, 'route', 0, 'deadline_at', ARGV[2], 'element', element,
+  'provider', ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('LPUSH', KEYS[3], element)
 return 1
@@ -62,21 +67,33 @@ async def show_request(redis: Redis, keys: Keys, request_id: str) -> dict[str, A
 
 async def retry_dead_letter(redis: Redis, keys: Keys, request_id: str, *, timeout_s: float, ttl_s: int) -> bool:
     """Queue a dead letter again (same request_id, fresh deadline); False if it is not a dead letter."""
-    provider = await redis.hget(keys.request(request_id), "provider")  # type: ignore[misc]
-    if provider is None:
+    stored, body = await redis.hmget(keys.request(request_id), ["provider", "body"])  # type: ignore[misc]
+    if stored is None:
         await redis.zrem(keys.dead(), request_id)
         return False
+    provider = _own_provider(body) or stored.decode()
     retried = await redis.eval(  # type: ignore[misc]
         _RETRY,
-        3,
+        4,
         keys.request(request_id),
         keys.dead(),
-        keys.queue(provider.decode()),
+        keys.queue(provider),
+        keys.events(request_id),
         request_id,
         str(time.time() + timeout_s),
         str(ttl_s),
+        provider,
     )
     return bool(retried)
+
+
+def _own_provider(body: bytes | None) -> str | None:
+    """The provider of the request's own model, where a retry starts; None for a body that names no model we
+    know (the stored provider is kept: its worker fails the job, typed, again)."""
+    try:
+        return resolve_model(decode_request(body).model).provider.value
+    except LLMError:
+        return None
 
 
 async def provider_health(redis: Redis, keys: Keys) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""The caller's commands: `complete`, `models`, `demo`."""
+"""The caller's and the operator's commands: `complete`, `stream`, `models`, `health`, `dlq`, `demo`."""
 
 from __future__ import annotations
 

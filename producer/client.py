@@ -157,9 +157,16 @@ class LLMClient:
         redis, _, hub = self._connected()
         wait_s = self.settings.request_timeout_s if timeout is None else timeout
 
+        ours = False  # the request was queued (or joined) by this call: stop it if the caller stops reading
+
         async def start() -> StreamEvent | None:
             """Submit (or check the request exists); a finished request's outcome as a terminal event."""
-            outcome = await self._submit(submit, timeout) if submit is not None else await self._attach(request_id)
+            nonlocal ours
+            if submit is None:
+                outcome = await self._attach(request_id)
+            else:
+                outcome = await self._submit(submit, timeout)  # a refused request is not ours to cancel
+                ours = True
             if outcome is None:
                 return None
             if isinstance(outcome, LLMError):
@@ -183,7 +190,7 @@ class LLMClient:
             raise await self._timeout_error(request_id, wait_s) from None
         finally:
             await events.aclose()
-            if not ended and submit is not None:  # the caller stopped reading: stop the request
+            if not ended and ours:  # the caller stopped reading: stop the request
                 await asyncio.shield(self.cancel(request_id))
 
     async def cancel(self, request_id: str) -> bool:

@@ -18,9 +18,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     provider = Provider(args.provider)
     try:
-        settings = WorkerSettings()
-        if args.concurrency:
-            settings = settings.model_copy(update={"concurrency": args.concurrency})
+        chosen = {} if args.concurrency is None else {"LLM_WORKER_CONCURRENCY": args.concurrency}
+        settings = WorkerSettings(**chosen)  # validated as the variable would be
         settings.api_key(provider)
     except (ValueError, ValidationError) as exc:
         sys.stderr.write(f"llm-fleet worker: {_first_line(exc)}\n")

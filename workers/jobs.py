@@ -45,6 +45,7 @@ log = structlog.get_logger("llm_fleet.worker")
 # before the job is put aside, so that the provider has noticed the close before the token lets another
 # call in: a provider counts a call until it sees it gone, and the fleet-wide limit is what it counts.
 _CLOSED_CALL_LINGER_S = 0.05
+_EARLY_CANCEL_S = 5.0  # how long a cancel for a job not (yet) here is remembered
 
 _WAIT_ERRORS = {
     "cooldown": "is cooling down after a 429",
@@ -65,17 +66,27 @@ class Executor:
         self.relay = EventRelay(queue, coalesce=settings.stream_coalesce)
         self._running: dict[str, asyncio.Task[None]] = {}
         self._cancelled: set[str] = set()
+        # cancels heard before their job reached this worker (the control channel and the claim's reply are
+        # two connections): request_id -> when heard, oldest first, kept for _EARLY_CANCEL_S
+        self._early: dict[str, float] = {}
         self.next_retry_at: float | None = None
         self.retry_due = asyncio.Event()
 
     def track(self, request_id: str, task: asyncio.Task[None]) -> None:
         """The task that runs `request_id` here (so that a cancel finds it, from the moment it is made)."""
         self._running[request_id] = task
+        if self._early.pop(request_id, None) is not None:
+            self.cancel(request_id)
 
     def cancel(self, request_id: str) -> bool:
-        """Stop a request this worker is running (its provider call is closed); False if it runs elsewhere."""
+        """Stop a request this worker is running (its provider call is closed); False if it runs elsewhere
+        (or not yet: a job that reaches this worker within a few seconds is stopped then)."""
         task = self._running.get(request_id)
         if task is None:
+            now = time.monotonic()
+            while self._early and next(iter(self._early.values())) < now - _EARLY_CANCEL_S:
+                del self._early[next(iter(self._early))]
+            self._early[request_id] = now
             return False
         self._cancelled.add(request_id)
         # after the task's first step: a task cancelled before it begins would end without ending its request
@@ -178,7 +189,8 @@ class Executor:
             await self._end(job, request, response, t0, publisher, health=Circuit.OK)
 
     async def _not_run(self, job: Started, request: LLMRequest, t0: float) -> None:
-        """The start script said no: the deadline passed, the worker was lost, or the provider must wait."""
+        """The start script said no: the deadline passed, it was cancelled or its worker lost, or the provider
+        must wait."""
         request_id = job.claimed.request_id
         if job.kind == "wait":  # cooling down, circuit open, or at a rate limit: a fallback now, or later
             kind = ProviderUnavailableError if job.reason == "circuit" else RateLimitedError
@@ -187,7 +199,9 @@ class Executor:
             )
             await self._later(job, request, error, t0, None, waiting=True)
             return
-        if job.kind == "expired":
+        if job.kind == "cancelled":
+            error = RequestCancelledError(f"request {request_id!r} was cancelled", request_id=request_id)
+        elif job.kind == "expired":
             error = DeadlineExceededError(
                 f"request {request_id!r} reached its deadline before a provider was called", request_id=request_id
             )

@@ -53,7 +53,8 @@ _WAITED_OUT: tuple[type[Exception], ...] = (*AWAY, OutOfMemoryError)
 _START_JOB = """
 local function start(element)
   local key = ARGV[1] .. string.match(element, '^[^\\n]*')
-  local job = redis.call('HMGET', key, 'state', 'retries', 'deadline_at', 'reruns', 'attempts', 'worker', 'body')
+  local job = redis.call('HMGET', key, 'state', 'retries', 'deadline_at', 'reruns', 'attempts', 'worker', 'body',
+    'cancel')
   local state = job[1]
   if state ~= 'queued' and state ~= 'running' then
     if redis.call('LREM', KEYS[1], -1, element) > 0 and ARGV[3] == '1' then
@@ -62,6 +63,7 @@ local function start(element)
     return {'skip', 0, 0, 0}, ''
   end
   local retries = tonumber(job[2] or '0')
+  if job[8] then return {'cancelled', 0, retries, 0}, job[7] or '' end  -- cancelled while its worker ran it
   local clock = redis.call('TIME')
   local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
   local deadline = tonumber(job[3] or '0')
@@ -200,6 +202,7 @@ redis.call('HSET', KEYS[1], 'state', 'done', 'result', ARGV[9], 'finished_at', A
 if ARGV[15] == '1' then
   redis.call('EXPIRE', KEYS[1], ARGV[16])
   redis.call('ZADD', KEYS[8], ARGV[10], ARGV[1])
+  redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', tonumber(ARGV[10]) - tonumber(ARGV[16]))  -- hashes gone
 else
   redis.call('EXPIRE', KEYS[1], ARGV[11])
 end
@@ -365,8 +368,8 @@ class Claimed:
 class Started:
     """What the start script decided about a claimed job. `kind` is 'run' (call the provider), 'wait'
     (`wait_s` for `reason`: cooldown, circuit, rpm, tpm), 'expired' (its deadline passed), 'lost' (its
-    worker died mid-call, and re-runs are off or used up: `attempts` calls were started) or 'skip' (done,
-    cancelled or gone: nothing to do)."""
+    worker died mid-call, and re-runs are off or used up: `attempts` calls were started), 'cancelled' (a
+    cancel came while a worker ran it, and it is back: not run again) or 'skip' (done or gone)."""
 
     kind: str
     claimed: Claimed

@@ -100,6 +100,9 @@ class FleetWorker(Worker):
             on_shutdown=self._shutdown,
             poll_delay=0,
         )
+        # arq's own semaphore has a permit more than max_jobs (its start_jobs checks a counter as well); every
+        # permit taken here is a job, so the worker holds exactly its concurrency
+        self.sem = asyncio.BoundedSemaphore(settings.concurrency)
 
     async def _startup(self, ctx: dict[Any, Any]) -> None:  # noqa: ARG002 (arq hook signature)
         self.executor = Executor(self.queue, build_adapter(self.provider, self.settings), self.settings)
@@ -110,7 +113,8 @@ class FleetWorker(Worker):
         await control.subscribe(self.settings.keys.control(self.provider.value))
         # its confirmation, or its refusal raised (an ACL without our channels): a worker that could neither
         # hear cancels nor publish results must not start
-        await control.get_message(timeout=_CONFIRM_S)
+        if await control.get_message(timeout=_CONFIRM_S) is None:
+            raise ConnectionError(f"Redis did not confirm the subscription to our control channel in {_CONFIRM_S} s")
         control.ignore_subscribe_messages = True
         await self._check_eviction()
         self._background = [

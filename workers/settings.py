@@ -57,8 +57,9 @@ class WorkerSettings(FleetSettings):
     circuit_error_rate: float = Field(0.5, alias="LLM_CIRCUIT_ERROR_RATE", gt=0, le=1)
     circuit_min_requests: int = Field(20, alias="LLM_CIRCUIT_MIN_REQUESTS", gt=0)
     circuit_open_s: float = Field(15.0, alias="LLM_CIRCUIT_OPEN", gt=0)
-    """The circuit opens when, over the last 30 s, at least min requests saw this error rate; it stays open
-    (requests go to fallbacks or wait) for circuit_open_s, then lets traffic probe again."""
+    """The circuit opens when, over the last 30 s, at least min requests failed and they are at least
+    circuit_error_rate of the provider's requests; it stays open (requests go to fallbacks or wait) for
+    circuit_open_s, then lets traffic probe again."""
 
     openai_api_key: SecretStr | None = Field(None, alias="OPENAI_API_KEY")
     anthropic_api_key: SecretStr | None = Field(None, alias="ANTHROPIC_API_KEY")

@@ -232,3 +232,14 @@ async def test_a_worker_without_its_key_refuses_to_start(fleet_settings: FleetSe
     )
     assert proc.returncode == 1
     assert "ANTHROPIC_API_KEY" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "-3"])
+def test_a_worker_refuses_a_concurrency_below_one(
+    value: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workers.cli import main
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    assert main(["--provider", "openai", "--concurrency", value]) == 1
+    assert "greater than 0" in capsys.readouterr().err

@@ -118,6 +118,27 @@ async def test_concurrency_limit_holds_across_workers(fleet: Fleet, emulator_url
     assert elapsed >= 40 / 5 * 0.15 * 0.9
 
 
+async def test_a_worker_runs_at_most_its_concurrency(fleet: Fleet) -> None:
+    settings, [worker] = await fleet(Provider.OPENAI, LLM_WORKER_CONCURRENCY="3")
+    claimed = settings.keys.claimed(str(worker.ready_info["worker_id"]))
+    redis = Redis.from_url(settings.redis_url)
+    running: list[int] = []
+
+    async def watch() -> None:
+        while True:
+            running.append(await redis.llen(claimed))  # type: ignore[misc]
+            await asyncio.sleep(0.01)
+
+    watcher = asyncio.create_task(watch())
+    async with LLMClient(settings=settings) as client:
+        requests = [_request("gpt-4.1-mini", f"{i} [[latency_ms=150]]") for i in range(12)]
+        responses = await asyncio.gather(*(client.complete(r, timeout=30) for r in requests))
+    watcher.cancel()
+    await redis.aclose()
+    assert len(responses) == 12
+    assert max(running) == 3  # the queue was longer: reached, never exceeded
+
+
 async def test_a_429_pauses_every_worker_for_its_retry_after(fleet: Fleet, emulator_url: str) -> None:
     settings, _ = await fleet(Provider.OPENAI, n=2)
     async with LLMClient(settings=settings) as client:
@@ -350,6 +371,20 @@ async def test_dead_letters_can_be_shown_and_retried(fleet: Fleet, emulator_url:
         again = await _dead_letter_cli(settings, "retry", request.request_id)
         assert again.returncode == 1 and "not a dead letter" in again.stderr
         assert (await _dead_letter_cli(settings, "show", "nope")).returncode == 1
+
+
+async def test_a_dead_letter_that_fell_back_starts_over_on_its_own_model(fleet: Fleet) -> None:
+    settings, _ = await fleet(Provider.OPENAI, Provider.GEMINI, LLM_MAX_RETRIES="0")
+    async with LLMClient(settings=settings) as client:
+        request = _request(
+            "gpt-4.1-mini", f"{uuid.uuid4()} [[fault=500]] [[fail_times=2]]", fallbacks=["gemini-2.5-flash"]
+        )
+        with pytest.raises(ProviderUnavailableError):  # OpenAI failed, then its fallback
+            await client.complete(request, timeout=20)
+        retried = await _dead_letter_cli(settings, "retry", request.request_id)
+        assert retried.returncode == 0, retried.stderr
+        response = await client.result(request.request_id, timeout=20)
+    assert (response.provider, response.fallback_from) == (Provider.OPENAI, None)
 
 
 async def _cli(settings: FleetSettings, args: list[str]) -> subprocess.CompletedProcess[str]:

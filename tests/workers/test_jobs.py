@@ -117,15 +117,23 @@ class _Waiting:
     async def aclose(self) -> None: ...
 
 
+async def _claimed(
+    redis: Redis, settings: WorkerSettings, client: LLMClient, worker: str = "w1"
+) -> tuple[LLMRequest, WorkerQueue, Started]:
+    """A request submitted and claimed (started: running) by `worker`."""
+    request = LLMRequest(model="gpt-4.1-mini", messages=[{"role": "user", "content": "hi"}])
+    await client.submit(request)
+    queue = WorkerQueue(redis, settings.keys, "openai", worker, result_ttl_s=60, stream_ttl_s=60)
+    [job] = await queue.claim(timeout_s=5)
+    return request, queue, job
+
+
 async def test_an_adopted_job_whose_start_is_refused_for_good_makes_no_call_and_stays_claimed(
     redis: Redis, settings: WorkerSettings, client: LLMClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A job adopted from the claimed list is started by its task; when Redis refuses that start for longer
     than the worker rides out, no provider call is made and the job stays claimed, to be adopted again."""
-    request = LLMRequest(model="gpt-4.1-mini", messages=[{"role": "user", "content": "hi"}])
-    await client.submit(request)
-    queue = WorkerQueue(redis, settings.keys, "openai", "w1", result_ttl_s=60, stream_ttl_s=60)
-    [job] = await queue.claim(timeout_s=5)
+    request, queue, job = await _claimed(redis, settings, client)
     adapter = _Waiting()
 
     async def refused(_: Claimed, *, again: bool) -> Started:
@@ -143,10 +151,7 @@ async def test_a_cancel_that_comes_before_the_task_begins_still_ends_the_request
 ) -> None:
     """A claim starts its job in Redis (running) before the worker has made its task: a cancel heard in
     between finds the task and ends the request as cancelled, closing the call."""
-    request = LLMRequest(model="gpt-4.1-mini", messages=[{"role": "user", "content": "hi"}])
-    await client.submit(request)
-    queue = WorkerQueue(redis, settings.keys, "openai", "w1", result_ttl_s=60, stream_ttl_s=60)
-    [job] = await queue.claim(timeout_s=5)
+    request, queue, job = await _claimed(redis, settings, client)
     adapter = _Waiting()
     executor = Executor(queue, adapter, settings)  # type: ignore[arg-type]
     task = asyncio.create_task(executor.run(job.claimed, job))
@@ -157,3 +162,35 @@ async def test_a_cancel_that_comes_before_the_task_begins_still_ends_the_request
         await client.result(request.request_id, timeout=5)
     assert await queue.claimed() == []
     assert not executor.cancel(request.request_id)  # no longer here
+
+
+async def test_a_cancel_heard_before_its_job_arrives_stops_it_when_it_does(
+    redis: Redis, settings: WorkerSettings, client: LLMClient
+) -> None:
+    """The control channel and the claim's reply come on two connections: a cancel may be heard first."""
+    request, queue, job = await _claimed(redis, settings, client)
+    adapter = _Waiting()
+    executor = Executor(queue, adapter, settings)  # type: ignore[arg-type]
+    assert not executor.cancel(request.request_id)  # its job is not here yet
+    task = asyncio.create_task(executor.run(job.claimed, job))
+    executor.track(request.request_id, task)
+    await asyncio.wait_for(task, 5)
+    with pytest.raises(RequestCancelledError):
+        await client.result(request.request_id, timeout=5)
+
+
+async def test_a_job_cancelled_while_its_worker_died_is_not_run_again(
+    redis: Redis, settings: WorkerSettings, client: LLMClient
+) -> None:
+    request, _, running = await _claimed(redis, settings, client, worker="dead")
+    assert running.kind == "run"
+    alive = WorkerQueue(redis, settings.keys, "openai", "alive", result_ttl_s=60, stream_ttl_s=60)
+    assert await client.cancel(request.request_id)  # flagged and told to the workers: nobody hears it
+    assert await alive.release("dead") == 1
+    [job] = await alive.claim(timeout_s=5)
+    assert job.kind == "cancelled"
+    adapter = _Unwritable()
+    await Executor(alive, adapter, settings).run(job.claimed, job)  # type: ignore[arg-type]
+    assert adapter.calls == 0
+    with pytest.raises(RequestCancelledError):
+        await client.result(request.request_id, timeout=5)

@@ -124,6 +124,19 @@ async def test_same_id_with_another_body_is_refused(fleet_client: LLMClient) -> 
         await fleet_client.submit(other)
 
 
+async def test_a_refused_stream_leaves_the_request_it_collided_with_alone(
+    fleet_client: LLMClient, redis: Redis, settings: FleetSettings
+) -> None:
+    request = _request()
+    await fleet_client.submit(request)
+    other = LLMRequest.model_validate({**request.model_dump(), "messages": [{"role": "user", "content": "else"}]})
+    with pytest.raises(RequestConflictError, match=request.request_id):
+        async for _ in fleet_client.events(other):
+            pass
+    assert await redis.hget(settings.keys.request(request.request_id), Field.STATE) == b"queued"
+    assert await redis.llen(settings.keys.queue("openai")) == 1
+
+
 async def test_invalid_request_is_refused_before_queueing(
     fleet_client: LLMClient, redis: Redis, settings: FleetSettings
 ) -> None:
@@ -450,3 +463,16 @@ class _Clock:
 
     def time(self) -> float:
         return self.now
+
+
+async def test_the_dead_letter_set_forgets_letters_whose_hash_expired(
+    fleet_client: LLMClient, redis: Redis, settings: FleetSettings
+) -> None:
+    week = 7 * 86400
+    await redis.zadd(settings.keys.dead(), {"long-gone": time.time() - week - 60, "recent": time.time() - 60})
+    request = _request()
+    await fleet_client.submit(request)
+    [started] = await _queue(redis, settings.keys).claim(timeout_s=5)
+    await _queue(redis, settings.keys).finish(started.claimed, encode_error(UnknownModelError("x")), dead=True)
+    letters = await redis.zrange(settings.keys.dead(), 0, -1)
+    assert sorted(letters) == sorted([b"recent", request.request_id.encode()])

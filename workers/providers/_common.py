@@ -190,10 +190,15 @@ def provider_error(
 
 
 def redact(error: ProviderError, secret: str) -> ProviderError:
-    """The same error without `secret` in its message (a provider may echo the key it was sent)."""
-    if secret not in error.message:
-        return error
-    return type(error)(error.message.replace(secret, "[redacted]"), **error.details)
+    """The same error without `secret` in its message (a provider may echo the key it was sent), nor the
+    part of it left where the message was cut at its length limit."""
+    message = error.message.replace(secret, "[redacted]")
+    if message.endswith("..."):
+        head = message[:-3]
+        cut = next((n for n in range(min(len(secret), len(head)), 3, -1) if head.endswith(secret[:n])), 0)
+        if cut:
+            message = head[:-cut] + "[redacted]..."
+    return error if message == error.message else type(error)(message, **error.details)
 
 
 def class_for_status(status: int) -> type[ProviderError]:

@@ -198,6 +198,17 @@ def test_redact_removes_the_key_and_keeps_class_and_details() -> None:
     assert _common.redact(clean, "sk-live-123") is clean
 
 
+def test_redact_removes_a_key_cut_by_the_length_limit() -> None:
+    key = "sk-live-0123456789abcdef"
+    err = _common.provider_error(BadRequestError, P, "x" * 490 + f" key {key} rejected")
+    kept = err.message.removesuffix("...").rsplit(" ", 1)[1]  # the part of the key before the cut
+    assert kept and key.startswith(kept) and key not in err.message
+
+    clean = _common.redact(err, key)
+
+    assert kept not in clean.message and clean.message.endswith(" key [redacted]...")
+
+
 @pytest.mark.parametrize("body", [b"[1, 2]", b'"text"', b"42"])
 def test_a_json_body_that_is_not_an_object_is_malformed(body: bytes) -> None:
     with pytest.raises(TypeError) as caught:
