@@ -6,6 +6,7 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -14,6 +15,14 @@ from emulator.replies import Tags
 RECORDED_REQUESTS = 10_000  # recent requests kept for /_emulator/requests
 COUNTED_KEYS = 100_000  # distinct trace ids / prompt hashes counted; the oldest are dropped beyond this
 TOTAL = "total"
+_CREDENTIALS = frozenset({"authorization", "x-api-key", "x-goog-api-key"})
+
+
+def _masked(secret: str) -> str:
+    """A credential as kept and served: its scheme and last four characters (a real key may reach the
+    emulator by mistake; what it records is served to anyone who asks)."""
+    scheme, _, value = secret.rpartition(" ")
+    return f"{scheme} ...{value[-4:]}".lstrip()
 
 
 class Stats:
@@ -39,7 +48,10 @@ class Stats:
 
     def opened(self, provider: str, request: web.Request, body: Any) -> None:
         """Count a request and record its path, headers (lowercased) and body."""
-        headers = {name.lower(): value for name, value in request.headers.items()}
+        headers = {
+            name.lower(): _masked(value) if name.lower() in _CREDENTIALS else value
+            for name, value in request.headers.items()
+        }
         trace_id = headers.get("x-trace-id")
         for key in (provider, TOTAL):
             self.requests[key] += 1
@@ -53,7 +65,7 @@ class Stats:
                 "provider": provider,
                 "method": request.method,
                 "path": request.path,
-                "query": request.query_string,
+                "query": urlencode([(k, _masked(v) if k == "key" else v) for k, v in request.query.items()]),
                 "headers": headers,
                 "body": body,
             }

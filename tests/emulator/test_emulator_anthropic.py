@@ -165,7 +165,7 @@ async def test_request_headers_and_body_are_recorded(anthropic_client: anthropic
     (recorded,) = await control.requests(trace_id="trace-anthropic-1")
     assert recorded["path"] == "/v1/messages"
     assert {name.lower(): value for name, value in headers.items()}.items() <= recorded["headers"].items()
-    assert recorded["headers"]["authorization"] == "Bearer sk-ant-test"
+    assert recorded["headers"]["authorization"] == "Bearer ...test"  # the key sent, kept masked
     assert recorded["body"] == {"max_tokens": 10, "messages": user("Hi"), "model": MODEL}
 
 

@@ -153,8 +153,16 @@ async def test_request_headers_and_body_are_recorded(gemini_client: genai.Client
     (recorded,) = await control.requests(trace_id="trace-gemini-1")
     assert recorded["path"].endswith(f"/models/{MODEL}:generateContent")
     assert {name.lower(): value for name, value in headers.items()}.items() <= recorded["headers"].items()
-    assert recorded["headers"]["x-goog-api-key"] == "gemini-test"
+    assert recorded["headers"]["x-goog-api-key"] == "...test"  # the key sent, kept masked
     assert recorded["body"] == {**user("Hi"), "generationConfig": {"maxOutputTokens": 5}}
+
+
+async def test_a_key_in_the_query_is_accepted_and_kept_masked(control: Any) -> None:
+    await control.reset()
+    status, _, _ = await control.post(f"{PATH}:generateContent?key=AIza-real-9876", user("Hi"), {})
+    assert status == 200
+    (recorded,) = await control.requests()
+    assert "9876" in recorded["query"] and "AIza-real" not in recorded["query"]
 
 
 async def test_response_has_the_published_shape(control: Any) -> None:
