@@ -96,13 +96,13 @@ def _own_provider(body: bytes | None) -> str | None:
         return None
 
 
-async def provider_health(redis: Redis, keys: Keys) -> list[dict[str, Any]]:
+async def provider_health(redis: Redis, keys: Keys, *, dead_after_s: float) -> list[dict[str, Any]]:
     """Per provider: circuit state (closed / open / half-open: traffic flows again after an open period and
     the circuit reopens by the same rule), cooldown, recent error rate, queue depth, live workers."""
     now = time.time()
     bucket = int(now // _BUCKET_S)
     seconds, micros = await redis.time()  # the heartbeats are on Redis's clock
-    alive_since = seconds + micros / 1e6 - 10
+    alive_since = seconds + micros / 1e6 - dead_after_s
     rows = []
     for provider in Provider:
         p = provider.value

@@ -120,7 +120,7 @@ async def _admin(args: argparse.Namespace) -> None:
     redis = Redis.from_url(settings.redis_url)
     try:
         if args.command == "health":
-            _table(await provider_health(redis, settings.keys))
+            _table(await provider_health(redis, settings.keys, dead_after_s=settings.dead_after_s))
         elif args.action == "list":
             _table(await dead_letters(redis, settings.keys))
         elif args.action == "show":

@@ -41,7 +41,6 @@ __all__ = ["LLMClient"]
 log = structlog.get_logger("llm_fleet.producer")
 
 _REDIS_RETRIES = 20  # with backoff capped at 1 s: rides out a Redis restart of ~15 s
-_WORKER_ALIVE_S = 10.0  # a worker whose heartbeat is older than this is not counted as serving
 _DEADLINE_GRACE_S = 0.5  # how much longer than its budget `complete` waits to hear the worker's verdict
 Outcome = LLMResponse | LLMError
 
@@ -319,7 +318,7 @@ class LLMClient:
         provider_name = provider.decode() if provider else "?"
         workers_key = self.keys.workers(provider_name)
         seconds, micros = await riding_out(redis.time)  # the heartbeats are on Redis's clock
-        alive_since = seconds + micros / 1e6 - _WORKER_ALIVE_S
+        alive_since = seconds + micros / 1e6 - self.settings.dead_after_s
         workers = await riding_out(lambda: redis.zcount(workers_key, alive_since, "+inf"))
         queued = state == State.QUEUED.encode()
         where = "still queued" if queued else (state or b"gone").decode()

@@ -27,6 +27,13 @@ class FleetSettings(BaseSettings):
     """Requests a provider's queue holds; beyond it `submit` raises `QueueFullError`."""
     dead_letter_ttl_s: int = Field(7 * 86400, alias="LLM_DEAD_LETTER_TTL", gt=0)
     """How long requests that failed for good are kept for inspection and retry, in seconds."""
+    heartbeat_s: float = Field(2.0, alias="LLM_HEARTBEAT_INTERVAL", gt=0)
+    """How often a worker refreshes its heartbeat; it is presumed dead after 5 missed beats (`dead_after_s`),
+    and the callers' and operators' counts of live workers use the same rule."""
+
+    @property
+    def dead_after_s(self) -> float:
+        return self.heartbeat_s * 5
 
     @property
     def keys(self) -> Keys:

@@ -37,7 +37,6 @@ __all__ = ["FleetWorker", "run_worker"]
 
 log = structlog.get_logger("llm_fleet.worker")
 
-_DEAD_AFTER_BEATS = 5
 _RETRY_CLAIM_S = 0.2
 _CLAIM_AT_ONCE = 100  # the most jobs one claim script takes
 _ARQ_HEALTH_S = 30.0  # arq's own health-check key; our heartbeat is the liveness signal
@@ -156,7 +155,7 @@ class FleetWorker(Worker):
         log.info("worker_stopped", worker_id=self.worker_id, requeued=requeued)
 
     async def _beat(self) -> None:
-        claimed, dead_workers, returned = await self.queue.heartbeat(self.settings.heartbeat_s * _DEAD_AFTER_BEATS)
+        claimed, dead_workers, returned = await self.queue.heartbeat(self.settings.dead_after_s)
         if returned:
             log.warning("tokens_returned", worker_id=self.worker_id, tokens=returned)
         if claimed > len(self.tasks):  # a claim whose reply was lost (Redis went away): adopt it

@@ -29,8 +29,6 @@ class WorkerSettings(FleetSettings):
     anthropic_max_tokens: int = Field(4096, alias="LLM_ANTHROPIC_MAX_TOKENS", gt=0)
     """max_tokens sent to Anthropic (which requires it) when a request gives none."""
     provider_timeout_s: float = Field(600.0, alias="LLM_PROVIDER_TIMEOUT", gt=0)
-    heartbeat_s: float = Field(2.0, alias="LLM_HEARTBEAT_INTERVAL", gt=0)
-    """How often a worker refreshes its heartbeat; it is presumed dead after 5 missed beats."""
     shutdown_grace_s: int = Field(30, alias="LLM_SHUTDOWN_GRACE", ge=0)
 
     max_retries: int = Field(3, alias="LLM_MAX_RETRIES", ge=0)

@@ -212,6 +212,19 @@ async def test_circuit_opens_and_is_visible(fleet: Fleet) -> None:
         assert time.perf_counter() - started < 0.5 and caught.value.retry_after > 1
 
 
+async def test_health_counts_a_worker_live_by_the_heartbeat_rule(fleet: Fleet) -> None:
+    settings, [worker] = await fleet(Provider.GEMINI)  # beats every 0.5 s: presumed dead 2.5 s after its last
+
+    async def live() -> str:
+        health = await _cli(settings, ["health"], LLM_HEARTBEAT_INTERVAL="0.5")
+        return next(line for line in health.stdout.splitlines() if line.startswith("gemini")).split()[-1]
+
+    assert await live() == "1"
+    await worker.stop(signal.SIGKILL)
+    await asyncio.sleep(3)
+    assert await live() == "0"
+
+
 async def test_an_expired_request_never_reaches_the_provider(
     fleet: Fleet, redis_server: RedisServer, emulator_url: str
 ) -> None:
@@ -387,8 +400,8 @@ async def test_a_dead_letter_that_fell_back_starts_over_on_its_own_model(fleet: 
     assert (response.provider, response.fallback_from) == (Provider.OPENAI, None)
 
 
-async def _cli(settings: FleetSettings, args: list[str]) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "REDIS_URL": settings.redis_url, "LLM_KEY_PREFIX": settings.key_prefix}
+async def _cli(settings: FleetSettings, args: list[str], **extra: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "REDIS_URL": settings.redis_url, "LLM_KEY_PREFIX": settings.key_prefix, **extra}
     return await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "llm_fleet", *args],
