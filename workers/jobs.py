@@ -78,6 +78,11 @@ class Executor:
         if self._early.pop(request_id, None) is not None:
             self.cancel(request_id)
 
+    @property
+    def running(self) -> list[str]:
+        """The requests this worker runs now."""
+        return list(self._running)
+
     def cancel(self, request_id: str) -> bool:
         """Stop a request this worker is running (its provider call is closed); False if it runs elsewhere
         (or not yet: a job that reaches this worker within a few seconds is stopped then)."""

@@ -26,7 +26,7 @@ from redis.exceptions import OutOfMemoryError
 from redis.typing import EncodableT
 
 from redislane import AWAY, Lane, Script
-from schemas.keys import Keys
+from schemas.keys import Field, Keys
 
 __all__ = ["Circuit", "Claimed", "Limits", "Started", "WorkerQueue"]
 
@@ -644,6 +644,19 @@ class WorkerQueue:
         """Every job in our claimed list (to find one a lost reply left there)."""
         elements: list[bytes] = await self._riding_out(lambda: self.redis.lrange(self.claimed_key, 0, -1))  # type: ignore[arg-type,return-value]
         return [Claimed.parse(e) for e in elements]
+
+    async def cancelled(self, request_ids: list[str]) -> list[str]:
+        """Those of `request_ids` a caller has asked to stop (the flag the cancel script sets with its
+        broadcast): what a worker that could not hear the broadcast missed."""
+
+        async def flags() -> list[int]:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for request_id in request_ids:
+                    pipe.hexists(self.keys.request(request_id), Field.CANCEL)
+                return await pipe.execute()
+
+        flagged = await self._riding_out(flags)
+        return [request_id for request_id, flag in zip(request_ids, flagged, strict=True) if flag]
 
     async def release(self, worker_id: str) -> int:
         """Requeue every job `worker_id` holds and return its tokens (a dead worker's, or ours at shutdown)."""

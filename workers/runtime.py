@@ -114,7 +114,6 @@ class FleetWorker(Worker):
         # hear cancels nor publish results must not start
         if await control.get_message(timeout=_CONFIRM_S) is None:
             raise ConnectionError(f"Redis did not confirm the subscription to our control channel in {_CONFIRM_S} s")
-        control.ignore_subscribe_messages = True
         await self._check_eviction()
         self._background = [
             asyncio.create_task(self._beat_forever(), name="heartbeat"),
@@ -188,12 +187,19 @@ class FleetWorker(Worker):
                 )
 
     async def _follow_control(self, control: PubSub) -> None:
-        """Every worker of the provider hears `cancel ID`: stop it if it runs here."""
+        """Every worker of the provider hears `cancel ID`: stop it if it runs here. A subscription confirmed
+        again (redis-py reconnects and resubscribes by itself) may have missed cancels: they are read from
+        the jobs' flags, which the cancel script sets before its broadcast."""
         while True:
             try:
                 message = await control.get_message(timeout=None)
+                if message is not None and message["type"] == "subscribe" and self.executor is not None:
+                    for request_id in await self.queue.cancelled(self.executor.running):
+                        self.executor.cancel(request_id)
+                        log.info("request_cancelling", request_id=request_id, missed=True)
+                    continue
             except (RedisError, OSError):
-                await asyncio.sleep(_RETRY_CLAIM_S)  # redis-py reconnects and resubscribes on the next read
+                await asyncio.sleep(_RETRY_CLAIM_S)
                 continue
             if message is None or self.executor is None:
                 continue

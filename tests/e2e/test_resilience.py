@@ -28,6 +28,7 @@ from schemas.errors import (
     ProviderTimeoutError,
     ProviderUnavailableError,
     QueueFullError,
+    RequestCancelledError,
     WorkerLostError,
 )
 from schemas.events import DeltaEvent, DoneEvent, StreamEvent
@@ -594,6 +595,35 @@ async def test_a_redis_gone_silent_is_left_for_new_connections(redis_server: Red
     assert response.content
     assert 5 < served_in < 15  # a command overdue after 5 s (beyond its blocking time), seen within a second
     assert any("redis_silent" in line for line in worker.lines)
+
+
+async def test_a_cancel_sent_while_a_worker_lost_its_channel_still_stops_the_call(
+    redis_server: RedisServer, emulator_url: str
+) -> None:
+    """The worker's connections to Redis are cut mid-call and the cancel is broadcast before it has
+    subscribed again: it finds the cancel in the job's flag once it has, and closes the call."""
+    async with Proxy(redis_server.port) as proxy:
+        prefix = uuid.uuid4().hex[:8]
+        env = worker_env(f"redis://127.0.0.1:{proxy.port}/0", emulator_url, LLM_KEY_PREFIX=prefix)
+        worker = await start_worker(Provider.OPENAI, env)
+        settings = FleetSettings(REDIS_URL=redis_server.url, LLM_KEY_PREFIX=prefix)
+        try:
+            async with LLMClient(settings=settings) as client:
+                request = _request("gpt-4.1-mini", f"{uuid.uuid4()} [[latency_ms=20000]]")
+                await client.submit(request)
+                await wait_for_calls(emulator_url, request.trace_id)
+                proxy.delay_s = 0.3  # what the worker sends on its new connections reaches Redis late
+                proxy.cut()
+                await asyncio.sleep(0.05)  # Redis has dropped the worker's subscription, and not yet renewed it
+                assert await client.cancel(request.request_id)
+                started = time.perf_counter()
+                with pytest.raises(RequestCancelledError):
+                    await client.result(request.request_id, timeout=20)
+                stopped_in = time.perf_counter() - started
+        finally:
+            await worker.stop()
+    assert stopped_in < 5  # not the call's 20 s
+    assert any('"missed": true' in line and "request_cancelling" in line for line in worker.lines)
 
 
 async def test_a_request_that_kills_every_worker_it_reaches_stops_being_rerun(fleet: Fleet, emulator_url: str) -> None:
