@@ -40,10 +40,6 @@ class ModelInfo(BaseModel):
         (the anthropic 2.x SDK has no such parameter); 0 to 2 elsewhere (the request's own bound)."""
         return not self.reasoning and self.provider is not Provider.ANTHROPIC
 
-    @property
-    def requires_max_tokens(self) -> bool:
-        return self.provider is Provider.ANTHROPIC
-
 
 def _m(id: str, provider: Provider, *aliases: str, retired: bool = False, reasoning: bool = False) -> ModelInfo:
     return ModelInfo(
