@@ -75,7 +75,8 @@ class Executor:
     def track(self, request_id: str, task: asyncio.Task[None]) -> None:
         """The task that runs `request_id` here (so that a cancel finds it, from the moment it is made)."""
         self._running[request_id] = task
-        if self._early.pop(request_id, None) is not None:
+        heard = self._early.pop(request_id, None)
+        if heard is not None and time.monotonic() - heard < _EARLY_CANCEL_S:
             self.cancel(request_id)
 
     @property
@@ -91,6 +92,7 @@ class Executor:
             now = time.monotonic()
             while self._early and next(iter(self._early.values())) < now - _EARLY_CANCEL_S:
                 del self._early[next(iter(self._early))]
+            self._early.pop(request_id, None)  # heard again: it moves to the end, the order stays by time
             self._early[request_id] = now
             return False
         self._cancelled.add(request_id)

@@ -194,3 +194,19 @@ async def test_a_job_cancelled_while_its_worker_died_is_not_run_again(
     assert adapter.calls == 0
     with pytest.raises(RequestCancelledError):
         await client.result(request.request_id, timeout=5)
+
+
+async def test_a_cancel_heard_long_before_is_forgotten(
+    redis: Redis, settings: WorkerSettings, client: LLMClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("workers.jobs._EARLY_CANCEL_S", 0.0)  # every early cancel is already too old
+    request, queue, job = await _claimed(redis, settings, client)
+    adapter = _Waiting()
+    executor = Executor(queue, adapter, settings)  # type: ignore[arg-type]
+    assert not executor.cancel(request.request_id)
+    task = asyncio.create_task(executor.run(job.claimed, job))
+    executor.track(request.request_id, task)
+    await asyncio.wait_for(adapter.started.wait(), 5)  # the call went out: the old cancel did not stop it
+    assert executor.cancel(request.request_id)
+    await asyncio.wait_for(task, 5)
+    assert adapter.closed.is_set()
