@@ -22,6 +22,7 @@ from producer.streams import read_events
 from redislane import AWAY
 from schemas.codec import decode_outcome, encode_error
 from schemas.errors import (
+    FleetUnavailableError,
     LLMError,
     QueueFullError,
     RequestCancelledError,
@@ -156,7 +157,7 @@ class LLMClient:
         redis, _, hub = self._connected()
         wait_s = self.settings.request_timeout_s if timeout is None else timeout
 
-        ours = False  # the request was queued (or joined) by this call: stop it if the caller stops reading
+        ours = submit is not None  # queued (or joined) by this call: stopped if the caller stops reading
 
         async def start() -> StreamEvent | None:
             """Submit (or check the request exists); a finished request's outcome as a terminal event."""
@@ -164,8 +165,11 @@ class LLMClient:
             if submit is None:
                 outcome = await self._attach(request_id)
             else:
-                outcome = await self._submit(submit, timeout)  # a refused request is not ours to cancel
-                ours = True
+                try:
+                    outcome = await self._submit(submit, timeout)
+                except LLMError as exc:  # refused, nothing queued: the request (if any) is another caller's
+                    ours = isinstance(exc, FleetUnavailableError)  # Redis away: the submit may have landed
+                    raise
             if outcome is None:
                 return None
             if isinstance(outcome, LLMError):

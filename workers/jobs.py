@@ -66,6 +66,7 @@ class Executor:
         self.relay = EventRelay(queue, coalesce=settings.stream_coalesce)
         self._running: dict[str, asyncio.Task[None]] = {}
         self._cancelled: set[str] = set()
+        self._calling: set[str] = set()  # the requests whose provider call is under way: a cancel interrupts it
         # cancels heard before their job reached this worker (the control channel and the claim's reply are
         # two connections): request_id -> when heard, oldest first, kept for _EARLY_CANCEL_S
         self._early: dict[str, float] = {}
@@ -81,11 +82,12 @@ class Executor:
 
     @property
     def running(self) -> list[str]:
-        """The requests this worker runs now."""
-        return list(self._running)
+        """The requests this worker runs now and has not been asked to stop."""
+        return [request_id for request_id in self._running if request_id not in self._cancelled]
 
     def cancel(self, request_id: str) -> bool:
-        """Stop a request this worker is running (its provider call is closed); False if it runs elsewhere
+        """Stop a request this worker is running: its provider call is closed, or never made (a cancel that
+        comes after the call is let be: the request is ending with its answer). False if it runs elsewhere
         (or not yet: a job that reaches this worker within a few seconds is stopped then)."""
         task = self._running.get(request_id)
         if task is None:
@@ -95,9 +97,10 @@ class Executor:
             self._early.pop(request_id, None)  # heard again: it moves to the end, the order stays by time
             self._early[request_id] = now
             return False
-        self._cancelled.add(request_id)
-        # after the task's first step: a task cancelled before it begins would end without ending its request
-        asyncio.get_running_loop().call_soon(task.cancel)
+        if request_id not in self._cancelled:  # once: a second cancel must not cut the request's end short
+            self._cancelled.add(request_id)
+            if request_id in self._calling:  # the task waits inside the call: that is where it is cancelled
+                task.cancel()
         return True
 
     async def run(self, claimed: Claimed, job: Started | None, *, again: bool = False) -> None:
@@ -108,13 +111,12 @@ class Executor:
         finally:
             self._running.pop(claimed.request_id, None)
             self._cancelled.discard(claimed.request_id)
+            self._calling.discard(claimed.request_id)
 
     async def _run(self, claimed: Claimed, job: Started | None, again: bool) -> None:
         t0 = time.perf_counter()
-        if job is None:
-            job = await self._adopted(claimed, again)
-            if job is None:
-                return
+        if job is None:  # adopted: started here (shielded: a stopping worker's start still completes)
+            job = await asyncio.shield(self.queue.start(claimed, again=again))
         try:
             request = decode_request(job.claimed.body)  # read by the script that started it
             model = self._model(request, job.route)
@@ -144,21 +146,6 @@ class Executor:
             )
         await self._call_and_end(job, request, model, t0)
 
-    async def _adopted(self, claimed: Claimed, again: bool) -> Started | None:
-        """Start a job adopted from our claimed list; None when it was cancelled meanwhile (then it is ended
-        here, unless it had ended already)."""
-        starting = asyncio.ensure_future(self.queue.start(claimed, again=again))
-        try:
-            return await asyncio.shield(starting)
-        except asyncio.CancelledError:
-            if claimed.request_id not in self._cancelled:
-                raise  # stopping: the job stays claimed (requeued at exit)
-        job = await starting  # cancelled by its caller while the start script ran
-        if job.kind != "skip":
-            cancelled = RequestCancelledError(f"request {claimed.request_id!r} was cancelled")
-            await self._end(job, None, cancelled, time.perf_counter(), None, health=Circuit.NONE)
-        return None
-
     async def _provider_call(
         self, request: LLMRequest, model: ModelInfo, publisher: EventPublisher | None, deadline_at: float
     ) -> LLMResponse:
@@ -171,7 +158,13 @@ class Executor:
         request_id = job.claimed.request_id
         publisher = self.relay.publisher(request_id) if request.stream else None
         try:
-            response = await self._provider_call(request, model, publisher, job.deadline_at)
+            if request_id in self._cancelled:  # before its call went out
+                raise asyncio.CancelledError
+            self._calling.add(request_id)
+            try:
+                response = await self._provider_call(request, model, publisher, job.deadline_at)
+            finally:
+                self._calling.discard(request_id)
         except TimeoutError:
             error: LLMError = DeadlineExceededError(
                 f"request {request_id!r} ran out of time during the provider call", request_id=request_id

@@ -210,3 +210,38 @@ async def test_a_cancel_heard_long_before_is_forgotten(
     assert executor.cancel(request.request_id)
     await asyncio.wait_for(task, 5)
     assert adapter.closed.is_set()
+
+
+class _Quick:
+    """Answers at once, with a plain text."""
+
+    provider = Provider.OPENAI
+
+    async def complete(self, request: LLMRequest, model: ModelInfo) -> LLMResponse:
+        return _response(request, model).model_copy(update={"content": "fine"})
+
+    async def open(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+async def test_a_cancel_that_comes_after_the_call_lets_the_request_end_with_its_answer(
+    redis: Redis, settings: WorkerSettings, client: LLMClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    request, queue, job = await _claimed(redis, settings, client)
+    executor = Executor(queue, _Quick(), settings)  # type: ignore[arg-type]
+    finishing, finish = asyncio.Event(), queue.finish
+
+    async def slow_finish(*args: object, **kwargs: object) -> bool:
+        finishing.set()
+        await asyncio.sleep(0.1)
+        return await finish(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(queue, "finish", slow_finish)
+    task = asyncio.create_task(executor.run(job.claimed, job))
+    executor.track(request.request_id, task)
+    await asyncio.wait_for(finishing.wait(), 5)
+    assert executor.cancel(request.request_id) and executor.cancel(request.request_id)  # twice, even
+    await asyncio.wait_for(task, 5)
+    assert (await client.result(request.request_id, timeout=5)).content == "fine"
+    assert await queue.claimed() == []

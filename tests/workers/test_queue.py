@@ -137,6 +137,24 @@ async def test_a_refused_stream_leaves_the_request_it_collided_with_alone(
     assert await redis.llen(settings.keys.queue("openai")) == 1
 
 
+async def test_a_stream_abandoned_while_its_submit_is_in_flight_is_cancelled(
+    fleet_client: LLMClient, redis: Redis, settings: FleetSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    submit = fleet_client._submit
+
+    async def queued_then_abandoned(request: LLMRequest, timeout: float | None = None) -> object:
+        await submit(request, timeout)  # the script has queued it, and the caller goes away before its reply
+        raise asyncio.CancelledError
+
+    monkeypatch.setattr(fleet_client, "_submit", queued_then_abandoned)
+    request = _request()
+    with pytest.raises(asyncio.CancelledError):
+        async for _ in fleet_client.events(request):
+            pass
+    assert await redis.hget(settings.keys.request(request.request_id), Field.STATE) == b"done"  # cancelled
+    assert await redis.llen(settings.keys.queue("openai")) == 0
+
+
 async def test_invalid_request_is_refused_before_queueing(
     fleet_client: LLMClient, redis: Redis, settings: FleetSettings
 ) -> None:
