@@ -28,6 +28,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from redislane import AWAY
 from schemas.catalog import Provider
+from workers import control as control_channel
 from workers.jobs import Executor
 from workers.providers import build_adapter
 from workers.queue import Claimed, Limits, Started, WorkerQueue
@@ -117,7 +118,7 @@ class FleetWorker(Worker):
         await self._check_eviction()
         self._background = [
             asyncio.create_task(self._beat_forever(), name="heartbeat"),
-            asyncio.create_task(self._follow_control(control), name="control"),
+            asyncio.create_task(self._follow_control(control, self.executor), name="control"),
             asyncio.create_task(self._promote_retries(self.executor), name="retries"),
             asyncio.create_task(self._drop_silent_connections(), name="silence"),
         ]
@@ -186,26 +187,23 @@ class FleetWorker(Worker):
                     "redis_silent", worker_id=self.worker_id, overdue=overdue, answer_s=self.queue.lane.answer_s
                 )
 
-    async def _follow_control(self, control: PubSub) -> None:
-        """Every worker of the provider hears `cancel ID`: stop it if it runs here. A subscription confirmed
-        again (redis-py reconnects and resubscribes by itself) may have missed cancels: they are read from
-        the jobs' flags, which the cancel script sets before its broadcast."""
-        while True:
-            try:
-                message = await control.get_message(timeout=None)
-                if message is not None and message["type"] == "subscribe" and self.executor is not None:
-                    for request_id in await self.queue.cancelled(self.executor.running):
-                        self.executor.cancel(request_id)
-                        log.info("request_cancelling", request_id=request_id, missed=True)
-                    continue
-            except (RedisError, OSError):
-                await asyncio.sleep(_RETRY_CLAIM_S)
-                continue
-            if message is None or self.executor is None:
-                continue
-            verb, _, arg = message["data"].decode().partition(" ")
-            if verb == "cancel" and self.executor.cancel(arg):
-                log.info("request_cancelling", request_id=arg)
+    async def _follow_control(self, control: PubSub, executor: Executor) -> None:
+        """Every worker of the provider hears `cancel ID`: stop it if it runs here. A renewed subscription may
+        have missed cancels: they are read from the jobs' flags, which the cancel script sets before its
+        broadcast."""
+
+        def cancel(request_id: str) -> None:
+            if executor.cancel(request_id):
+                log.info("request_cancelling", request_id=request_id)
+
+        async def resubscribed() -> None:
+            for request_id in await self.queue.cancelled(executor.running):
+                executor.cancel(request_id)
+                log.info("request_cancelling", request_id=request_id, missed=True)
+
+        await control_channel.follow(
+            control, quiet_s=self.settings.dead_after_s, cancel=cancel, resubscribed=resubscribed
+        )
 
     async def _promote_retries(self, executor: Executor) -> None:
         """Queue deferred retries when they are due (this worker's, as it schedules them; the heartbeat
