@@ -111,7 +111,6 @@ class Executor:
         finally:
             self._running.pop(claimed.request_id, None)
             self._cancelled.discard(claimed.request_id)
-            self._calling.discard(claimed.request_id)
 
     async def _run(self, claimed: Claimed, job: Started | None, again: bool) -> None:
         t0 = time.perf_counter()
@@ -173,7 +172,7 @@ class Executor:
         except asyncio.CancelledError:
             if request_id not in self._cancelled:
                 raise  # the worker is stopping: the job goes back to the queue
-            error = RequestCancelledError(f"request {request_id!r} was cancelled", request_id=request_id)
+            error = _cancel_error(request_id)
             await self._end(job, request, error, t0, publisher, health=Circuit.NONE)
         except LLMError as exc:
             await self._failed(job, request, exc, t0, publisher)
@@ -200,7 +199,7 @@ class Executor:
             await self._later(job, request, error, t0, None, waiting=True)
             return
         if job.kind == "cancelled":
-            error = RequestCancelledError(f"request {request_id!r} was cancelled", request_id=request_id)
+            error = _cancel_error(request_id)
         elif job.kind == "expired":
             error = DeadlineExceededError(
                 f"request {request_id!r} reached its deadline before a provider was called", request_id=request_id
@@ -382,6 +381,10 @@ class Executor:
                 completion_tokens=outcome.usage.completion_tokens,
             )
         log.info("request_done", **fields)
+
+
+def _cancel_error(request_id: str) -> RequestCancelledError:
+    return RequestCancelledError(f"request {request_id!r} was cancelled", request_id=request_id)
 
 
 def _written(outcome: LLMResponse | LLMError, publisher: EventPublisher | None) -> tuple[str, str | None]:

@@ -648,15 +648,11 @@ class WorkerQueue:
     async def cancelled(self, request_ids: list[str]) -> list[str]:
         """Those of `request_ids` a caller has asked to stop (the flag the cancel script sets with its
         broadcast): what a worker that could not hear the broadcast missed."""
-
-        async def flags() -> list[int]:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for request_id in request_ids:
-                    pipe.hexists(self.keys.request(request_id), Field.CANCEL)
-                return await pipe.execute()
-
-        flagged = await self._riding_out(flags)
-        return [request_id for request_id, flag in zip(request_ids, flagged, strict=True) if flag]
+        if not request_ids:
+            return []
+        asks = [("HEXISTS", self.keys.request(request_id), Field.CANCEL) for request_id in request_ids]
+        flags = await self._riding_out(lambda: self.lane.pipeline(*asks))
+        return [request_id for request_id, flag in zip(request_ids, flags, strict=True) if flag == 1]
 
     async def release(self, worker_id: str) -> int:
         """Requeue every job `worker_id` holds and return its tokens (a dead worker's, or ours at shutdown)."""

@@ -212,17 +212,11 @@ async def test_a_cancel_heard_long_before_is_forgotten(
     assert adapter.closed.is_set()
 
 
-class _Quick:
-    """Answers at once, with a plain text."""
-
-    provider = Provider.OPENAI
+class _Quick(_Unwritable):
+    """Answers at once, with a text any encoder takes."""
 
     async def complete(self, request: LLMRequest, model: ModelInfo) -> LLMResponse:
-        return _response(request, model).model_copy(update={"content": "fine"})
-
-    async def open(self) -> None: ...
-
-    async def aclose(self) -> None: ...
+        return (await super().complete(request, model)).model_copy(update={"content": "fine"})
 
 
 async def test_a_cancel_that_comes_after_the_call_lets_the_request_end_with_its_answer(
