@@ -191,14 +191,25 @@ def provider_error(
 
 def redact(error: ProviderError, secret: str) -> ProviderError:
     """The same error without `secret` in its message (a provider may echo the key it was sent), nor the
-    part of it left where the message was cut at its length limit."""
+    key as the provider masked it (OpenAI's `sk-svcac****r-IL`: its ends are ours), nor the part of it left
+    where the message was cut at its length limit."""
     message = error.message.replace(secret, "[redacted]")
+    message = _MASKED.sub(lambda m: "[redacted]" if _ends_of(secret, m[1], m[2]) else m[0], message)
     if message.endswith("..."):
         head = message[:-3]
         cut = next((n for n in range(min(len(secret), len(head)), 3, -1) if head.endswith(secret[:n])), 0)
         if cut:
             message = head[:-cut] + "[redacted]..."
     return error if message == error.message else type(error)(message, **error.details)
+
+
+_MASKED = re.compile(r"([\w-]*)\*{3,}([\w-]*)")  # a key with its middle starred out
+
+
+def _ends_of(secret: str, head: str, tail: str) -> bool:
+    return (
+        bool(head or tail) and len(head) + len(tail) < len(secret) and secret.startswith(head) and secret.endswith(tail)
+    )
 
 
 def class_for_status(status: int) -> type[ProviderError]:

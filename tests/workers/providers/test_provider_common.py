@@ -209,6 +209,17 @@ def test_redact_removes_a_key_cut_by_the_length_limit() -> None:
     assert kept not in clean.message and clean.message.endswith(" key [redacted]...")
 
 
+def test_redact_removes_the_key_as_the_provider_masked_it() -> None:
+    key = "sk-svcacct-0123456789r-IL"
+    masked = f"Incorrect API key provided: sk-svcac{'*' * 40}r-IL. Stars of another ab***cd stay."
+    err = _common.provider_error(AuthenticationError, P, masked, status_code=401)
+
+    clean = _common.redact(err, key)
+
+    assert clean.message == "openai 401: Incorrect API key provided: [redacted]. Stars of another ab***cd stay."
+    assert "r-IL" not in clean.message and type(clean) is AuthenticationError
+
+
 @pytest.mark.parametrize("body", [b"[1, 2]", b'"text"', b"42"])
 def test_a_json_body_that_is_not_an_object_is_malformed(body: bytes) -> None:
     with pytest.raises(TypeError) as caught:
