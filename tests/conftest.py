@@ -15,10 +15,21 @@ from tests.servers import RedisServer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
+# Real provider keys, for the live tests alone (taken before the environment is cleaned below).
+_LIVE_KEYS = {
+    name: os.environ[name] for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GOOGLE_API_KEY") if os.environ.get(name)
+}
+
 # The SDKs read these; a test must see only what it sets.
 for _name in list(os.environ):
     if _name.startswith(("OPENAI_", "ANTHROPIC_", "GOOGLE_", "GEMINI_", "LLM_")) or _name == "REDIS_URL":
         del os.environ[_name]
+
+
+@pytest.fixture(scope="session")
+def live_keys() -> dict[str, str]:
+    """The provider keys set where the tests started (none in CI): a live test runs only with its key."""
+    return _LIVE_KEYS
 
 
 @pytest.fixture(scope="session")
