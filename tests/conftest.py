@@ -12,13 +12,12 @@ from producer.demo import Process, start_emulator, start_worker, worker_env
 from schemas.catalog import Provider
 from schemas.settings import FleetSettings
 from tests.servers import RedisServer
+from workers.settings import KEY_VARS
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
 # Real provider keys, for the live tests alone (taken before the environment is cleaned below).
-_LIVE_KEYS = {
-    name: os.environ[name] for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GOOGLE_API_KEY") if os.environ.get(name)
-}
+_LIVE_KEYS = {name: os.environ[name] for name in KEY_VARS.values() if os.environ.get(name)}
 
 # The SDKs read these; a test must see only what it sets.
 for _name in list(os.environ):

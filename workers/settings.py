@@ -9,9 +9,9 @@ from pydantic import Field, SecretStr
 from schemas.catalog import Provider
 from schemas.settings import FleetSettings
 
-__all__ = ["WorkerSettings"]
+__all__ = ["KEY_VARS", "WorkerSettings"]
 
-_KEY_VARS = {
+KEY_VARS = {  # the variable that holds each provider's key
     Provider.OPENAI: "OPENAI_API_KEY",
     Provider.ANTHROPIC: "ANTHROPIC_API_KEY",
     Provider.GEMINI: "GOOGLE_API_KEY",
@@ -74,7 +74,7 @@ class WorkerSettings(FleetSettings):
             Provider.GEMINI: self.google_api_key,
         }[provider]
         if secret is None or not secret.get_secret_value():
-            raise ValueError(f"{_KEY_VARS[provider]} is not set: a {provider} worker needs it to start")
+            raise ValueError(f"{KEY_VARS[provider]} is not set: a {provider} worker needs it to start")
         return secret.get_secret_value()
 
     def base_url(self, provider: Provider) -> str | None:

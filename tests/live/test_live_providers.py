@@ -19,22 +19,17 @@ from schemas.request import LLMRequest
 from schemas.response import LLMResponse
 from workers.providers import build_adapter
 from workers.providers.base import Adapter
-from workers.settings import WorkerSettings
+from workers.settings import KEY_VARS, WorkerSettings
 
 pytestmark = pytest.mark.live
 
 MODELS = {Provider.OPENAI: "gpt-4.1-mini", Provider.ANTHROPIC: "claude-haiku-4-5", Provider.GEMINI: "gemini-2.5-flash"}
-KEY_VARS = {
-    Provider.OPENAI: "OPENAI_API_KEY",
-    Provider.ANTHROPIC: "ANTHROPIC_API_KEY",
-    Provider.GEMINI: "GOOGLE_API_KEY",
-}
 NOT_A_KEY = "sk-live-test-0000-not-a-key-9999"
 
 
 def settings_for(provider: Provider, key: str) -> WorkerSettings:
     """The worker's settings with `key` alone: the provider's own API (no base URL), a short timeout."""
-    return WorkerSettings(**{KEY_VARS[provider]: key, "LLM_PROVIDER_TIMEOUT": 60})  # type: ignore[arg-type]
+    return WorkerSettings(**{KEY_VARS[provider]: key, "LLM_PROVIDER_TIMEOUT": 60})
 
 
 @pytest.fixture(params=list(Provider), ids=lambda p: p.value)
