@@ -14,7 +14,7 @@ from itertools import chain, cycle, islice
 from typing import Literal
 
 DEFAULT_TOKENS = 12
-FAULTS = frozenset({"429", "500", "503", "529", "stall", "cut", "malformed", "midstream"})
+FAULTS = frozenset({"429", "500", "503", "529", "stall", "cut", "malformed", "midstream", "keyshown"})
 STATUS_FAULTS = {"429": 429, "500": 500, "503": 503, "529": 529}
 
 _TAG = re.compile(r"\[\[(latency_ms|tokens|tokens_per_s|fault|retry_after|fail_times|block)(?:=([^\]\s]*))?\]\]")

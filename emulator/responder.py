@@ -72,6 +72,9 @@ class Responder:
             return web.Response()  # never sent: the connection is closed
         if fault == "malformed":
             return self._json(self.provider.malformed_body)
+        if fault == "keyshown":  # as a provider may show the key it refused: in part, its two ends
+            key = self.provider.api_key(request)
+            return self._error(ApiError(401, f"Incorrect API key provided: {key[:8]}...{key[-8:]}"))
         status = STATUS_FAULTS.get(fault, self.provider.midstream_status)
         return self._error(ApiError(status, retry_after=retry_after if status in RETRY_AFTER_STATUSES else None))
 

@@ -98,7 +98,8 @@ def _own_provider(body: bytes | None) -> str | None:
 
 async def provider_health(redis: Redis, keys: Keys, *, dead_after_s: float) -> list[dict[str, Any]]:
     """Per provider: circuit state (closed / open / half-open: traffic flows again after an open period and
-    the circuit reopens by the same rule), cooldown, recent error rate, queue depth, live workers."""
+    the circuit reopens by the same rule), cooldown, recent error rate, queue depth, live workers, and the
+    queue elements dropped for having no job behind them."""
     now = time.time()
     bucket = int(now // _BUCKET_S)
     seconds, micros = await redis.time()  # the heartbeats are on Redis's clock
@@ -114,7 +115,8 @@ async def provider_health(redis: Redis, keys: Keys, *, dead_after_s: float) -> l
             pipe.llen(keys.queue(p))
             pipe.zcard(keys.delayed(p))
             pipe.zcount(keys.workers(p), alive_since, "+inf")
-            circuit_ms, probation, cooldown_ms, counts, depth, delayed, workers = await pipe.execute()
+            pipe.get(keys.dropped(p))
+            circuit_ms, probation, cooldown_ms, counts, depth, delayed, workers, dropped = await pipe.execute()
         ok = err = 0
         for field, value in counts.items():
             outcome, _, at = field.decode().partition(":")
@@ -132,6 +134,7 @@ async def provider_health(redis: Redis, keys: Keys, *, dead_after_s: float) -> l
                 "queued": depth,
                 "retrying": delayed,
                 "workers": workers,
+                "dropped": int(dropped or 0),  # queue elements with no job behind them
             }
         )
     return rows

@@ -21,7 +21,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from producer.outage import riding_out
+from producer.outage import access_denied, riding_out
+from redislane import REFUSED
 from schemas.errors import FleetUnavailableError
 
 __all__ = ["ChannelHub"]
@@ -31,7 +32,8 @@ log = structlog.get_logger("llm_fleet.producer")
 Handler = Callable[[bytes], None]
 
 _RESUBSCRIBED = b"llm-fleet:resubscribed"  # the PING that follows the resubscriptions after a reconnect
-_ALIVE = b"llm-fleet:alive"  # the PING a quiet hub sends to learn that its connection still answers
+_ALIVE = b"llm-fleet:alive"
+_FIRST_DELAY_S = 0.05  # the PING a quiet hub sends to learn that its connection still answers
 
 
 class ChannelHub:
@@ -46,6 +48,8 @@ class ChannelHub:
         self._watch: asyncio.Task[None] | None = None
         self._heard = 0.0  # the loop's clock when the connection last gave us anything
         self._reconnecting = False
+        self._lost = False  # since the last loss, the channels have not been restored
+        self._delay = _FIRST_DELAY_S  # before the next reconnect
         self._handlers: dict[str, list[Handler]] = {}
         self._confirming: dict[str, list[asyncio.Future[None]]] = {}  # by channel: the readers waiting
         self._subscribing = asyncio.Lock()
@@ -125,7 +129,11 @@ class ChannelHub:
                 self._refused(exc)
                 continue
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                log.warning("channels_lost", error=str(exc))
+                if isinstance(exc, REFUSED):  # our credentials (changed under us): the readers waiting hear it
+                    self._fail_confirmations(access_denied(exc))
+                if not self._lost:  # said once an outage, not at every attempt
+                    log.warning("channels_lost", error=str(exc))
+                self._lost = True
                 self._reconnecting = True  # the watch stays out of it (its PING would connect too)
                 if connection is not None:
                     await connection.disconnect()
@@ -158,7 +166,9 @@ class ChannelHub:
                 await pubsub.connection.disconnect()
 
     def _refused(self, exc: ResponseError) -> None:
-        error = FleetUnavailableError(f"Redis refused a subscription: {exc}", retryable=False)
+        self._fail_confirmations(FleetUnavailableError(f"Redis refused a subscription: {exc}", retryable=False))
+
+    def _fail_confirmations(self, error: FleetUnavailableError) -> None:
         for waiting in self._confirming.values():
             for confirmed in waiting:
                 if not confirmed.done():
@@ -173,6 +183,7 @@ class ChannelHub:
                     confirmed.set_result(None)
         elif message["type"] == "pong" and message["data"] == _RESUBSCRIBED:
             log.info("channels_restored", channels=len(self._handlers))
+            self._lost, self._delay = False, _FIRST_DELAY_S
             for hook in self.on_reconnect:
                 task = asyncio.create_task(hook())
                 self._hooks.add(task)
@@ -182,12 +193,12 @@ class ChannelHub:
         """Reconnect (redis-py resubscribes on connect) and send a PING behind the resubscriptions: its
         answer, read by `_listen`, says every channel is live again. Re-reading before that could miss a
         result published between the re-read and a resubscription Redis had not processed yet."""
-        delay = 0.05
-        while True:
-            await asyncio.sleep(delay)
+        while True:  # the wait grows until the channels are restored (a connection Redis accepts and then
+            await asyncio.sleep(self._delay)  # refuses must not be tried twenty times a second)
+            self._delay = min(self._delay * 2, 1.0)
             try:
                 await pubsub.connect()  # type: ignore[no-untyped-call]
                 await pubsub.ping(_RESUBSCRIBED)
                 return
             except (RedisConnectionError, RedisTimeoutError, OSError):
-                delay = min(delay * 2, 1.0)
+                continue

@@ -50,14 +50,15 @@ def main(argv: list[str]) -> int:
     dlq_actions.add_parser("list", help="the most recent dead letters")
     for action in ("show", "retry"):
         dlq_actions.add_parser(action, help=f"{action} one request").add_argument("request_id")
-    commands.add_parser("demo", help="start Redis, the emulator and workers; call all three providers")
+    demo = commands.add_parser("demo", help="start Redis, the emulator and workers; call all three providers")
+    demo.add_argument("--keep", action="store_true", help="keep the fleet running afterwards, until Ctrl-C")
     args = parser.parse_args(argv)
     if args.command == "models":
         return _models()
     if args.command == "demo":
         from producer.demo import run_demo
 
-        return run_demo()
+        return run_demo(keep=args.keep)
     if args.command in ("health", "dlq"):
         return _run(_admin(args), as_json=False)
     if args.command == "stream":
@@ -73,7 +74,8 @@ def _models() -> int:
 
 
 def _complete(args: argparse.Namespace) -> int:
-    prompt = args.prompt if args.prompt is not None else sys.stdin.read()
+    # bytes that are not UTF-8 become lone surrogates (as in argv), which the client refuses, typed
+    prompt = args.prompt if args.prompt is not None else sys.stdin.buffer.read().decode(errors="surrogateescape")
     messages = [Message(role="system", content=args.system)] if args.system else []
     messages.append(Message(role="user", content=prompt))
     try:

@@ -3,26 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
 import uuid
 from collections.abc import AsyncGenerator
 from types import TracebackType
 from typing import Self
+from urllib.parse import urlsplit, urlunsplit
 
 import structlog
+from pydantic_core import PydanticSerializationError
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
 
 from producer.channels import ChannelHub
 from producer.jobs import JobScripts
 from producer.outage import riding_out
-from producer.streams import read_events
-from redislane import AWAY
+from producer.streams import DEADLINE_GRACE_S, read_events
+from redislane import connect
 from schemas.codec import decode_outcome, encode_error
 from schemas.errors import (
     FleetUnavailableError,
+    InvalidRequestError,
     LLMError,
     QueueFullError,
     RequestCancelledError,
@@ -41,8 +43,6 @@ __all__ = ["LLMClient"]
 
 log = structlog.get_logger("llm_fleet.producer")
 
-_REDIS_RETRIES = 20  # with backoff capped at 1 s: rides out a Redis restart of ~15 s
-_DEADLINE_GRACE_S = 0.5  # how much longer than its budget `complete` waits to hear the worker's verdict
 Outcome = LLMResponse | LLMError
 
 
@@ -64,6 +64,7 @@ class LLMClient:
         self._scripts: JobScripts | None = None
         self._hub: ChannelHub | None = None
         self._waiters: dict[str, set[asyncio.Future[Outcome]]] = {}
+        self._submitting: collections.Counter[str] = collections.Counter()  # submits under way, by request_id
 
     async def __aenter__(self) -> Self:
         await self.connect()
@@ -75,17 +76,13 @@ class LLMClient:
         await self.aclose()
 
     async def connect(self) -> None:
-        redis = Redis.from_url(
-            self.settings.redis_url,
-            health_check_interval=0,
-            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), _REDIS_RETRIES),
-            retry_on_error=list(AWAY),  # redis-py disconnects, then retries
-        )
+        redis = connect(self.settings.redis_url)
         # the channels' connection has no silent retry: a drop must reach the hub, which resubscribes and
         # has us re-read what was published meanwhile
-        hub = ChannelHub(Redis.from_url(self.settings.redis_url, health_check_interval=0))
+        hub = ChannelHub(connect(self.settings.redis_url, retries=0))
         hub.on_reconnect.append(self._recheck_waiters)
         try:
+            await riding_out(redis.ping)  # credentials Redis refuses fail here, typed, at once
             await hub.subscribe(self.reply_channel, self._deliver)
         except BaseException:  # Redis away for longer than we ride out, or the caller gave up: close what we made
             await hub.close()
@@ -105,13 +102,19 @@ class LLMClient:
     async def complete(self, request: LLMRequest, *, timeout: float | None = None) -> LLMResponse:
         """Submit `request` and wait for its response (at most `timeout`, default LLM_REQUEST_TIMEOUT)."""
         future = self._expect(request.request_id)
+        self._submitting[request.request_id] += 1
         try:
-            early = await self._submit(request, timeout)
+            try:
+                early = await self._submit(request, timeout)
+            finally:
+                self._submitting[request.request_id] -= 1
+                if not self._submitting[request.request_id]:
+                    del self._submitting[request.request_id]
             if early is not None:
                 return _unwrap(early)
             budget = self.settings.request_timeout_s if timeout is None else timeout
             # the worker enforces the deadline and reports it typed; wait a little longer to hear it
-            return _unwrap(await self._await(request.request_id, future, budget + _DEADLINE_GRACE_S))
+            return _unwrap(await self._await(request.request_id, future, budget + DEADLINE_GRACE_S))
         finally:
             self._forget(request.request_id, future)
 
@@ -124,7 +127,7 @@ class LLMClient:
         """Wait for the response of a submitted request (raises its typed error if it failed)."""
         future = self._expect(request_id)
         try:
-            early = await self._attach(request_id)
+            early, _ = await self._attach(request_id)
             return _unwrap(early if early is not None else await self._await(request_id, future, timeout))
         finally:
             self._forget(request_id, future)
@@ -158,12 +161,13 @@ class LLMClient:
         wait_s = self.settings.request_timeout_s if timeout is None else timeout
 
         ours = submit is not None  # queued (or joined) by this call: stopped if the caller stops reading
+        deadline_at = time.time() + wait_s if submit is not None else 0.0
 
         async def start() -> StreamEvent | None:
             """Submit (or check the request exists); a finished request's outcome as a terminal event."""
-            nonlocal ours
+            nonlocal ours, deadline_at
             if submit is None:
-                outcome = await self._attach(request_id)
+                outcome, deadline_at = await self._attach(request_id)
             else:
                 try:
                     outcome = await self._submit(submit, timeout)
@@ -183,6 +187,7 @@ class LLMClient:
             events_key=self.keys.events(request_id),
             timeout_s=wait_s,
             start=start,
+            deadline_at=lambda: deadline_at,
         )
         ended = False
         try:
@@ -232,6 +237,12 @@ class LLMClient:
         info = validate_for_model(request)
         for fallback in request.fallbacks:
             validate_for_model(request, fallback)
+        try:
+            body = request.model_dump_json()
+        except PydanticSerializationError:  # text that is not Unicode: a lone surrogate (undecodable input)
+            raise InvalidRequestError(
+                "the request holds text that is not valid Unicode (a lone surrogate, as undecodable bytes become)"
+            ) from None
         now = time.time()
         budget = self.settings.request_timeout_s if timeout is None else timeout
         reply = await riding_out(
@@ -240,7 +251,7 @@ class LLMClient:
                 queue_key=self.keys.queue(info.provider),
                 reply=self.reply_channel,
                 request_id=request.request_id,
-                body=(body := request.model_dump_json()),
+                body=body,
                 digest=digest_of(body),
                 provider=info.provider.value,
                 now=now,
@@ -261,7 +272,8 @@ class LLMClient:
             )
         return decode_outcome(reply[1]) if reply[0] == b"done" else None
 
-    async def _attach(self, request_id: str) -> Outcome | None:
+    async def _attach(self, request_id: str) -> tuple[Outcome | None, float]:
+        """The request's outcome if it has one (else our reply channel is added to it), and its deadline."""
         _, scripts, _ = self._connected()
         reply = await riding_out(
             lambda: scripts.wait(request_key=self.keys.request(request_id), reply=self.reply_channel),
@@ -269,7 +281,9 @@ class LLMClient:
         )
         if reply[0] == b"missing":
             raise RequestNotFoundError(request_id)
-        return decode_outcome(reply[1]) if reply[0] == b"done" else None
+        if reply[0] == b"done":
+            return decode_outcome(reply[1]), 0.0
+        return None, float(reply[2] or 0)
 
     def _expect(self, request_id: str) -> asyncio.Future[Outcome]:
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
@@ -298,8 +312,10 @@ class LLMClient:
 
     async def _recheck(self, request_id: str) -> None:
         try:
-            outcome = await self._attach(request_id)  # rides out Redis still coming back
+            outcome, _ = await self._attach(request_id)  # rides out Redis still coming back
         except RequestNotFoundError as exc:
+            if request_id in self._submitting:  # not there yet: its submit is still riding out the outage
+                return
             outcome = exc
         except Exception as exc:  # noqa: BLE001 (one waiter's failure must not stop the others' re-reads)
             log.warning("recheck_failed", request_id=request_id, error=repr(exc))
@@ -326,9 +342,11 @@ class LLMClient:
         workers = await riding_out(lambda: redis.zcount(workers_key, alive_since, "+inf"))
         queued = state == State.QUEUED.encode()
         where = "still queued" if queued else (state or b"gone").decode()
+        # REDIS_URL's default may be somebody else's Redis: with no worker, say which one this was
+        on = "" if workers else f" on {_address(self.settings.redis_url)}"
         return ResultTimeoutError(
             f"no result for {request_id!r} after {waited_s:g}s: the request is {where}; "
-            f"{workers} live {provider_name} worker(s) serve its queue",
+            f"{workers} live {provider_name} worker(s) serve its queue{on}",
             request_id=request_id,
             queued=queued,
             workers=workers,
@@ -338,6 +356,12 @@ class LLMClient:
         if self._redis is None or self._scripts is None or self._hub is None:
             raise RuntimeError("LLMClient is not connected: use `async with LLMClient() as client:`")
         return self._redis, self._scripts, self._hub
+
+
+def _address(url: str) -> str:
+    """A Redis URL without its user and password."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def _unwrap(outcome: Outcome) -> LLMResponse:

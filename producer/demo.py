@@ -2,7 +2,8 @@
 
 Starts an embedded Valkey (only when REDIS_URL is not set), the provider emulator and one worker
 per provider, as processes; sends a request to each provider through Redis; prints what came back;
-and stops everything it started, also on Ctrl-C.
+and stops everything it started, also on Ctrl-C. With `--keep` the fleet stays up until Ctrl-C, and the
+`REDIS_URL` to reach it is printed.
 """
 
 from __future__ import annotations
@@ -171,7 +172,7 @@ async def _redis_url() -> AsyncIterator[str]:
         await asyncio.to_thread(server.stop)
 
 
-async def _demo() -> int:
+async def _demo(keep: bool) -> int:
     started: list[Process] = []
     async with _redis_url() as redis_url:
         try:
@@ -181,10 +182,29 @@ async def _demo() -> int:
             env = worker_env(redis_url, emulator_url)
             started += await asyncio.gather(*(start_worker(p, env) for p in Provider))
             sys.stdout.write("workers ready: openai, anthropic, gemini\n\n")
-            failed = await _ask_all(redis_url)
-            return failed or await _stream_all(redis_url)
+            failed = await _ask_all(redis_url) or await _stream_all(redis_url)
+            if keep and not failed:
+                await _stay_up(redis_url)
+            return failed
         finally:
             await asyncio.gather(*(p.stop() for p in started))
+
+
+async def _stay_up(redis_url: str) -> None:
+    """Keep the fleet running for the newcomer's own calls, until Ctrl-C or SIGTERM."""
+    sys.stdout.write(
+        "\nthe fleet stays up (Ctrl-C stops it). In another shell, from this folder:\n"
+        f"  export REDIS_URL={redis_url}\n"
+        '  .venv/bin/llm-fleet complete --model claude-haiku-4-5 "What is a queue?"\n'
+        "  .venv/bin/llm-fleet health\n"
+    )
+    sys.stdout.flush()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    sys.stdout.write("stopping the fleet\n")
 
 
 async def _ask_all(redis_url: str) -> int:
@@ -240,9 +260,9 @@ async def _stream_all(redis_url: str) -> int:
     return 0
 
 
-def run_demo() -> int:
+def run_demo(*, keep: bool = False) -> int:
     try:
-        return asyncio.run(_demo())
+        return asyncio.run(_demo(keep))
     except KeyboardInterrupt:
         sys.stderr.write("demo interrupted; everything it started is stopped\n")
         return 130

@@ -26,7 +26,8 @@ local reply = redis.call('HGET', KEYS[1], 'reply') or ''
 if not string.find(' ' .. reply .. ' ', ' ' .. ARGV[1] .. ' ', 1, true) then
   redis.call('HSET', KEYS[1], 'reply', reply .. ' ' .. ARGV[1])
 end
-return {'waiting', redis.call('HGET', KEYS[1], 'state') or ''}
+local job = redis.call('HMGET', KEYS[1], 'state', 'deadline_at')
+return {'waiting', job[1] or '', job[2] or '0'}
 """
 
 # KEYS: request hash, provider queue.  ARGV: reply channel, request_id, body, digest, provider, now, ttl,
@@ -114,7 +115,7 @@ class JobScripts:
         deadline_at: float,
         max_depth: int,
     ) -> list[Any]:
-        """['queued'] | ['conflict'] | ['full', depth] | ['done', outcome] | ['waiting', state]"""
+        """['queued'] | ['conflict'] | ['full', depth] | ['done', outcome] | ['waiting', state, deadline_at]"""
         answer: list[Any] = await self.lane.run(
             self._submit,
             [request_key, queue_key],
@@ -123,7 +124,7 @@ class JobScripts:
         return answer
 
     async def wait(self, *, request_key: str, reply: str) -> list[Any]:
-        """['missing'] | ['done', outcome] | ['waiting', state]"""
+        """['missing'] | ['done', outcome] | ['waiting', state, deadline_at]"""
         answer: list[Any] = await self.lane.run(self._wait, [request_key], [reply])
         return answer
 

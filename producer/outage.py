@@ -12,10 +12,10 @@ from typing import TypeVar
 
 from redis.exceptions import OutOfMemoryError, RedisError
 
-from redislane import AWAY
-from schemas.errors import FleetUnavailableError
+from redislane import AWAY, REFUSED
+from schemas.errors import FleetAccessDeniedError, FleetUnavailableError
 
-__all__ = ["OUTAGE_S", "riding_out"]
+__all__ = ["OUTAGE_S", "access_denied", "riding_out"]
 
 OUTAGE_S = 15.0  # the longest a client rides out a Redis restart before it says so
 T = TypeVar("T")
@@ -24,13 +24,15 @@ T = TypeVar("T")
 async def riding_out(step: Callable[[], Awaitable[T]], budget_s: float = OUTAGE_S) -> T:
     """Run `step`, retrying it for up to `budget_s` (at most `OUTAGE_S`) while Redis cannot be reached, is a
     read-only replica (mid-failover) or does not answer; then a typed `FleetUnavailableError`, as at once
-    for a refusal."""
+    for a refusal (`FleetAccessDeniedError` for our credentials)."""
     loop = asyncio.get_running_loop()
     delay, give_up = 0.05, loop.time() + min(budget_s, OUTAGE_S)
     while True:
         try:
             async with asyncio.timeout_at(give_up):  # a Redis that stops answering is given up on too
                 return await step()
+        except REFUSED as exc:  # our credentials: final
+            raise access_denied(exc) from None
         except AWAY as exc:
             if loop.time() >= give_up:
                 raise FleetUnavailableError(f"cannot reach Redis: {str(exc) or 'no answer in time'}") from None
@@ -40,3 +42,7 @@ async def riding_out(step: Callable[[], Awaitable[T]], budget_s: float = OUTAGE_
             raise FleetUnavailableError(f"Redis is out of memory: {exc}", retryable=True) from exc
         except RedisError as exc:  # a refusal no wait mends (an ACL, a script Redis rejects): typed, at once
             raise FleetUnavailableError(f"Redis refused: {exc}", retryable=False) from exc
+
+
+def access_denied(exc: Exception) -> FleetAccessDeniedError:
+    return FleetAccessDeniedError(f"Redis refused the user and password in REDIS_URL: {exc}")

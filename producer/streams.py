@@ -11,6 +11,7 @@ gap (after a reconnect, say).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
 
@@ -20,9 +21,11 @@ from producer.channels import ChannelHub
 from producer.outage import riding_out
 from schemas.events import StreamEvent, decode_event
 
-__all__ = ["read_events"]
+__all__ = ["DEADLINE_GRACE_S", "read_events"]
 
 _TERMINAL = frozenset({"done", "error", "cancelled"})
+DEADLINE_GRACE_S = 0.5  # how long past a request's deadline a reader waits to hear the worker's verdict
+_CLOCKS_S = 0.05  # how far apart the caller's and the worker's clocks may tell a deadline
 
 
 async def read_events(
@@ -33,14 +36,17 @@ async def read_events(
     events_key: str,
     timeout_s: float,
     start: Callable[[], Awaitable[StreamEvent | None]],
+    deadline_at: Callable[[], float] = lambda: 0.0,
 ) -> AsyncGenerator[StreamEvent]:
     """Yield a request's events from the first to its terminal one.
 
     `start` runs while the live channel is being subscribed (it submits the request, or checks it
     exists); the terminal event it may return is used when nothing was kept (the stream's copy expired).
-    `timeout_s` bounds the wait for each next event (`TimeoutError`).
+    `timeout_s` bounds the wait for each next event (`TimeoutError`), except just after the request's own
+    deadline (`deadline_at`, unix seconds, 0: none): its worker is ending it then, typed, and the reader waits
+    up to `DEADLINE_GRACE_S` longer for that outcome.
     """
-    live = _Live(timeout_s)
+    live = _Live(timeout_s, deadline_at)
 
     async def refill() -> None:  # after a reconnect, what was published meanwhile is in the kept copy
         live.put(None)
@@ -76,8 +82,9 @@ class _Live:
     waits at most `timeout_s` for the next; one timer watches every wait of the stream, re-armed only when
     it fires early, so a message costs no timer of its own."""
 
-    def __init__(self, timeout_s: float) -> None:
+    def __init__(self, timeout_s: float, deadline_at: Callable[[], float]) -> None:
         self._loop = asyncio.get_running_loop()
+        self._deadline_at = deadline_at
         self._messages: deque[bytes | None] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._waiting_since = 0.0
@@ -113,6 +120,11 @@ class _Live:
         if waiter is None or waiter.done():
             self._timer = self._loop.call_at(now + self._timeout_s, self._check)
         elif now - self._waiting_since >= self._timeout_s:
+            deadline = self._deadline_at()
+            past = time.time() - deadline  # how long ago the request's own deadline passed
+            if deadline and -_CLOCKS_S <= past < DEADLINE_GRACE_S:  # its outcome is on its way: wait for it
+                self._timer = self._loop.call_at(now + DEADLINE_GRACE_S - past, self._check)
+                return
             waiter.set_exception(TimeoutError())
             self._timer = None
         else:

@@ -19,23 +19,65 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import (
+    AuthenticationError,
+    AuthorizationError,
+    NoScriptError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT
 
-__all__ = ["AWAY", "Lane", "Script"]
+__all__ = ["AWAY", "REFUSED", "Lane", "Script", "connect"]
+
+T = TypeVar("T")
 
 AWAY: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError, OSError, ReadOnlyError)
 """What a Redis restart or failover looks like to a client, to be waited out: a dropped or refused
 connection, a timeout, a server still loading its data (redis-py's `BusyLoadingError` is a
 `ConnectionError`), or a primary that has become a read-only replica (READONLY: its writes are refused whole,
-a script's at its first write, so a step refused that way did nothing)."""
+a script's at its first write, so a step refused that way did nothing). Not `REFUSED`, which redis-py words
+as a `ConnectionError` too: check for it first."""
+
+REFUSED: tuple[type[Exception], ...] = (AuthenticationError, AuthorizationError)
+"""Redis refused our credentials (NOAUTH, WRONGPASS: a missing or wrong password, an unknown ACL user): final,
+never waited out."""
+
+
+class _Retry(Retry):
+    """redis-py's retry of a command on a new connection, except after a refusal of our credentials."""
+
+    async def call_with_retry(self, do: Callable[[], Awaitable[T]], fail: Callable[[RedisError], Any]) -> T:
+        async def failed(error: RedisError) -> None:
+            await fail(error)
+            if isinstance(error, REFUSED):
+                raise error
+
+        return await super().call_with_retry(do, failed)
+
+
+def connect(url: str, *, retries: int = 20) -> Redis:
+    """The Redis client both sides build from REDIS_URL: no health-check PING before commands, and a command
+    whose connection failed is sent again on a new one, `retries` times with backoff (capped at 1 s: about
+    15 s of a restart), except after a refusal of our credentials. No I/O until the first command."""
+    client: Redis = Redis.from_url(
+        url,
+        health_check_interval=0,
+        retry=_Retry(ExponentialBackoff(cap=1.0, base=0.05), retries),
+        retry_on_error=list(AWAY),  # redis-py disconnects, then retries
+    )
+    return client
 
 
 class Script:

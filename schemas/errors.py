@@ -12,6 +12,7 @@ Every error a caller can see is an `LLMError`. Errors cross Redis as plain JSON
     ├── ResultTimeoutError           the caller stopped waiting
     ├── QueueFullError               the provider's queue is at its bound
     ├── FleetUnavailableError        Redis could not be reached in time
+    │   └── FleetAccessDeniedError   Redis refused our credentials or rights (AUTH, ACL): final
     ├── RequestCancelledError        the request was cancelled
     ├── DeadlineExceededError        the request's time budget ran out
     ├── MalformedJobError            a job in Redis is not a valid request
@@ -37,6 +38,7 @@ __all__ = [
     "BadRequestError",
     "ContentFilteredError",
     "DeadlineExceededError",
+    "FleetAccessDeniedError",
     "FleetUnavailableError",
     "InvalidRequestError",
     "LLMError",
@@ -146,6 +148,13 @@ class QueueFullError(LLMError):
 
 class FleetUnavailableError(LLMError):
     retryable = True
+
+
+class FleetAccessDeniedError(FleetUnavailableError):
+    """Redis refused the credentials in REDIS_URL (a missing or wrong password, an ACL user it does not know):
+    no wait mends that, so it is raised at once."""
+
+    retryable = False
 
 
 class RequestCancelledError(LLMError):

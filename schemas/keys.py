@@ -23,6 +23,7 @@ No name spans two providers, so each provider's queue can later live on its own 
     {prefix}:circuit:{provider}:probation  STRING the 30 s after it closes again (reported as half-open)
     {prefix}:health:{provider}       HASH   recent outcomes per 10 s bucket: ok:{bucket}, err:{bucket}
     {prefix}:rate:{provider}         HASH   the GCRA state of the provider's RPM and TPM limits
+    {prefix}:dropped:{provider}      STRING how many queue elements with no job behind them a worker dropped
     {prefix}:dead                    ZSET   request ids that failed for good (dead letters), scored by when
 """
 
@@ -113,6 +114,9 @@ class Keys:
 
     def rate(self, provider: str) -> str:
         return f"{self.prefix}:rate:{provider}"
+
+    def dropped(self, provider: str) -> str:
+        return f"{self.prefix}:dropped:{provider}"
 
     def dead(self) -> str:
         return f"{self.prefix}:dead"

@@ -72,6 +72,11 @@ def validate_for_model(request: LLMRequest, model: str | None = None) -> ModelIn
     if request.temperature is not None and not info.takes_temperature:
         what = "a reasoning model" if info.reasoning else "an Anthropic model (its API refuses a temperature)"
         raise InvalidRequestError(f"model {info.id!r} is {what} and takes no temperature", model=info.id)
+    limit = info.max_output_tokens
+    if request.max_tokens is not None and limit is not None and request.max_tokens > limit:
+        raise InvalidRequestError(
+            f"max_tokens {request.max_tokens} is more than model {info.id!r} writes ({limit})", model=info.id
+        )
     if not any(m.role != "system" for m in request.messages):
         raise InvalidRequestError("messages need at least one user or assistant message")
     return info

@@ -26,8 +26,7 @@ def main(argv: list[str]) -> int:
         return 1
     from workers.runtime import run_worker  # imports arq and this provider's SDK only now
 
-    run_worker(provider, settings)
-    return 0
+    return run_worker(provider, settings)
 
 
 def _first_line(exc: Exception) -> str:

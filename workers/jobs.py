@@ -21,6 +21,7 @@ from schemas.errors import (
     DeadlineExceededError,
     InvalidRequestError,
     LLMError,
+    MalformedJobError,
     MalformedResponseError,
     ProviderError,
     ProviderTimeoutError,
@@ -116,6 +117,9 @@ class Executor:
         t0 = time.perf_counter()
         if job is None:  # adopted: started here (shielded: a stopping worker's start still completes)
             job = await asyncio.shield(self.queue.start(claimed, again=again))
+        if job.kind == "gone":  # garbage on the queue: dropped (and counted) by the script, said here once
+            log.warning("queue_element_dropped", element=repr(claimed.element[:200]), reason="no job behind it")
+            return
         try:
             request = decode_request(job.claimed.body)  # read by the script that started it
             model = self._model(request, job.route)
@@ -123,7 +127,7 @@ class Executor:
                 raise InvalidRequestError(f"model {model.id!r} is served by {model.provider}, not {self.provider}")
         except LLMError as exc:  # a malformed job, or one for another provider: it fails alone, typed
             if job.kind != "skip":
-                await self._end(job, None, exc, t0, None, health=Circuit.NONE)
+                await self._end(job, None, exc, t0, None, health=Circuit.NONE, called=False)
             return
         if job.kind != "run" or (job.rerun and request.stream):
             if job.kind == "run":  # a stream whose worker died: its tokens may have reached readers already
@@ -131,7 +135,7 @@ class Executor:
                 error = WorkerLostError(
                     f"the worker streaming {request_id!r} died; a stream is not re-run", request_id=request_id
                 )
-                await self._end(job, request, error, t0, None, health=Circuit.NONE)
+                await self._end(job, request, error, t0, None, health=Circuit.NONE, called=False)
             elif job.kind != "skip":
                 await self._not_run(job, request, t0)
             return
@@ -158,7 +162,10 @@ class Executor:
         publisher = self.relay.publisher(request_id) if request.stream else None
         try:
             if request_id in self._cancelled:  # before its call went out
-                raise asyncio.CancelledError
+                await self._end(
+                    job, request, _cancel_error(request_id), t0, publisher, health=Circuit.NONE, called=False
+                )
+                return
             self._calling.add(request_id)
             try:
                 response = await self._provider_call(request, model, publisher, job.deadline_at)
@@ -317,6 +324,10 @@ class Executor:
     def _model(self, request: LLMRequest, route: int) -> ModelInfo:
         """The one check every model a request reaches passes, the first and each fallback: it exists and
         its provider's rules hold. (Governance's allowed-models policy belongs here.)"""
+        if not 0 <= route < len(request.routes):  # a queue element no submit wrote
+            raise MalformedJobError(
+                f"the job's queue element names route {route}; the request has {len(request.routes)}"
+            )
         return validate_for_model(request, request.routes[route])
 
     async def _end(
@@ -328,9 +339,11 @@ class Executor:
         publisher: EventPublisher | None,
         *,
         health: str,
+        called: bool = True,
     ) -> None:
-        """Store the outcome (and, for a stream, its terminal event); log one line. An outcome that cannot
-        be written (an encoder's bug, or an answer no encoder takes) ends the request with a typed error
+        """Store the outcome (and, for a stream, its terminal event); log one line. `called`: False when the
+        job's start counted a provider call that was never made (the count is taken back). An outcome that
+        cannot be written (an encoder's bug, or an answer no encoder takes) ends the request with a typed error
         instead: unstored, the job would stay in the claimed list, to be adopted and re-run again and again."""
         request_id = job.claimed.request_id
         if publisher is None and request is not None and request.stream:  # ended before streaming began
@@ -349,8 +362,9 @@ class Executor:
             encoded, terminal = _written(outcome, publisher)
         dead = isinstance(outcome, LLMError) and not isinstance(outcome, RequestCancelledError)
         tokens = 0 if isinstance(outcome, LLMError) else outcome.usage.total_tokens
+        uncount = 0 if called or job.kind != "run" else 1 + job.rerun
         stored = await self.queue.finish(
-            job.claimed, encoded, health=health, terminal_event=terminal, dead=dead, tokens=tokens
+            job.claimed, encoded, health=health, terminal_event=terminal, dead=dead, tokens=tokens, uncount=uncount
         )
         self._log(request_id, request, outcome, t0, stored)
 

@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 from redis.exceptions import OutOfMemoryError
 from redis.typing import EncodableT
 
-from redislane import AWAY, Lane, Script
+from redislane import AWAY, REFUSED, Lane, Script
 from schemas.keys import Field, Keys
 
 __all__ = ["Circuit", "Claimed", "Limits", "Started", "WorkerQueue"]
@@ -47,7 +47,7 @@ _WAITED_OUT: tuple[type[Exception], ...] = (*AWAY, OutOfMemoryError)
 # between a claim and the call, shared by the three scripts below (each returns every job it took with its
 # verdict and its body, read here from the job hash, and how many jobs are still queued: the worker then
 # claims several at once).
-# KEYS: claimed, held, slots, cooldown, circuit, rate, queue.  ARGV: request key prefix, worker, release,
+# KEYS: claimed, held, slots, cooldown, circuit, rate, queue, dropped.  ARGV: request key prefix, worker, release,
 # re-runs allowed, rpm, tpm, again ('1': an adopted job of ours may be one whose verdict never reached us,
 # so no call was made for it).  Redis's clock decides: a claim's script may run long after it was sent.
 _START_JOB = """
@@ -59,6 +59,10 @@ local function start(element)
   if state ~= 'queued' and state ~= 'running' then
     if redis.call('LREM', KEYS[1], -1, element) > 0 and ARGV[3] == '1' then
       redis.call('LMOVE', KEYS[2], KEYS[3], 'LEFT', 'RIGHT')
+    end
+    if not state then  -- no job behind it: garbage pushed onto the queue (or a job long expired), counted
+      redis.call('INCR', KEYS[8])
+      return {'gone', 0, 0, 0}, ''
     end
     return {'skip', 0, 0, 0}, ''
   end
@@ -105,7 +109,7 @@ end
 _CLAIM = (
     _START_JOB
     + """
-local element = redis.call('LMOVE', KEYS[8], KEYS[1], 'LEFT', 'LEFT')
+local element = redis.call('LMOVE', KEYS[9], KEYS[1], 'LEFT', 'LEFT')
 if not element then return {{}, 0} end
 local verdict, body = start(element)
 return {{{element, verdict, body}}, redis.call('LLEN', KEYS[7])}
@@ -187,7 +191,8 @@ if not settle() then return 2 * opened end
 """
 
 # + KEYS: events, dead, rate.  + ARGV: outcome, now, ttl, terminal event, tokens channel, stream ttl, dead,
-# dead ttl, tokens used, tpm.  Never two results: a request already done keeps its first one. A stream's
+# dead ttl, tokens used, tpm, uncount ('1': the start counted a provider call that was never made; '2': and a
+# re-run).  Never two results: a request already done keeps its first one. A stream's
 # terminal event is written with the result, atomically, after every delta.
 _FINISH = (
     _SETTLE
@@ -197,6 +202,10 @@ if tonumber(ARGV[18]) > 0 and tonumber(ARGV[17]) > 0 then
   local tat = math.max(tonumber(redis.call('HGET', KEYS[9], 'tpm') or '0'), now_ms)
   redis.call('HSET', KEYS[9], 'tpm', string.format('%.3f', tat + 60000 * tonumber(ARGV[17]) / tonumber(ARGV[18])))
   redis.call('PEXPIRE', KEYS[9], 120000)
+end
+if ARGV[19] ~= '0' then
+  redis.call('HINCRBY', KEYS[1], 'attempts', -1)
+  if ARGV[19] == '2' then redis.call('HINCRBY', KEYS[1], 'reruns', -1) end
 end
 redis.call('HSET', KEYS[1], 'state', 'done', 'result', ARGV[9], 'finished_at', ARGV[10])
 if ARGV[15] == '1' then
@@ -369,7 +378,8 @@ class Started:
     """What the start script decided about a claimed job. `kind` is 'run' (call the provider), 'wait'
     (`wait_s` for `reason`: cooldown, circuit, rpm, tpm), 'expired' (its deadline passed), 'lost' (its
     worker died mid-call, and re-runs are off or used up: `attempts` calls were started), 'cancelled' (a
-    cancel came while a worker ran it, and it is back: not run again) or 'skip' (done or gone)."""
+    cancel came while a worker ran it, and it is back: not run again), 'skip' (done) or 'gone' (no job
+    behind the element: garbage on the queue, dropped and counted)."""
 
     kind: str
     claimed: Claimed
@@ -436,6 +446,7 @@ class WorkerQueue:
             keys.circuit(provider),
             keys.rate(provider),
             self.queue_key,
+            keys.dropped(provider),
         ]
         self._start_args: list[EncodableT] = [
             keys.request(""),
@@ -469,8 +480,8 @@ class WorkerQueue:
         while True:
             try:
                 return await step()
-            except _WAITED_OUT:
-                if time.monotonic() > give_up:
+            except _WAITED_OUT as exc:
+                if isinstance(exc, REFUSED) or time.monotonic() > give_up:  # our credentials: final
                     raise
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
@@ -555,9 +566,11 @@ class WorkerQueue:
         terminal_event: str | None = None,
         dead: bool = False,
         tokens: int = 0,
+        uncount: int = 0,
     ) -> bool:
         """Store the outcome and push it to the waiting clients (and, for a stream, its terminal event);
-        a request that failed for good is kept as a dead letter. False if it already had an outcome."""
+        a request that failed for good is kept as a dead letter. `uncount`: 1 when its start counted a
+        provider call that was never made, 2 when it also counted a re-run. False if it already had an outcome."""
         keys, args = self._settle(claimed, health)
         request_id = claimed.request_id
         keys += [self.keys.events(request_id), self.keys.dead(), self.keys.rate(self.provider)]
@@ -572,6 +585,7 @@ class WorkerQueue:
             self.dead_letter_ttl_s,
             tokens,
             self.limits.tpm,
+            uncount,
         ]
         return self._settled(await self._call(self._finish, keys=keys, args=args))
 

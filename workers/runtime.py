@@ -20,13 +20,10 @@ from typing import Any
 
 import structlog
 from arq.worker import Worker, func
-from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError, ResponseError
 
-from redislane import AWAY
+from redislane import REFUSED, connect
 from schemas.catalog import Provider
 from workers import control as control_channel
 from workers.jobs import Executor
@@ -41,7 +38,6 @@ log = structlog.get_logger("llm_fleet.worker")
 _RETRY_CLAIM_S = 0.2
 _CLAIM_AT_ONCE = 100  # the most jobs one claim script takes
 _ARQ_HEALTH_S = 30.0  # arq's own health-check key; our heartbeat is the liveness signal
-_REDIS_RETRIES = 20  # with backoff capped at 1 s: rides out a Redis restart of ~15 s
 _CONFIRM_S = 5.0  # how long startup waits for Redis to confirm the control channel's subscription
 _WATCH_S = 1.0  # how often the worker looks for Redis connections gone silent
 _REMEMBERED = 10_000  # requests a worker remembers having run (adoption comes within a few heartbeats)
@@ -55,12 +51,7 @@ class FleetWorker(Worker):
         self.settings = settings
         self.worker_id = f"{provider.value}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         keys = settings.keys
-        self.redis = Redis.from_url(
-            settings.redis_url,
-            health_check_interval=0,
-            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), _REDIS_RETRIES),
-            retry_on_error=list(AWAY),  # redis-py disconnects, then retries
-        )
+        self.redis = connect(settings.redis_url)
         limits = Limits(
             concurrency=settings.provider_concurrency,
             rpm=settings.provider_rpm,
@@ -93,7 +84,7 @@ class FleetWorker(Worker):
             queue_name=f"{keys.prefix}:arq:{self.worker_id}",  # arq's own ZSET, never used: our queue is a LIST
             health_check_key=f"{keys.prefix}:arq-health:{self.worker_id}",
             health_check_interval=max(settings.heartbeat_s, _ARQ_HEALTH_S),
-            redis_pool=self.redis,
+            redis_pool=self.redis,  # type: ignore[arg-type]  # arq names its subclass; it uses what Redis has
             max_jobs=settings.concurrency,
             job_completion_wait=settings.shutdown_grace_s,
             on_startup=self._startup,
@@ -344,10 +335,15 @@ class FleetWorker(Worker):
             await super().record_health()
 
 
-def run_worker(provider: Provider, settings: WorkerSettings) -> None:
-    """Run a worker until SIGTERM / SIGINT, on the event loop its settings name."""
+def run_worker(provider: Provider, settings: WorkerSettings) -> int:
+    """Run a worker until SIGTERM / SIGINT, on the event loop its settings name; its exit status."""
     if settings.event_loop == "uvloop":
         import uvloop
 
         asyncio.set_event_loop(uvloop.new_event_loop())  # arq's Worker runs on the current loop
-    FleetWorker(provider, settings).run()
+    try:
+        FleetWorker(provider, settings).run()
+    except REFUSED as exc:  # our credentials: no wait mends that, and a traceback would not say more
+        log.error("redis_refused", error=str(exc), advice="check the user and password in REDIS_URL")
+        return 1
+    return 0

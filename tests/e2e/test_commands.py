@@ -49,6 +49,29 @@ async def test_demo_runs_on_a_bare_machine() -> None:
     assert "streamed" in out
 
 
+async def test_demo_keep_leaves_a_fleet_to_try_and_stops_on_ctrl_c() -> None:
+    """`demo --keep`: the fleet stays up for a newcomer's own commands, at the REDIS_URL it prints."""
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    demo = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "llm_fleet", "demo", "--keep", env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    assert demo.stdout is not None
+    try:
+        async with asyncio.timeout(120):
+            while b"export REDIS_URL=" not in (line := await demo.stdout.readline()):
+                assert line, "the demo ended without printing REDIS_URL"
+        url = line.decode().split("=", 1)[1].strip()
+        asked = await asyncio.to_thread(
+            _run, ["complete", "--model", "gemini-2.5-flash", "hi [[tokens=3]]"], {**env, "REDIS_URL": url}
+        )
+        assert asked.returncode == 0 and asked.stdout.startswith("Echo:"), asked.stderr
+    finally:
+        demo.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(demo.wait(), 30) == 0
+    gone = await asyncio.to_thread(_run, ["health"], {**env, "REDIS_URL": url})
+    assert gone.returncode == 1  # its embedded Valkey stopped with it
+
+
 def test_models_lists_the_catalog() -> None:
     done = _run(["models"])
     assert done.returncode == 0

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TypeVar
 
 import aiohttp
@@ -19,7 +18,7 @@ import pytest
 from redis.asyncio import Redis
 
 from producer import LLMClient
-from producer.demo import Process, start_emulator, start_worker, worker_env
+from producer.demo import Process, start_worker, worker_env
 from schemas.catalog import Provider
 from schemas.errors import (
     ContentFilteredError,
@@ -34,51 +33,14 @@ from schemas.errors import (
 from schemas.events import DeltaEvent, DoneEvent, StreamEvent
 from schemas.request import LLMRequest
 from schemas.settings import FleetSettings
+from tests.e2e.conftest import Fleet
+from tests.e2e.conftest import request as _request
 from tests.e2e.emulator_api import requests_for, stats, wait_for_calls
 from tests.servers import Proxy, RedisServer
 
 pytestmark = pytest.mark.e2e
 
-Fleet = Callable[..., Awaitable[tuple[FleetSettings, list[Process]]]]
 T = TypeVar("T")
-
-
-def _request(model: str, text: str, **kw: object) -> LLMRequest:
-    return LLMRequest(model=model, messages=[{"role": "user", "content": text}], **kw)  # type: ignore[arg-type]
-
-
-@pytest.fixture(scope="module")
-async def emulator_url() -> AsyncIterator[str]:
-    """An emulator of this module's own, so its counters (max concurrency) see only these tests."""
-    proc, url = await start_emulator()
-    yield url
-    await proc.stop()
-
-
-@pytest.fixture
-async def fleet(redis_server: RedisServer, emulator_url: str) -> AsyncIterator[Fleet]:
-    """Start workers on a fresh key prefix: `await fleet(Provider.OPENAI, n=2, LLM_MAX_RETRIES="0")`."""
-    started: list[Process] = []
-
-    async def start(
-        *providers: Provider, n: int = 1, redis_url: str | None = None, **env: str
-    ) -> tuple[FleetSettings, list[Process]]:
-        url = redis_url or redis_server.url
-        settings = FleetSettings(REDIS_URL=url, LLM_KEY_PREFIX=f"r{uuid.uuid4().hex[:8]}")
-        worker_vars = worker_env(
-            url,
-            emulator_url,
-            LLM_KEY_PREFIX=settings.key_prefix,
-            LLM_RETRY_BASE="0.05",
-            LLM_HEARTBEAT_INTERVAL="0.5",
-            **env,
-        )
-        procs = await asyncio.gather(*(start_worker(p, worker_vars) for p in providers for _ in range(n)))
-        started.extend(procs)
-        return settings, list(procs)
-
-    yield start
-    await asyncio.gather(*(p.stop(signal.SIGKILL) for p in started))
 
 
 async def test_retryable_failures_are_retried_then_succeed(fleet: Fleet, emulator_url: str) -> None:
@@ -299,15 +261,6 @@ async def test_sigterm_requeues_what_outlives_the_grace_period(fleet: Fleet, emu
     assert [r.request_id for r in done] == [quick.request_id, slow.request_id]
     assert len(await requests_for(emulator_url, quick.trace_id)) == 1  # finished within the grace period
     assert len(await requests_for(emulator_url, slow.trace_id)) == 2  # cancelled, requeued, run again
-
-
-@pytest.fixture
-def restartable_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """A Redis server of the test's own (AOF on), to kill and restart."""
-    server = RedisServer(tmp_path_factory.mktemp("restart"))
-    server.start()
-    yield server
-    server.stop()
 
 
 async def _restart_during(server: RedisServer, after_s: float, work: list[asyncio.Task[T]]) -> list[T]:

@@ -220,6 +220,25 @@ def test_redact_removes_the_key_as_the_provider_masked_it() -> None:
     assert "r-IL" not in clean.message and type(clean) is AuthenticationError
 
 
+@pytest.mark.parametrize(
+    ("shown", "expected"),
+    [
+        ("sk-SENTI...bc123xyz", "[redacted]...[redacted]"),  # its ends, as some providers show a key
+        ("...0123456789bc123xyz", "...[redacted]"),  # a suffix
+        ("sk-SENTINEL-01", "[redacted]"),  # a prefix
+        ("key=sk-SENTINEL-0123456789bc123xyz;", "key=[redacted];"),  # whole, between other text
+        ("sk-SENT and bc123xy", "sk-SENT and bc123xy"),  # pieces under 8 characters stay
+    ],
+)
+def test_redact_removes_every_piece_of_the_key_of_8_characters_or_more(shown: str, expected: str) -> None:
+    key = "sk-SENTINEL-0123456789bc123xyz"
+    err = _common.provider_error(AuthenticationError, P, f"bad key {shown}", status_code=401)
+
+    clean = _common.redact(err, key)
+
+    assert clean.message == f"openai 401: bad key {expected}"
+
+
 @pytest.mark.parametrize("body", [b"[1, 2]", b'"text"', b"42"])
 def test_a_json_body_that_is_not_an_object_is_malformed(body: bytes) -> None:
     with pytest.raises(TypeError) as caught:
