@@ -16,14 +16,14 @@ commands:
   models     list the model catalog (producer)
   health     each provider's circuit, cooldown, error rate, queue depth and workers
   dlq        requests that failed for good: list, show ID, retry ID
-  demo       start everything locally and call all three providers (producer)
+  demo       start everything locally and call all three providers (launcher)
   worker     run a worker for one provider's queue (workers)
   emulator   run the local provider emulator (tests, benchmarks, demo)
 
 `llm-fleet COMMAND --help` shows a command's options.
 """
 
-_PRODUCER = {"complete", "stream", "models", "health", "dlq", "demo"}
+_PRODUCER = {"complete", "stream", "models", "health", "dlq"}
 
 
 def configure_logging() -> None:
@@ -54,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         from producer.cli import main as producer_main
 
         return producer_main([command, *rest])
+    if command == "demo":
+        from launcher.demo import main as demo_main
+
+        return demo_main(rest)
     if command == "worker":
         from workers.cli import main as worker_main
 

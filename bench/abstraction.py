@@ -15,7 +15,9 @@ from pathlib import Path
 
 from bench.harness import pct
 from schemas.request import LLMRequest, validate_for_model
-from workers.providers import _common, anthropic_adapter, gemini_adapter, openai_adapter
+from workers.providers import anthropic_adapter, gemini_adapter, openai_adapter
+from workers.providers.base import trace_headers
+from workers.providers.bodies import json_object
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "transcripts"
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello there"}]
@@ -29,26 +31,21 @@ def cases() -> dict[str, Callable[[], object]]:
     def openai_case() -> object:
         request = LLMRequest(model="gpt-4.1-mini", messages=MESSAGES, trace_id="t", source_agent="a")
         model = validate_for_model(request)
-        openai_adapter._params(request, model)
-        return openai_adapter._response(request, model, _common.json_object(completion), time.perf_counter())
-
-    anthropic = anthropic_adapter.AnthropicAdapter.__new__(anthropic_adapter.AnthropicAdapter)
-    anthropic._max_tokens = 4096  # no client: only the mapping is measured
+        openai_adapter.request_body(request, model)
+        return openai_adapter.read_response(request, model, json_object(completion), time.perf_counter())
 
     def anthropic_case() -> object:
         request = LLMRequest(model="claude-haiku-4-5", messages=MESSAGES, trace_id="t", source_agent="a")
         model = validate_for_model(request)
-        anthropic._params(request, model)
-        return anthropic_adapter._response(request, model, _common.json_object(message), time.perf_counter())
+        anthropic_adapter.request_body(request, model, 4096)  # no client: only the mapping is measured
+        return anthropic_adapter.read_response(request, model, json_object(message), time.perf_counter())
 
     def gemini_case() -> object:
         request = LLMRequest(model="gemini-2.5-flash", messages=MESSAGES, trace_id="t", source_agent="a")
         model = validate_for_model(request)
-        gemini_adapter._body(request)
-        gemini_adapter._options(request)
-        state = gemini_adapter._State(model.id)
-        state.feed(_common.json_object(reply))
-        return state.response(request, time.perf_counter())
+        gemini_adapter.request_body(request)
+        trace_headers(request)  # the call's HTTP options (google-genai takes the headers apart from the body)
+        return gemini_adapter.read_response(request, model, json_object(reply), time.perf_counter())
 
     return {"openai": openai_case, "anthropic": anthropic_case, "gemini": gemini_case}
 

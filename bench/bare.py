@@ -1,6 +1,6 @@
 """The least a Redis queue can do, as the floor under the fleet's cost: the caller `LPUSH`es the request and
 waits on its one reply channel; a worker process `BRPOP`s, calls the fleet's own adapter and `PUBLISH`es
-the answer. The same codec, the same lean Redis path (`redislane`), the same event loop as the fleet's
+the answer. The same codec, the same lean Redis path (`jobstore`'s lane), the same event loop as the fleet's
 worker; no job hash, no scripts, no state, no limits, no logs: a lost worker or message loses the request.
 
     python -m bench latency --bare      (this module's worker half: python -m bench.bare PROVIDER QUEUE)
@@ -15,7 +15,7 @@ import uuid
 import uvloop
 from redis.asyncio import Redis
 
-from redislane import Lane
+from jobstore import Lane
 from schemas.catalog import Provider, resolve_model
 from schemas.codec import decode_outcome, decode_request, encode_response
 from schemas.request import LLMRequest

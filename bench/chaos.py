@@ -21,8 +21,9 @@ from typing import Any
 import aiohttp
 from redis.asyncio import Redis
 
+from jobstore import Keys
+from launcher.processes import start_emulator, start_worker, worker_env
 from producer import LLMClient
-from producer.demo import start_emulator, start_worker, worker_env
 from schemas.catalog import Provider
 from schemas.errors import LLMError
 from schemas.request import LLMRequest
@@ -130,15 +131,17 @@ async def run(args: argparse.Namespace) -> None:
         reruns = retries = 0
         calls = collections.Counter()
         for request_id in outcomes:
-            job = await redis.hmget(settings.keys.request(request_id), ["reruns", "attempts"])
+            job = await redis.hmget(Keys(settings.key_prefix).request(request_id), ["reruns", "attempts"])
             reruns += int(job[0] or 0)
             calls[int(job[1] or 0)] += 1
             retries += max(0, int(job[1] or 0) - 1)
         unfinished = {
-            r: await redis.hgetall(settings.keys.request(r)) for r, o in outcomes.items() if o == "ResultTimeoutError"
+            r: await redis.hgetall(Keys(settings.key_prefix).request(r))
+            for r, o in outcomes.items()
+            if o == "ResultTimeoutError"
         }
         for r, job in unfinished.items():  # a stream's kept events, by sequence number
-            kept = await redis.xrange(settings.keys.events(r))
+            kept = await redis.xrange(Keys(settings.key_prefix).events(r))
             job[b"kept_seqs"] = str([json.loads(f[b"e"])["seq"] for _, f in kept]).encode()
         await redis.aclose()
         lines = [line for procs in workers.values() for p in procs for line in p.lines]

@@ -12,8 +12,8 @@ import sys
 import time
 
 from bench.harness import cpu_seconds, delta, fleet, redis_counters, rss_mb
+from launcher.processes import start_worker
 from producer import LLMClient
-from producer.demo import start_worker
 from schemas.catalog import Provider
 from schemas.request import LLMRequest
 

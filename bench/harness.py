@@ -18,7 +18,7 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from producer.demo import Process, start_emulator, start_worker, worker_env
+from launcher.processes import Process, start_emulator, start_worker, worker_env
 from schemas.catalog import Provider
 from schemas.settings import FleetSettings
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from bench.harness import Clock
 from bench.latency import MODELS, closed_loop
 from bench.sdk import DirectSDK
-from producer.demo import start_emulator, worker_env
+from launcher.processes import start_emulator, worker_env
 from schemas.catalog import Provider, resolve_model
 from schemas.request import LLMRequest
 from workers.settings import WorkerSettings

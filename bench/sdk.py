@@ -3,7 +3,7 @@
 pool at least as large (the workers' size for OpenAI and Anthropic; google-genai's own, unlimited, for
 Gemini), against the same emulator, retries off.
 
-The fleet's adapters call the same SDKs but read their raw responses (`workers/providers/_common.py`), so
+The fleet's adapters call the same SDKs but read their raw responses (`workers/providers/bodies.py`), so
 the benchmarks show three paths: this one, the adapter called in-process (what the queue adds on top of),
 and the fleet.
 """

@@ -9,27 +9,12 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from jobstore import BUCKET_S, Intake, Keys
 from schemas.catalog import Provider, resolve_model
 from schemas.codec import decode_request
 from schemas.errors import LLMError
-from schemas.keys import Keys
 
 __all__ = ["dead_letters", "provider_health", "retry_dead_letter", "show_request"]
-
-# KEYS: request hash, dead letters, its model's provider queue, its stream's events.  ARGV: id, deadline, ttl,
-# provider.  A dead letter starts over: on its own model (not the fallback it died on), a stream from no events.
-_RETRY = """
-if redis.call('ZREM', KEYS[2], ARGV[1]) == 0 or redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local element = ARGV[1] .. '\\n0\\n' .. ARGV[2]
-redis.call('HDEL', KEYS[1], 'result', 'finished_at', 'cancel')
-redis.call('DEL', KEYS[4])
-redis.call('HSET', KEYS[1], 'state', 'queued', 'retries', 0, 'route', 0, 'deadline_at', ARGV[2], 'element', element,
-  'provider', ARGV[4])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-redis.call('LPUSH', KEYS[3], element)
-return 1
-"""
-_BUCKET_S = 10
 
 
 async def dead_letters(redis: Redis, keys: Keys, limit: int = 100) -> list[dict[str, Any]]:
@@ -72,19 +57,9 @@ async def retry_dead_letter(redis: Redis, keys: Keys, request_id: str, *, timeou
         await redis.zrem(keys.dead(), request_id)
         return False
     provider = _own_provider(body) or stored.decode()
-    retried = await redis.eval(  # type: ignore[misc]
-        _RETRY,
-        4,
-        keys.request(request_id),
-        keys.dead(),
-        keys.queue(provider),
-        keys.events(request_id),
-        request_id,
-        str(time.time() + timeout_s),
-        str(ttl_s),
-        provider,
+    return await Intake(redis, keys).retry_dead(
+        request_id=request_id, provider=provider, deadline_at=time.time() + timeout_s, ttl_s=ttl_s
     )
-    return bool(retried)
 
 
 def _own_provider(body: bytes | None) -> str | None:
@@ -101,7 +76,7 @@ async def provider_health(redis: Redis, keys: Keys, *, dead_after_s: float) -> l
     the circuit reopens by the same rule), cooldown, recent error rate, queue depth, live workers, and the
     queue elements dropped for having no job behind them."""
     now = time.time()
-    bucket = int(now // _BUCKET_S)
+    bucket = int(now // BUCKET_S)
     seconds, micros = await redis.time()  # the heartbeats are on Redis's clock
     alive_since = seconds + micros / 1e6 - dead_after_s
     rows = []
@@ -109,7 +84,7 @@ async def provider_health(redis: Redis, keys: Keys, *, dead_after_s: float) -> l
         p = provider.value
         async with redis.pipeline(transaction=False) as pipe:
             pipe.pttl(keys.circuit(p))
-            pipe.exists(f"{keys.circuit(p)}:probation")
+            pipe.exists(keys.probation(p))
             pipe.pttl(keys.cooldown(p))
             pipe.hgetall(keys.health(p))
             pipe.llen(keys.queue(p))
@@ -133,8 +108,8 @@ async def provider_health(redis: Redis, keys: Keys, *, dead_after_s: float) -> l
                 "error_rate": round(err / (ok + err), 3) if ok + err else 0.0,
                 "queued": depth,
                 "retrying": delayed,
-                "workers": workers,
                 "dropped": int(dropped or 0),  # queue elements with no job behind them
+                "workers": workers,
             }
         )
     return rows

@@ -21,8 +21,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from producer.outage import access_denied, riding_out
-from redislane import REFUSED
+from jobstore import REFUSED, access_denied, riding_out
 from schemas.errors import FleetUnavailableError
 
 __all__ = ["ChannelHub"]

@@ -1,4 +1,4 @@
-"""The caller's and the operator's commands: `complete`, `stream`, `models`, `health`, `dlq`, `demo`."""
+"""The caller's and the operator's commands: `complete`, `stream`, `models`, `health`, `dlq`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from jobstore import Keys
 from producer.admin import dead_letters, provider_health, retry_dead_letter, show_request
 from producer.client import LLMClient
 from schemas.catalog import CATALOG
@@ -50,15 +51,9 @@ def main(argv: list[str]) -> int:
     dlq_actions.add_parser("list", help="the most recent dead letters")
     for action in ("show", "retry"):
         dlq_actions.add_parser(action, help=f"{action} one request").add_argument("request_id")
-    demo = commands.add_parser("demo", help="start Redis, the emulator and workers; call all three providers")
-    demo.add_argument("--keep", action="store_true", help="keep the fleet running afterwards, until Ctrl-C")
     args = parser.parse_args(argv)
     if args.command == "models":
         return _models()
-    if args.command == "demo":
-        from producer.demo import run_demo
-
-        return run_demo(keep=args.keep)
     if args.command in ("health", "dlq"):
         return _run(_admin(args), as_json=False)
     if args.command == "stream":
@@ -122,16 +117,20 @@ async def _admin(args: argparse.Namespace) -> None:
     redis = Redis.from_url(settings.redis_url)
     try:
         if args.command == "health":
-            _table(await provider_health(redis, settings.keys, dead_after_s=settings.dead_after_s))
+            _table(await provider_health(redis, Keys(settings.key_prefix), dead_after_s=settings.dead_after_s))
         elif args.action == "list":
-            _table(await dead_letters(redis, settings.keys))
+            _table(await dead_letters(redis, Keys(settings.key_prefix)))
         elif args.action == "show":
-            job = await show_request(redis, settings.keys, args.request_id)
+            job = await show_request(redis, Keys(settings.key_prefix), args.request_id)
             if not job:
                 raise RequestNotFoundError(args.request_id)
             sys.stdout.write(json.dumps(job, indent=2) + "\n")
         elif await retry_dead_letter(
-            redis, settings.keys, args.request_id, timeout_s=settings.request_timeout_s, ttl_s=settings.result_ttl_s
+            redis,
+            Keys(settings.key_prefix),
+            args.request_id,
+            timeout_s=settings.request_timeout_s,
+            ttl_s=settings.result_ttl_s,
         ):
             sys.stdout.write(f"{args.request_id} queued again\n")
         else:

@@ -16,11 +16,9 @@ import structlog
 from pydantic_core import PydanticSerializationError
 from redis.asyncio import Redis
 
+from jobstore import Field, Intake, Keys, State, connect, riding_out
 from producer.channels import ChannelHub
-from producer.jobs import JobScripts
-from producer.outage import riding_out
 from producer.streams import DEADLINE_GRACE_S, read_events
-from redislane import connect
 from schemas.codec import decode_outcome, encode_error
 from schemas.errors import (
     FleetUnavailableError,
@@ -34,7 +32,6 @@ from schemas.errors import (
     error_from_dict,
 )
 from schemas.events import DoneEvent, ErrorEvent, StreamEvent
-from schemas.keys import Field, State
 from schemas.request import LLMRequest, digest_of, validate_for_model
 from schemas.response import LLMResponse
 from schemas.settings import FleetSettings
@@ -57,11 +54,11 @@ class LLMClient:
         self.settings = settings or FleetSettings()
         if redis_url is not None:
             self.settings = self.settings.model_copy(update={"redis_url": redis_url})
-        self.keys = self.settings.keys
+        self.keys = Keys(self.settings.key_prefix)
         self.client_id = uuid.uuid4().hex
         self.reply_channel = self.keys.reply(self.client_id)
         self._redis: Redis | None = None
-        self._scripts: JobScripts | None = None
+        self._scripts: Intake | None = None
         self._hub: ChannelHub | None = None
         self._waiters: dict[str, set[asyncio.Future[Outcome]]] = {}
         self._submitting: collections.Counter[str] = collections.Counter()  # submits under way, by request_id
@@ -88,7 +85,7 @@ class LLMClient:
             await hub.close()
             await redis.aclose()
             raise
-        self._redis, self._scripts, self._hub = redis, JobScripts(redis), hub
+        self._redis, self._scripts, self._hub = redis, Intake(redis, self.keys), hub
 
     async def aclose(self) -> None:
         if self._hub is not None:
@@ -215,17 +212,13 @@ class LLMClient:
 
     # -- internals ------------------------------------------------------------------------------
 
-    async def _cancel(self, scripts: JobScripts, request_id: str, provider: str, error: LLMError) -> str:
+    async def _cancel(self, scripts: Intake, request_id: str, provider: str, error: LLMError) -> str:
         return await scripts.cancel(
-            request_key=self.keys.request(request_id),
-            queue_key=self.keys.queue(provider),
-            events_key=self.keys.events(request_id),
             request_id=request_id,
+            provider=provider,
             now=time.time(),
             ttl_s=self.settings.result_ttl_s,
             outcome=encode_error(error),
-            control_channel=self.keys.control(provider),
-            tokens_channel=self.keys.tokens(request_id),
             stream_ttl_s=self.settings.stream_ttl_s,
         )
 
@@ -247,8 +240,6 @@ class LLMClient:
         budget = self.settings.request_timeout_s if timeout is None else timeout
         reply = await riding_out(
             lambda: scripts.submit(
-                request_key=self.keys.request(request.request_id),
-                queue_key=self.keys.queue(info.provider),
                 reply=self.reply_channel,
                 request_id=request.request_id,
                 body=body,
@@ -276,7 +267,7 @@ class LLMClient:
         """The request's outcome if it has one (else our reply channel is added to it), and its deadline."""
         _, scripts, _ = self._connected()
         reply = await riding_out(
-            lambda: scripts.wait(request_key=self.keys.request(request_id), reply=self.reply_channel),
+            lambda: scripts.attach(request_id=request_id, reply=self.reply_channel),
             self.settings.request_timeout_s,
         )
         if reply[0] == b"missing":
@@ -352,7 +343,7 @@ class LLMClient:
             workers=workers,
         )
 
-    def _connected(self) -> tuple[Redis, JobScripts, ChannelHub]:
+    def _connected(self) -> tuple[Redis, Intake, ChannelHub]:
         if self._redis is None or self._scripts is None or self._hub is None:
             raise RuntimeError("LLMClient is not connected: use `async with LLMClient() as client:`")
         return self._redis, self._scripts, self._hub

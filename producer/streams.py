@@ -17,8 +17,8 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from redis.asyncio import Redis
 
+from jobstore import riding_out
 from producer.channels import ChannelHub
-from producer.outage import riding_out
 from schemas.events import StreamEvent, decode_event
 
 __all__ = ["DEADLINE_GRACE_S", "read_events"]

@@ -5,8 +5,6 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from schemas.keys import Keys
-
 __all__ = ["FleetSettings"]
 
 
@@ -34,7 +32,3 @@ class FleetSettings(BaseSettings):
     @property
     def dead_after_s(self) -> float:
         return self.heartbeat_s * 5
-
-    @property
-    def keys(self) -> Keys:
-        return Keys(self.key_prefix)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from launcher.processes import Process, start_emulator, start_worker, worker_env
 from producer import LLMClient
-from producer.demo import Process, start_emulator, start_worker, worker_env
 from schemas.catalog import Provider
 from schemas.settings import FleetSettings
 from tests.servers import RedisServer

@@ -4,7 +4,7 @@ Kept from arq's `Worker`: the process lifecycle (`run`, startup/shutdown hooks, 
 handling with a grace period (`job_completion_wait`: SIGTERM stops claiming and lets in-flight
 requests finish), its health-check key, the job function and its timeout, the task/semaphore
 bookkeeping. Replaced: arq's polling queue model (a ZSET rescanned on every poll, pickled jobs,
-polled results), by the push-based `workers.queue.WorkerQueue`.
+polled results), by the push-based `jobstore.WorkerQueue`.
 """
 
 from __future__ import annotations
@@ -23,12 +23,11 @@ from arq.worker import Worker, func
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError, ResponseError
 
-from redislane import REFUSED, connect
+from jobstore import REFUSED, Element, Keys, Limits, Started, WorkerQueue, connect
 from schemas.catalog import Provider
 from workers import control as control_channel
-from workers.jobs import Executor
+from workers.executor import Executor
 from workers.providers import build_adapter
-from workers.queue import Claimed, Limits, Started, WorkerQueue
 from workers.settings import WorkerSettings
 
 __all__ = ["FleetWorker", "run_worker"]
@@ -50,7 +49,7 @@ class FleetWorker(Worker):
         self.provider = provider
         self.settings = settings
         self.worker_id = f"{provider.value}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        keys = settings.keys
+        keys = Keys(settings.key_prefix)
         self.redis = connect(settings.redis_url)
         limits = Limits(
             concurrency=settings.provider_concurrency,
@@ -101,7 +100,7 @@ class FleetWorker(Worker):
         await self.queue.size_slots()
         await self._beat()
         control = self.redis.pubsub()
-        await control.subscribe(self.settings.keys.control(self.provider.value))
+        await control.subscribe(self.queue.keys.control(self.provider.value))
         # its confirmation, or its refusal raised (an ACL without our channels): a worker that could neither
         # hear cancels nor publish results must not start
         if await control.get_message(timeout=_CONFIRM_S) is None:
@@ -290,7 +289,7 @@ class FleetWorker(Worker):
             self._holding_slot = False  # the token is the orphan's now: its end gives it back
             self._launch(claimed, None)
 
-    def _launch(self, claimed: Claimed, job: Started | None) -> None:
+    def _launch(self, claimed: Element, job: Started | None) -> None:
         """Run a claimed job: started by its claim (`job`), or adopted (None: started by its task; a job this
         process has not run lately is one whose claim's reply was lost, so no call was made for it yet)."""
         assert self.executor is not None
@@ -306,7 +305,7 @@ class FleetWorker(Worker):
         self.executor.track(request_id, task)
         task.add_done_callback(functools.partial(self._job_done, request_id))
 
-    async def _timed(self, claimed: Claimed, job: Started | None, again: bool) -> None:
+    async def _timed(self, claimed: Element, job: Started | None, again: bool) -> None:
         """The job function, under arq's job timeout (a backstop: the request's own deadline comes first)."""
         function = self.functions["llm_request"]
         async with asyncio.timeout(function.timeout_s):

@@ -19,8 +19,8 @@ import json
 import structlog
 from redis.exceptions import RedisError
 
+from jobstore import WorkerQueue
 from schemas.events import CancelledEvent, DoneEvent, ErrorEvent
-from workers.queue import WorkerQueue
 
 __all__ = ["EventPublisher", "EventRelay"]
 

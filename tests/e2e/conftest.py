@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 
-from producer.demo import Process, start_emulator, start_worker, worker_env
+from launcher.processes import Process, start_emulator, start_worker, worker_env
 from schemas.catalog import Provider
 from schemas.request import LLMRequest
 from schemas.settings import FleetSettings
@@ -21,6 +21,11 @@ Fleet = Callable[..., Awaitable[tuple[FleetSettings, list[Process]]]]
 
 def request(model: str, text: str, **kw: object) -> LLMRequest:
     return LLMRequest(model=model, messages=[{"role": "user", "content": text}], **kw)  # type: ignore[arg-type]
+
+
+def job_fields(request: LLMRequest, provider: str, **fields: str) -> dict[str, str]:
+    """A job hash written by hand, as a submit writes it: its body, digest and provider, and `fields`."""
+    return {"body": request.model_dump_json(), "digest": request.digest(), "provider": provider, **fields}
 
 
 @pytest.fixture(scope="module")

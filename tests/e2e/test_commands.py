@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from launcher.processes import Process
 from producer import LLMClient
-from producer.demo import Process
 from schemas.catalog import CATALOG, Provider
 from schemas.request import LLMRequest
 from schemas.settings import FleetSettings
@@ -120,7 +120,7 @@ async def test_cli_reports_an_unreachable_redis() -> None:
 
 
 async def test_sigterm_lets_a_worker_finish_and_leave(fleet_settings: FleetSettings, emulator: str) -> None:
-    from producer.demo import start_worker, worker_env
+    from launcher.processes import start_worker, worker_env
 
     settings = fleet_settings.model_copy(update={"key_prefix": fleet_settings.key_prefix + "-term"})
     worker = await start_worker(
@@ -138,7 +138,7 @@ async def test_sigterm_lets_a_worker_finish_and_leave(fleet_settings: FleetSetti
 
 async def test_a_worker_can_log_to_a_file(fleet_settings: FleetSettings, emulator: str, tmp_path: Path) -> None:
     """The benchmarks' log collector: the lines land in the file, and the ready line is still seen."""
-    from producer.demo import start_worker, worker_env
+    from launcher.processes import start_worker, worker_env
 
     settings = fleet_settings.model_copy(update={"key_prefix": fleet_settings.key_prefix + "-file"})
     log = tmp_path / "worker.log"

@@ -7,14 +7,16 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
+from jobstore import Keys
+from launcher.processes import Process, start_worker, worker_env
 from producer import LLMClient
-from producer.demo import Process, start_worker, worker_env
 from schemas.catalog import Provider
 from schemas.errors import (
     ContentFilteredError,
@@ -26,6 +28,7 @@ from schemas.errors import (
 )
 from schemas.request import LLMRequest
 from schemas.settings import FleetSettings
+from tests.e2e.conftest import job_fields
 from tests.e2e.emulator_api import requests_for
 from tests.servers import RedisServer
 
@@ -136,7 +139,7 @@ async def test_provider_rules_are_applied_before_the_call(
 async def test_a_malformed_job_fails_alone_and_the_worker_keeps_serving(
     client: LLMClient, workers: dict[Provider, Process], fleet_settings: FleetSettings
 ) -> None:
-    keys = fleet_settings.keys
+    keys = Keys(fleet_settings.key_prefix)
     redis = Redis.from_url(fleet_settings.redis_url)
     try:
         for bad_id, body in (("bad-json", "{not json"), ("bad-request", json.dumps({"model": "gpt-4.1-mini"}))):
@@ -243,3 +246,42 @@ def test_a_worker_refuses_a_concurrency_below_one(
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     assert main(["--provider", "openai", "--concurrency", value]) == 1
     assert "greater than 0" in capsys.readouterr().err
+
+
+async def test_a_job_and_a_stream_written_by_the_previous_version_are_served_and_replayed(
+    client: LLMClient, workers: dict[Provider, Process], fleet_settings: FleetSettings
+) -> None:
+    """The wire and the keys did not change when the job model moved to `jobstore`: a job queued as the version
+    before wrote it (its hash's fields, its element) is served, and a stream it kept is replayed whole."""
+    keys = Keys(fleet_settings.key_prefix)
+    redis = Redis.from_url(fleet_settings.redis_url)
+    try:
+        old = _request(MODELS[Provider.ANTHROPIC], "queued by the version before")
+        deadline = f"{time.time() + 30:.6f}"
+        element = f"{old.request_id}\n0\n{deadline}"
+        fields = job_fields(
+            old, "anthropic", state="queued", reply="", enqueued_at=f"{time.time():.6f}", deadline_at=deadline
+        )
+        await redis.hset(keys.request(old.request_id), mapping={**fields, "element": element})
+        await redis.expire(keys.request(old.request_id), 3600)
+        await redis.lpush(keys.queue("anthropic"), element)
+        served = await client.result(old.request_id, timeout=20)
+        assert served.request_id == old.request_id and served.content.startswith("Echo:")
+
+        kept = _request(MODELS[Provider.OPENAI], "streamed by the version before", stream=True)
+        response = served.model_copy(update={"request_id": kept.request_id, "content": "Hello there"})
+        for event in (
+            {"type": "delta", "seq": 1, "text": "Hello"},
+            {"type": "delta", "seq": 2, "text": " there"},
+            {"type": "done", "seq": 3, "response": json.loads(response.model_dump_json())},
+        ):
+            await redis.xadd(keys.events(kept.request_id), {"e": json.dumps(event)})
+        await redis.hset(
+            keys.request(kept.request_id),
+            mapping=job_fields(kept, "openai", state="done", result='{"ok":' + response.model_dump_json() + "}"),
+        )
+        replayed = [event async for event in client.subscribe(kept.request_id, timeout=5)]
+    finally:
+        await redis.aclose()
+    assert [e.seq for e in replayed] == [1, 2, 3]
+    assert "".join(e.text for e in replayed if e.type == "delta") == "Hello there"

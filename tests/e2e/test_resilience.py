@@ -17,8 +17,9 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
+from jobstore import Keys
+from launcher.processes import Process, start_worker, worker_env
 from producer import LLMClient
-from producer.demo import Process, start_worker, worker_env
 from schemas.catalog import Provider
 from schemas.errors import (
     ContentFilteredError,
@@ -83,7 +84,7 @@ async def test_concurrency_limit_holds_across_workers(fleet: Fleet, emulator_url
 
 async def test_a_worker_runs_at_most_its_concurrency(fleet: Fleet) -> None:
     settings, [worker] = await fleet(Provider.OPENAI, LLM_WORKER_CONCURRENCY="3")
-    claimed = settings.keys.claimed(str(worker.ready_info["worker_id"]))
+    claimed = Keys(settings.key_prefix).claimed(str(worker.ready_info["worker_id"]))
     redis = Redis.from_url(settings.redis_url)
     running: list[int] = []
 
@@ -124,7 +125,7 @@ async def test_a_cooldown_set_a_moment_ago_holds_back_the_call(fleet: Fleet, emu
     settings, _ = await fleet(Provider.OPENAI)
     redis = Redis.from_url(settings.redis_url)
     try:
-        await redis.set(settings.keys.cooldown("openai"), "1", px=800)  # set behind the worker's back
+        await redis.set(Keys(settings.key_prefix).cooldown("openai"), "1", px=800)  # set behind the worker's back
     finally:
         await redis.aclose()
     request = _request("gpt-4.1-mini", f"{uuid.uuid4()} [[latency_ms=300]]")
@@ -234,7 +235,7 @@ async def test_sigkill_mid_request_is_rerun_by_another_worker(fleet: Fleet, emul
     calls = [len(await requests_for(emulator_url, r.trace_id)) for r in requests]
     assert set(calls) == {1, 2} and sum(calls) > len(requests)  # the killed worker's calls ran again
     redis = Redis.from_url(settings.redis_url)
-    reruns = [await redis.hget(settings.keys.request(r.request_id), "reruns") for r in requests]
+    reruns = [await redis.hget(Keys(settings.key_prefix).request(r.request_id), "reruns") for r in requests]
     await redis.aclose()
     assert [int(x or 0) for x in reruns] == [c - 1 for c in calls]  # every second call is recorded
     assert recovered_in < 5 * 0.5 + 1 + 1.5 + 1  # presumed dead after 5 beats, then re-run
@@ -318,9 +319,9 @@ async def test_backpressure_refuses_beyond_the_queue_bound(redis_server: RedisSe
             await client.submit(refused)
     assert caught.value.retryable and caught.value.retry_after > 0
     redis = Redis.from_url(redis_server.url)
-    queued = await redis.lrange(settings.keys.queue("gemini"), 0, -1)  # type: ignore[misc]
+    queued = await redis.lrange(Keys(settings.key_prefix).queue("gemini"), 0, -1)  # type: ignore[misc]
     assert len(queued) == 3 and not any(refused.request_id.encode() in e for e in queued)
-    assert not await redis.exists(settings.keys.request(refused.request_id))  # nothing of it is left
+    assert not await redis.exists(Keys(settings.key_prefix).request(refused.request_id))  # nothing of it is left
     await redis.aclose()
 
 
@@ -380,7 +381,7 @@ async def _lose_a_claim(settings: FleetSettings, worker: Process, request: LLMRe
     redis = Redis.from_url(settings.redis_url)
     try:
         await redis.hset(
-            settings.keys.request(request.request_id),
+            Keys(settings.key_prefix).request(request.request_id),
             mapping={
                 "body": body,
                 "digest": request.digest(),
@@ -393,7 +394,7 @@ async def _lose_a_claim(settings: FleetSettings, worker: Process, request: LLMRe
                 "enqueued_at": time.time(),
             },
         )
-        await redis.lpush(settings.keys.claimed(worker_id), element)
+        await redis.lpush(Keys(settings.key_prefix).claimed(worker_id), element)
     finally:
         await redis.aclose()
 
@@ -408,7 +409,7 @@ async def test_a_claim_whose_reply_was_lost_is_adopted(fleet: Fleet, emulator_ur
     assert any("claim_adopted" in line for line in worker.lines)
     assert len(await requests_for(emulator_url, request.trace_id)) == 1
     redis = Redis.from_url(settings.redis_url)
-    job = await redis.hmget(settings.keys.request(request.request_id), ["attempts", "reruns"])
+    job = await redis.hmget(Keys(settings.key_prefix).request(request.request_id), ["attempts", "reruns"])
     await redis.aclose()
     assert job == [b"1", None]  # its one call is its first attempt, not a re-run
     assert not any("request_rerun" in line for line in worker.lines)
@@ -422,13 +423,13 @@ async def test_a_finished_job_redis_forgot_is_adopted_as_a_re_run(fleet: Fleet, 
     request = _request("gpt-4.1-mini", f"{uuid.uuid4()} finished, then forgotten")
     async with LLMClient(settings=settings) as client:
         await client.complete(request, timeout=10)
-    key, worker_id = settings.keys.request(request.request_id), str(worker.ready_info["worker_id"])
+    key, worker_id = Keys(settings.key_prefix).request(request.request_id), str(worker.ready_info["worker_id"])
     redis = Redis.from_url(settings.redis_url)
     try:
         element = f"{request.request_id}\n0\n{time.time() + 30}"
         await redis.hdel(key, "result", "finished_at")
         await redis.hset(key, mapping={"state": "running", "element": element, "deadline_at": time.time() + 30})
-        await redis.lpush(settings.keys.claimed(worker_id), element)
+        await redis.lpush(Keys(settings.key_prefix).claimed(worker_id), element)
         for _ in range(100):
             if await redis.hget(key, "state") == b"done":
                 break
@@ -457,8 +458,8 @@ async def test_an_adopted_claim_waits_for_a_token_of_its_own(fleet: Fleet, emula
         assert (await client.result(orphan.request_id, timeout=15)).request_id == orphan.request_id
         await first
     redis = Redis.from_url(settings.redis_url)
-    held = settings.keys.held(str(worker.ready_info["worker_id"]))
-    tokens = await redis.llen(settings.keys.slots("openai")) + await redis.llen(held)
+    held = Keys(settings.key_prefix).held(str(worker.ready_info["worker_id"]))
+    tokens = await redis.llen(Keys(settings.key_prefix).slots("openai")) + await redis.llen(held)
     await redis.aclose()
     assert any("claim_adopted" in line for line in worker.lines)
     assert (await stats(emulator_url))["max_open"]["openai"] == 1
@@ -593,7 +594,9 @@ async def test_a_request_that_kills_every_worker_it_reaches_stops_being_rerun(fl
         for calls in (1, 2):  # kill whichever worker runs it, twice
             await wait_for_calls(emulator_url, request.trace_id, calls)
             for _ in range(200):  # its start script names the worker (the call leaves just before it)
-                holder = (await redis.hget(settings.keys.request(request.request_id), "worker") or b"").decode()
+                holder = (
+                    await redis.hget(Keys(settings.key_prefix).request(request.request_id), "worker") or b""
+                ).decode()
                 if holder in by_id and holder not in killed:
                     break
                 await asyncio.sleep(0.01)

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
+from launcher.processes import Process
 from producer import LLMClient
-from producer.demo import Process
 from schemas.catalog import Provider
 from schemas.errors import OverloadedError, ProviderUnavailableError, RequestCancelledError, ResultTimeoutError
 from schemas.events import StreamEvent

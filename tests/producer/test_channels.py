@@ -10,6 +10,7 @@ import uuid
 import pytest
 from redis.asyncio import Redis
 
+from jobstore import Keys
 from producer import LLMClient
 from producer.channels import ChannelHub
 from schemas.codec import encode_response
@@ -61,7 +62,7 @@ async def test_a_result_whose_message_was_lost_reaches_its_waiting_caller(redis_
             assert not waiting.done()
             proxy.cut()
             direct = Redis.from_url(redis_server.url)
-            key = settings.keys.request(request.request_id)
+            key = Keys(settings.key_prefix).request(request.request_id)
             response = LLMResponse(
                 content="stored while the channel was down",
                 usage=Usage(prompt_tokens=1, completion_tokens=2, total_tokens=3),

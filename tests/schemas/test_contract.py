@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 import schemas
+from jobstore import Keys
 from schemas.catalog import CATALOG, Provider, resolve_model
 from schemas.codec import decode_outcome, decode_request, encode_error, encode_response
 from schemas.errors import (
@@ -20,7 +21,6 @@ from schemas.errors import (
     error_from_dict,
 )
 from schemas.events import DeltaEvent, DoneEvent, decode_event
-from schemas.keys import Keys
 from schemas.request import LLMRequest, Message, validate_for_model
 from schemas.response import LLMResponse, Usage
 

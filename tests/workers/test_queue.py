@@ -11,15 +11,14 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
+from jobstore import Element, Field, Keys, Limits, Verdict, WorkerQueue
 from producer import LLMClient
 from schemas.codec import encode_error, encode_response
 from schemas.errors import RequestConflictError, RequestNotFoundError, ResultTimeoutError, UnknownModelError
-from schemas.keys import Field, Keys
 from schemas.request import LLMRequest
 from schemas.response import LLMResponse, Usage
 from schemas.settings import FleetSettings
 from tests.servers import RedisServer
-from workers.queue import Claimed, Limits, WorkerQueue
 
 
 @pytest.fixture
@@ -67,19 +66,19 @@ async def _serve_one(queue: WorkerQueue, content: str = "hello") -> str:
 async def test_submit_claim_finish_wakes_the_caller(
     fleet_client: LLMClient, redis: Redis, settings: FleetSettings
 ) -> None:
-    queue = _queue(redis, settings.keys)
+    queue = _queue(redis, Keys(settings.key_prefix))
     request = _request(source_agent="planner")
     waiting = asyncio.create_task(fleet_client.complete(request, timeout=5))
     served = await _serve_one(queue)
     response = await waiting
     assert served == request.request_id
     assert response.content == "hello" and response.trace_id == request.request_id
-    job = await redis.hgetall(settings.keys.request(request.request_id))
+    job = await redis.hgetall(Keys(settings.key_prefix).request(request.request_id))
     assert job[Field.STATE.encode()] == b"done"
     assert job[Field.ATTEMPTS.encode()] == b"1"
     assert Field.ELEMENT.encode() not in job and Field.REPLY.encode() not in job  # a kept result needs neither
     assert await redis.llen(queue.claimed_key) == 0  # nothing left claimed
-    assert 0 < await redis.ttl(settings.keys.request(request.request_id)) <= 60
+    assert 0 < await redis.ttl(Keys(settings.key_prefix).request(request.request_id)) <= 60
 
 
 async def test_submit_returns_at_once_and_result_waits(
@@ -87,13 +86,13 @@ async def test_submit_returns_at_once_and_result_waits(
 ) -> None:
     request = _request()
     assert await fleet_client.submit(request) == request.request_id
-    [element] = await redis.lrange(settings.keys.queue("openai"), 0, -1)
-    assert Claimed.parse(element).request_id == request.request_id  # the job itself is on the queue
+    [element] = await redis.lrange(Keys(settings.key_prefix).queue("openai"), 0, -1)
+    assert Element.parse(element).request_id == request.request_id  # the job itself is on the queue
     assert b"messages" not in element  # its body is kept once, in the job hash
     waiting = asyncio.create_task(fleet_client.result(request.request_id, timeout=5))
     await asyncio.sleep(0.05)
     assert not waiting.done()
-    await _serve_one(_queue(redis, settings.keys))
+    await _serve_one(_queue(redis, Keys(settings.key_prefix)))
     assert (await waiting).content == "hello"
     # once stored, the result is returned at once, also to another client
     async with LLMClient(settings=settings) as other:
@@ -107,13 +106,13 @@ async def test_same_request_twice_is_queued_once(
     first = asyncio.create_task(fleet_client.complete(request, timeout=5))
     second = asyncio.create_task(fleet_client.complete(request.model_copy(), timeout=5))
     await asyncio.sleep(0.05)
-    assert await redis.llen(settings.keys.queue("openai")) == 1
-    await _serve_one(_queue(redis, settings.keys))
+    assert await redis.llen(Keys(settings.key_prefix).queue("openai")) == 1
+    await _serve_one(_queue(redis, Keys(settings.key_prefix)))
     assert (await first).content == (await second).content == "hello"
     # after the result is stored, resubmitting returns it without queueing anything
     again = await fleet_client.complete(request.model_copy(), timeout=1)
     assert again.content == "hello"
-    assert await redis.llen(settings.keys.queue("openai")) == 0
+    assert await redis.llen(Keys(settings.key_prefix).queue("openai")) == 0
 
 
 async def test_same_id_with_another_body_is_refused(fleet_client: LLMClient) -> None:
@@ -133,8 +132,8 @@ async def test_a_refused_stream_leaves_the_request_it_collided_with_alone(
     with pytest.raises(RequestConflictError, match=request.request_id):
         async for _ in fleet_client.events(other):
             pass
-    assert await redis.hget(settings.keys.request(request.request_id), Field.STATE) == b"queued"
-    assert await redis.llen(settings.keys.queue("openai")) == 1
+    assert await redis.hget(Keys(settings.key_prefix).request(request.request_id), Field.STATE) == b"queued"
+    assert await redis.llen(Keys(settings.key_prefix).queue("openai")) == 1
 
 
 async def test_a_stream_abandoned_while_its_submit_is_in_flight_is_cancelled(
@@ -151,8 +150,8 @@ async def test_a_stream_abandoned_while_its_submit_is_in_flight_is_cancelled(
     with pytest.raises(asyncio.CancelledError):
         async for _ in fleet_client.events(request):
             pass
-    assert await redis.hget(settings.keys.request(request.request_id), Field.STATE) == b"done"  # cancelled
-    assert await redis.llen(settings.keys.queue("openai")) == 0
+    assert await redis.hget(Keys(settings.key_prefix).request(request.request_id), Field.STATE) == b"done"  # cancelled
+    assert await redis.llen(Keys(settings.key_prefix).queue("openai")) == 0
 
 
 async def test_invalid_request_is_refused_before_queueing(
@@ -160,7 +159,7 @@ async def test_invalid_request_is_refused_before_queueing(
 ) -> None:
     with pytest.raises(UnknownModelError, match="gpt-4.1-mni"):
         await fleet_client.submit(LLMRequest(model="gpt-4.1-mni", messages=[{"role": "user", "content": "x"}]))
-    assert await redis.llen(settings.keys.queue("openai")) == 0
+    assert await redis.llen(Keys(settings.key_prefix).queue("openai")) == 0
 
 
 async def test_unknown_request_id_is_a_clear_error(fleet_client: LLMClient) -> None:
@@ -172,7 +171,7 @@ async def test_timeout_says_queued_and_how_many_workers(
     fleet_client: LLMClient, redis: Redis, settings: FleetSettings
 ) -> None:
     request = _request()
-    await _queue(redis, settings.keys).heartbeat(dead_after_s=10)  # one live worker, which never claims
+    await _queue(redis, Keys(settings.key_prefix)).heartbeat(dead_after_s=10)  # one live worker, which never claims
     with pytest.raises(ResultTimeoutError) as caught:
         await fleet_client.complete(request, timeout=0.2)
     assert caught.value.queued is True
@@ -185,7 +184,7 @@ async def test_error_outcome_reaches_the_caller_typed(
 ) -> None:
     from schemas.errors import RateLimitedError
 
-    queue = _queue(redis, settings.keys)
+    queue = _queue(redis, Keys(settings.key_prefix))
     request = _request()
     waiting = asyncio.create_task(fleet_client.complete(request, timeout=5))
     [started] = await queue.claim(timeout_s=5)
@@ -197,33 +196,33 @@ async def test_error_outcome_reaches_the_caller_typed(
 
 
 async def test_a_request_gets_one_result_only(redis: Redis, settings: FleetSettings, fleet_client: LLMClient) -> None:
-    queue = _queue(redis, settings.keys)
+    queue = _queue(redis, Keys(settings.key_prefix))
     request = _request()
     await fleet_client.submit(request)
-    [element] = await redis.lrange(settings.keys.queue("openai"), 0, -1)
+    [element] = await redis.lrange(Keys(settings.key_prefix).queue("openai"), 0, -1)
     await _serve_one(queue, "first")
-    again = Claimed.parse(element)  # the same job, finished a second time
+    again = Element.parse(element)  # the same job, finished a second time
     assert not await queue.finish(again, encode_response(_response(request, "second")))
     assert (await fleet_client.result(request.request_id, timeout=1)).content == "first"
-    assert (await queue.start(again)).kind == "skip"  # a done request never runs again
+    assert (await queue.start(again)).kind is Verdict.ENDED  # a done request never runs again
 
 
 async def test_a_dead_workers_jobs_go_back_to_the_queue(
     redis: Redis, settings: FleetSettings, fleet_client: LLMClient
 ) -> None:
-    dead, alive = _queue(redis, settings.keys, "dead"), _queue(redis, settings.keys, "alive")
+    dead, alive = _queue(redis, Keys(settings.key_prefix), "dead"), _queue(redis, Keys(settings.key_prefix), "alive")
     request = _request()
     await fleet_client.submit(request)
     await dead.heartbeat(dead_after_s=10)
     [started] = await dead.claim(timeout_s=1)
     assert started.claimed.request_id == request.request_id
     assert started.kind == "run"  # the provider call started, then the worker died
-    await redis.zadd(settings.keys.workers("openai"), {"dead": 1.0})  # its last beat, long ago
+    await redis.zadd(Keys(settings.key_prefix).workers("openai"), {"dead": 1.0})  # its last beat, long ago
     assert await alive.heartbeat(dead_after_s=10) == (0, ["dead"], 0)
     assert await alive.release("dead") == 1
-    assert await redis.zscore(settings.keys.workers("openai"), "dead") is None
+    assert await redis.zscore(Keys(settings.key_prefix).workers("openai"), "dead") is None
     await _serve_one(alive, "rerun")
-    job = await redis.hgetall(settings.keys.request(request.request_id))
+    job = await redis.hgetall(Keys(settings.key_prefix).request(request.request_id))
     assert job[b"attempts"] == b"2" and job[b"worker"] == b"alive"  # the re-run is recorded, not silent
     assert (await fleet_client.result(request.request_id, timeout=1)).content == "rerun"
 
@@ -238,7 +237,13 @@ async def test_a_request_whose_workers_keep_dying_is_not_run_again(
     verdicts = []
     for i in range(4):
         worker = WorkerQueue(
-            redis, settings.keys, "openai", f"w{i}", result_ttl_s=60, stream_ttl_s=60, limits=Limits(max_reruns=2)
+            redis,
+            Keys(settings.key_prefix),
+            "openai",
+            f"w{i}",
+            result_ttl_s=60,
+            stream_ttl_s=60,
+            limits=Limits(max_reruns=2),
         )
         [started] = await worker.claim(timeout_s=1)
         verdicts.append((started.kind, started.attempts, started.rerun))
@@ -246,7 +251,7 @@ async def test_a_request_whose_workers_keep_dying_is_not_run_again(
             break
         assert await worker.release(f"w{i}") == 1  # it died during the call: its job goes back
     assert verdicts == [("run", 1, False), ("run", 2, True), ("run", 3, True), ("lost", 3, False)]
-    assert await redis.hget(settings.keys.request(request.request_id), "reruns") == b"2"
+    assert await redis.hget(Keys(settings.key_prefix).request(request.request_id), "reruns") == b"2"
 
 
 async def test_with_re_runs_off_a_job_whose_worker_died_is_lost_at_once(
@@ -256,7 +261,9 @@ async def test_with_re_runs_off_a_job_whose_worker_died_is_lost_at_once(
     request = _request()
     await fleet_client.submit(request)
     first, second = (
-        WorkerQueue(redis, settings.keys, "openai", w, result_ttl_s=60, stream_ttl_s=60, limits=Limits(max_reruns=0))
+        WorkerQueue(
+            redis, Keys(settings.key_prefix), "openai", w, result_ttl_s=60, stream_ttl_s=60, limits=Limits(max_reruns=0)
+        )
         for w in ("first", "second")
     )
     [started] = await first.claim(timeout_s=1)
@@ -271,7 +278,10 @@ async def test_a_worker_whose_clock_is_behind_is_not_presumed_dead(
 ) -> None:
     """Heartbeats are on Redis's clock: a worker whose own clock runs a minute behind the others' (hosts
     disagree) is alive to them, and its running jobs are not taken from it and re-run."""
-    behind, right = _queue(redis, settings.keys, "behind"), _queue(redis, settings.keys, "right")
+    behind, right = (
+        _queue(redis, Keys(settings.key_prefix), "behind"),
+        _queue(redis, Keys(settings.key_prefix), "right"),
+    )
     real = time.time
     monkeypatch.setattr(time, "time", lambda: real() - 60)
     await behind.heartbeat(dead_after_s=10)
@@ -280,10 +290,10 @@ async def test_a_worker_whose_clock_is_behind_is_not_presumed_dead(
 
 
 async def test_a_queued_id_without_a_job_is_skipped(redis: Redis, settings: FleetSettings) -> None:
-    queue = _queue(redis, settings.keys)
-    await redis.lpush(settings.keys.queue("openai"), "ghost")
+    queue = _queue(redis, Keys(settings.key_prefix))
+    await redis.lpush(Keys(settings.key_prefix).queue("openai"), "ghost")
     [started] = await queue.claim(timeout_s=1)
-    assert (started.claimed.request_id, started.kind) == ("ghost", "skip")
+    assert (started.claimed.request_id, started.kind) == ("ghost", Verdict.GONE)  # no job behind it: dropped
     assert await redis.llen(queue.claimed_key) == 0
 
 
@@ -291,11 +301,11 @@ async def test_reply_carries_the_request_id_and_outcome(
     redis: Redis, settings: FleetSettings, fleet_client: LLMClient
 ) -> None:
     pubsub = redis.pubsub()
-    await pubsub.subscribe(settings.keys.reply(fleet_client.client_id))
+    await pubsub.subscribe(Keys(settings.key_prefix).reply(fleet_client.client_id))
     await pubsub.get_message(timeout=1)
     request = _request()
     await fleet_client.submit(request)
-    await _serve_one(_queue(redis, settings.keys))
+    await _serve_one(_queue(redis, Keys(settings.key_prefix)))
     message = await pubsub.get_message(timeout=2)
     assert message is not None
     request_id, _, outcome = message["data"].partition(b"\n")
@@ -310,9 +320,9 @@ async def test_a_token_taken_while_its_reply_was_lost_goes_back_at_the_next_hear
     """A token BLMOVE that ran while its reply was lost leaves the worker holding a token it does not know
     of; it takes another. Its heartbeat sees more held tokens than claimed jobs + 1 and gives the extra back."""
     queue = WorkerQueue(
-        redis, settings.keys, "openai", "w1", result_ttl_s=60, stream_ttl_s=60, limits=Limits(concurrency=3)
+        redis, Keys(settings.key_prefix), "openai", "w1", result_ttl_s=60, stream_ttl_s=60, limits=Limits(concurrency=3)
     )
-    slots, held = settings.keys.slots("openai"), settings.keys.held("w1")
+    slots, held = Keys(settings.key_prefix).slots("openai"), Keys(settings.key_prefix).held("w1")
     assert await queue.size_slots() == 3
     assert await queue.acquire_slot(timeout_s=1)  # its reply lost: the worker does not know it holds this one
     assert await queue.acquire_slot(timeout_s=1)  # the one it takes instead, for its next claim
@@ -329,7 +339,7 @@ async def test_a_token_taken_while_its_reply_was_lost_goes_back_at_the_next_hear
 async def test_a_claim_tells_the_backlog_and_one_script_claims_and_starts_it(
     fleet_client: LLMClient, redis: Redis, settings: FleetSettings
 ) -> None:
-    queue = _queue(redis, settings.keys)
+    queue = _queue(redis, Keys(settings.key_prefix))
     requests = [_request() for _ in range(5)]
     for request in requests:
         await fleet_client.submit(request)
@@ -351,14 +361,14 @@ async def test_a_claim_takes_and_starts_its_job_in_one_round_trip(
 ) -> None:
     """The start script is sent with the BLMOVE that waits: Redis runs it as the job arrives, so the job
     comes back started (running, its attempt counted, in the claimed list), with nothing left in the inbox."""
-    queue = _queue(redis, settings.keys)
+    queue = _queue(redis, Keys(settings.key_prefix))
     waiting = asyncio.create_task(queue.claim(timeout_s=5))
     await asyncio.sleep(0.1)  # the BLMOVE is blocked now
     request = _request()
     await fleet_client.submit(request)
     [started] = await asyncio.wait_for(waiting, 2)
     assert (started.kind, started.attempts, started.rerun) == ("run", 1, False)
-    job = await redis.hgetall(settings.keys.request(request.request_id))
+    job = await redis.hgetall(Keys(settings.key_prefix).request(request.request_id))
     assert (job[b"state"], job[b"worker"], job[b"attempts"]) == (b"running", b"w1", b"1")
     assert float(job[b"upstream_at"]) == pytest.approx(time.time(), abs=5)  # Redis's clock
     assert await redis.lrange(queue.claimed_key, 0, -1) == [started.claimed.element]
@@ -372,12 +382,12 @@ async def test_a_job_queued_with_its_body_in_its_element_still_runs(
     """Elements carried the body before it was kept in the job hash only: one queued then reads the same."""
     request = _request()
     await fleet_client.submit(request)
-    queue_key = settings.keys.queue("openai")
+    queue_key = Keys(settings.key_prefix).queue("openai")
     [element] = await redis.lrange(queue_key, 0, -1)
     old = element + b"\n" + request.model_dump_json().encode()
     await redis.lset(queue_key, 0, old)
-    await redis.hset(settings.keys.request(request.request_id), "element", old)
-    [started] = await _queue(redis, settings.keys).claim(timeout_s=1)
+    await redis.hset(Keys(settings.key_prefix).request(request.request_id), "element", old)
+    [started] = await _queue(redis, Keys(settings.key_prefix)).claim(timeout_s=1)
     assert (started.kind, started.claimed.element) == ("run", old)
     assert LLMRequest.model_validate_json(started.claimed.body) == request
     assert started.claimed.deadline_at > time.time()
@@ -388,7 +398,7 @@ async def test_a_claim_sent_when_redis_forgot_its_scripts_still_starts_the_job(
 ) -> None:
     """After a restart Redis knows no script: the BLMOVE moves the job into the inbox, its script is refused
     (NOSCRIPT), and the script is loaded and run on its own, finding the job where the BLMOVE left it."""
-    queue = _queue(redis, settings.keys)
+    queue = _queue(redis, Keys(settings.key_prefix))
     request = _request()
     await fleet_client.submit(request)
     await redis.script_flush()
@@ -402,16 +412,16 @@ async def test_a_job_left_in_the_inbox_is_claimed_at_the_next_heartbeat_or_relea
 ) -> None:
     """A BLMOVE whose script never ran (Redis went down between the two) leaves its job in the inbox: the
     worker's heartbeat moves it to the claimed list (to be adopted), and a dead worker's inbox is requeued."""
-    queue = _queue(redis, settings.keys)
+    queue = _queue(redis, Keys(settings.key_prefix))
     for _ in range(2):
         await fleet_client.submit(_request())
-        await redis.lmove(settings.keys.queue("openai"), queue.inbox_key, "RIGHT", "LEFT")
+        await redis.lmove(Keys(settings.key_prefix).queue("openai"), queue.inbox_key, "RIGHT", "LEFT")
         assert await queue.heartbeat(dead_after_s=10) == (1, [], 0)  # counted as claimed: adopted next
         assert await redis.llen(queue.inbox_key) == 0
         await redis.lmove(queue.claimed_key, queue.inbox_key, "LEFT", "LEFT")
         assert await queue.release("w1") == 1
-        assert await redis.llen(settings.keys.queue("openai")) == 1
-        await redis.delete(settings.keys.queue("openai"))
+        assert await redis.llen(Keys(settings.key_prefix).queue("openai")) == 1
+        await redis.delete(Keys(settings.key_prefix).queue("openai"))
 
 
 async def test_an_adopted_job_of_ours_whose_verdict_was_lost_is_not_a_re_run(
@@ -419,27 +429,27 @@ async def test_an_adopted_job_of_ours_whose_verdict_was_lost_is_not_a_re_run(
 ) -> None:
     """A claim whose reply was lost left its job running as ours though no call was made: started `again`
     by this worker, it runs as its first attempt; started by a worker that may have called it, it is a re-run."""
-    queue = _queue(redis, settings.keys)
+    queue = _queue(redis, Keys(settings.key_prefix))
     await fleet_client.submit(_request())
     [first] = await queue.claim(timeout_s=1)  # its reply "lost": no task runs it
     again = await queue.start(first.claimed, again=True)
     assert (again.kind, again.attempts, again.rerun) == ("run", 1, False)
     rerun = await queue.start(first.claimed)
     assert (rerun.kind, rerun.attempts, rerun.rerun) == ("run", 2, True)
-    other = await _queue(redis, settings.keys, "w2").start(first.claimed, again=True)  # not ours: a re-run
+    other = await _queue(redis, Keys(settings.key_prefix), "w2").start(first.claimed, again=True)  # not ours: a re-run
     assert (other.kind, other.rerun) == ("run", True)
 
 
 async def test_a_claim_under_load_stops_at_a_job_that_must_wait(
     fleet_client: LLMClient, redis: Redis, settings: FleetSettings
 ) -> None:
-    queue = _queue(redis, settings.keys)
+    queue = _queue(redis, Keys(settings.key_prefix))
     for _ in range(3):
         await fleet_client.submit(_request())
-    await redis.set(settings.keys.cooldown("openai"), "1", px=5000)
+    await redis.set(Keys(settings.key_prefix).cooldown("openai"), "1", px=5000)
     [job] = await queue.claim_queued(3)
     assert (job.kind, job.reason) == ("wait", "cooldown") and 4 < job.wait_s <= 5
-    assert queue.backlog == 2 and await redis.llen(settings.keys.queue("openai")) == 2
+    assert queue.backlog == 2 and await redis.llen(Keys(settings.key_prefix).queue("openai")) == 2
 
 
 async def test_the_circuits_counts_keep_only_the_buckets_it_reads(
@@ -447,16 +457,22 @@ async def test_the_circuits_counts_keep_only_the_buckets_it_reads(
 ) -> None:
     """Outcomes are counted per 10 s bucket in one hash; a provider busy for days must not grow it: a new
     bucket sheds the old ones, those left from before a pause of up to a minute too."""
-    import workers.queue
+    import jobstore.queue
 
     queue = WorkerQueue(
-        redis, settings.keys, "openai", "w1", result_ttl_s=60, stream_ttl_s=60, limits=Limits(circuit_min_requests=3)
+        redis,
+        Keys(settings.key_prefix),
+        "openai",
+        "w1",
+        result_ttl_s=60,
+        stream_ttl_s=60,
+        limits=Limits(circuit_min_requests=3),
     )
-    health = settings.keys.health("openai")
+    health = Keys(settings.key_prefix).health("openai")
     start = int(time.time() // 10) * 10.0
     buckets = [*range(10), *range(15, 20)]  # 50 s without a request between the tenth bucket and the next
     for b in buckets:
-        monkeypatch.setattr(workers.queue, "time", _Clock(start + 10 * b + 1))
+        monkeypatch.setattr(jobstore.queue, "time", _Clock(start + 10 * b + 1))
         await fleet_client.submit(_request())
         [job] = await queue.claim(timeout_s=5)
         await queue.finish(job.claimed, encode_error(UnknownModelError("x")), health="ok")
@@ -467,12 +483,12 @@ async def test_the_circuits_counts_keep_only_the_buckets_it_reads(
         await fleet_client.submit(_request())
         [job] = await queue.claim(timeout_s=5)
         await queue.finish(job.claimed, encode_error(UnknownModelError("x")), health="err")
-    assert await redis.get(settings.keys.circuit("openai")) == b"open"
+    assert await redis.get(Keys(settings.key_prefix).circuit("openai")) == b"open"
     assert await redis.exists(health) == 0
 
 
 class _Clock:
-    """`time` as workers.queue sees it, its wall clock set."""
+    """`time` as jobstore.queue sees it, its wall clock set."""
 
     monotonic = staticmethod(time.monotonic)
 
@@ -487,10 +503,14 @@ async def test_the_dead_letter_set_forgets_letters_whose_hash_expired(
     fleet_client: LLMClient, redis: Redis, settings: FleetSettings
 ) -> None:
     week = 7 * 86400
-    await redis.zadd(settings.keys.dead(), {"long-gone": time.time() - week - 60, "recent": time.time() - 60})
+    await redis.zadd(
+        Keys(settings.key_prefix).dead(), {"long-gone": time.time() - week - 60, "recent": time.time() - 60}
+    )
     request = _request()
     await fleet_client.submit(request)
-    [started] = await _queue(redis, settings.keys).claim(timeout_s=5)
-    await _queue(redis, settings.keys).finish(started.claimed, encode_error(UnknownModelError("x")), dead=True)
-    letters = await redis.zrange(settings.keys.dead(), 0, -1)
+    [started] = await _queue(redis, Keys(settings.key_prefix)).claim(timeout_s=5)
+    await _queue(redis, Keys(settings.key_prefix)).finish(
+        started.claimed, encode_error(UnknownModelError("x")), dead=True
+    )
+    letters = await redis.zrange(Keys(settings.key_prefix).dead(), 0, -1)
     assert sorted(letters) == sorted([b"recent", request.request_id.encode()])

@@ -11,10 +11,9 @@ import uuid
 import pytest
 from redis.asyncio import Redis
 
+from jobstore import Keys, WorkerQueue
 from schemas.events import DeltaEvent, ErrorEvent, decode_event
-from schemas.keys import Keys
 from tests.servers import free_port
-from workers.queue import WorkerQueue
 from workers.streams import EventRelay, _delta
 
 

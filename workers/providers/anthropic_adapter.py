@@ -14,11 +14,11 @@ from schemas.catalog import ModelInfo, Provider
 from schemas.errors import ProviderError
 from schemas.request import LLMRequest
 from schemas.response import FinishReason, LLMResponse, Usage
-from workers.providers import _common
+from workers.providers import bodies, failures, normalised, redaction, sse
 from workers.providers.base import trace_headers
 from workers.settings import WorkerSettings
 
-__all__ = ["AnthropicAdapter", "map_error"]
+__all__ = ["AnthropicAdapter", "map_error", "read_response", "request_body"]
 
 _P = Provider.ANTHROPIC
 _FINISH: dict[str, FinishReason] = {
@@ -29,7 +29,7 @@ _FINISH: dict[str, FinishReason] = {
     "tool_use": "tool_calls",
     "refusal": "content_filter",
 }
-_CAUGHT: tuple[type[Exception], ...] = (anthropic.AnthropicError, *_common.CAUGHT)
+_CAUGHT: tuple[type[Exception], ...] = (anthropic.AnthropicError, *failures.CAUGHT)
 
 
 class AnthropicAdapter:
@@ -54,31 +54,31 @@ class AnthropicAdapter:
             raw = await self._client.post(
                 "/v1/messages",
                 cast_to=httpx2.Response,
-                body=self._params(request, model),
+                body=request_body(request, model, self._max_tokens),
                 options={"headers": trace_headers(request)},
             )
-            return _response(request, model, _common.json_object(raw.content), started)
+            return read_response(request, model, bodies.json_object(raw.content), started)
         except _CAUGHT as exc:
-            raise _common.redact(map_error(exc), self._key) from exc
+            raise redaction.redact(map_error(exc), self._key) from exc
 
     async def stream(self, request: LLMRequest, model: ModelInfo) -> AsyncGenerator[str | LLMResponse]:
         started = time.perf_counter()
         state = _StreamState(model.id)
         try:
             async with self._client.messages.with_streaming_response.create(
-                **self._params(request, model), stream=True, extra_headers=trace_headers(request)
+                **request_body(request, model, self._max_tokens), stream=True, extra_headers=trace_headers(request)
             ) as response:
-                async for event, data in _common.sse_events(response.iter_bytes()):
+                async for event, data in sse.sse_events(response.iter_bytes()):
                     if event == "error":
-                        raise _common.redact(_stream_error(data), self._key)
+                        raise redaction.redact(_stream_error(data), self._key)
                     text = state.feed(event, data)
                     if text:
                         yield text
         except _CAUGHT as exc:
-            raise _common.redact(map_error(exc), self._key) from exc
+            raise redaction.redact(map_error(exc), self._key) from exc
         if not state.stopped:
-            raise _common.truncated(_P, "message_stop")
-        yield _common.response(
+            raise failures.truncated(_P, "message_stop")
+        yield normalised.response(
             request,
             _P,
             state.model,
@@ -94,20 +94,22 @@ class AnthropicAdapter:
     async def aclose(self) -> None:
         await self._client.close()
 
-    def _params(self, request: LLMRequest, model: ModelInfo) -> dict[str, Any]:
-        system = [m.content for m in request.messages if m.role == "system"]
-        messages = cast(
-            "list[MessageParam]",
-            [{"role": m.role, "content": m.content} for m in request.messages if m.role != "system"],
-        )
-        params: dict[str, Any] = {
-            "model": model.id,
-            "messages": messages,
-            "max_tokens": request.max_tokens or self._max_tokens,
-        }
-        if system:
-            params["system"] = "\n\n".join(system)
-        return params  # no temperature: API version 2026-10-21 refuses it (requests with one are refused at submit)
+
+def request_body(request: LLMRequest, model: ModelInfo, max_tokens: int) -> dict[str, Any]:
+    """The Messages request body for `request`; `max_tokens` when the request sets none (the API requires one)."""
+    system = [m.content for m in request.messages if m.role == "system"]
+    messages = cast(
+        "list[MessageParam]",
+        [{"role": m.role, "content": m.content} for m in request.messages if m.role != "system"],
+    )
+    params: dict[str, Any] = {
+        "model": model.id,
+        "messages": messages,
+        "max_tokens": request.max_tokens or max_tokens,
+    }
+    if system:
+        params["system"] = "\n\n".join(system)
+    return params  # no temperature: API version 2026-10-21 refuses it (requests with one are refused at submit)
 
 
 class _StreamState:
@@ -127,16 +129,16 @@ class _StreamState:
     def feed(self, event: str, data: str) -> str | None:
         """Take one event in; its text delta, if it is one (`ping` and unknown events are skipped)."""
         if event == "content_block_delta":
-            delta = _common.json_object(data)["delta"]
+            delta = bodies.json_object(data)["delta"]
             if delta["type"] == "text_delta":
                 self.parts.append(delta["text"])
                 return str(delta["text"])
         elif event == "message_start":
-            message = _common.json_object(data)["message"]
+            message = bodies.json_object(data)["message"]
             self.model = message.get("model") or self.model
             self._take_usage(message["usage"])
         elif event == "message_delta":
-            body = _common.json_object(data)
+            body = bodies.json_object(data)
             self.stop_reason = body["delta"].get("stop_reason") or self.stop_reason
             self._take_usage(body["usage"])
         elif event == "message_stop":
@@ -167,8 +169,9 @@ def _http_client(settings: WorkerSettings) -> httpx2.AsyncClient:
     return anthropic.DefaultAsyncHttpxClient(limits=limits, timeout=settings.provider_timeout_s)
 
 
-def _response(request: LLMRequest, model: ModelInfo, message: dict[str, Any], started: float) -> LLMResponse:
-    return _common.response(
+def read_response(request: LLMRequest, model: ModelInfo, message: dict[str, Any], started: float) -> LLMResponse:
+    """A message's JSON body as the normalised response."""
+    return normalised.response(
         request,
         _P,
         message.get("model") or model.id,
@@ -192,10 +195,10 @@ def _usage(usage: dict[str, Any]) -> Usage:
 
 def _stream_error(data: str) -> ProviderError:
     """An `error` event inside a 200 stream (the SDK would raise a status-200 `APIStatusError`)."""
-    error = _common.json_object(data).get("error")
+    error = bodies.json_object(data).get("error")
     fields = error if isinstance(error, dict) else {}
     kind, message = fields.get("type"), fields.get("message") or data
-    return _common.provider_error(_common.class_for_type(kind), _P, f"{kind}: {message}")
+    return failures.provider_error(failures.class_for_type(kind), _P, f"{kind}: {message}")
 
 
 def _count(
@@ -216,13 +219,13 @@ def map_error(exc: BaseException) -> ProviderError:
     """Any failure of an Anthropic call as the `ProviderError` it means."""
     if isinstance(exc, anthropic.APIStatusError):
         message = exc.api_message or exc.message
-        return _common.provider_error(
-            _common.class_for_status(exc.status_code),
+        return failures.provider_error(
+            failures.class_for_status(exc.status_code),
             _P,
             f"{exc.type}: {message}" if exc.type else message,
             status_code=exc.status_code,
-            retry_after=_common.retry_after(exc.response.headers),
+            retry_after=failures.retry_after(exc.response.headers),
         )
     if isinstance(exc, anthropic.APIConnectionError):
-        return _common.transport_or_unreadable(_P, exc, timeout=isinstance(exc, anthropic.APITimeoutError))
-    return _common.transport_or_unreadable(_P, exc)
+        return failures.transport_or_unreadable(_P, exc, timeout=isinstance(exc, anthropic.APITimeoutError))
+    return failures.transport_or_unreadable(_P, exc)

@@ -28,11 +28,11 @@ from schemas.catalog import ModelInfo, Provider
 from schemas.errors import ContentFilteredError, ProviderError
 from schemas.request import LLMRequest
 from schemas.response import FinishReason, LLMResponse, Usage
-from workers.providers import _common
+from workers.providers import bodies, failures, normalised, redaction
 from workers.providers.base import trace_headers
 from workers.settings import WorkerSettings
 
-__all__ = ["GeminiAdapter", "map_error"]
+__all__ = ["GeminiAdapter", "map_error", "read_response", "request_body"]
 
 _P = Provider.GEMINI
 _FILTERED = (
@@ -53,7 +53,7 @@ _FINISH: dict[str, FinishReason] = {
 }
 _ROLES = {"user": "user", "assistant": "model"}
 _DELAY = re.compile(r"(\d+(?:\.\d*)?)s")
-_CAUGHT: tuple[type[Exception], ...] = (errors.APIError, *_common.CAUGHT)
+_CAUGHT: tuple[type[Exception], ...] = (errors.APIError, *failures.CAUGHT)
 
 
 class GeminiAdapter:
@@ -69,13 +69,11 @@ class GeminiAdapter:
         started = time.perf_counter()
         try:
             response = await self._api().async_request(
-                "post", f"models/{model.id}:generateContent", _body(request), _options(request)
+                "post", f"models/{model.id}:generateContent", request_body(request), _options(request)
             )
-            state = _State(model.id)
-            state.feed(_common.json_object(response.body or ""))
-            return state.response(request, started)
+            return read_response(request, model, bodies.json_object(response.body or ""), started)
         except _CAUGHT as exc:
-            raise _common.redact(map_error(exc), self._key) from exc
+            raise redaction.redact(map_error(exc), self._key) from exc
 
     async def stream(self, request: LLMRequest, model: ModelInfo) -> AsyncGenerator[str | LLMResponse]:
         started = time.perf_counter()
@@ -86,23 +84,23 @@ class GeminiAdapter:
             chunks = cast(
                 "AsyncGenerator[types.HttpResponse]",
                 await self._api().async_request_streamed(
-                    "post", f"models/{model.id}:streamGenerateContent?alt=sse", _body(request), _options(request)
+                    "post", f"models/{model.id}:streamGenerateContent?alt=sse", request_body(request), _options(request)
                 ),
             )
             try:
                 async for chunk in chunks:  # an error chunk is raised by the SDK as its APIError
-                    text = state.feed(_common.json_object(chunk.body or ""))
+                    text = state.feed(bodies.json_object(chunk.body or ""))
                     if text:
                         yield text
             finally:
                 await chunks.aclose()
                 await _close(opened)
         except _CAUGHT as exc:
-            raise _common.redact(map_error(exc), self._key) from exc
+            raise redaction.redact(map_error(exc), self._key) from exc
         finally:
             _STREAM_RESPONSES.set(None)
         if state.finish is None:
-            raise _common.truncated(_P, "a finishReason")
+            raise failures.truncated(_P, "a finishReason")
         yield state.response(request, started)
 
     async def open(self) -> None:
@@ -176,7 +174,7 @@ async def _close(responses: list[_Response]) -> None:
             response.close()
 
 
-def _body(request: LLMRequest) -> dict[str, object]:
+def request_body(request: LLMRequest) -> dict[str, object]:
     """The request in the API's JSON, as the SDK's own converter writes it."""
     contents = [
         {"role": _ROLES[m.role], "parts": [{"text": m.content}]} for m in request.messages if m.role != "system"
@@ -192,6 +190,13 @@ def _body(request: LLMRequest) -> dict[str, object]:
         generation["maxOutputTokens"] = request.max_tokens
     body["generationConfig"] = generation
     return body
+
+
+def read_response(request: LLMRequest, model: ModelInfo, body: dict[str, Any], started: float) -> LLMResponse:
+    """A `generateContent` JSON body as the normalised response (a blocked prompt raises `ContentFilteredError`)."""
+    state = _State(model.id)
+    state.feed(body)
+    return state.response(request, started)
 
 
 def _options(request: LLMRequest) -> types.HttpOptionsDict:
@@ -212,7 +217,7 @@ class _State:
         candidates, feedback = chunk.get("candidates"), chunk.get("promptFeedback")
         if not candidates and feedback and feedback.get("blockReason"):
             reason = f"{feedback['blockReason']} {feedback.get('blockReasonMessage') or ''}".strip()
-            raise _common.provider_error(ContentFilteredError, _P, f"prompt blocked ({reason})")
+            raise failures.provider_error(ContentFilteredError, _P, f"prompt blocked ({reason})")
         self.model = chunk.get("modelVersion") or self.model
         self._usage = chunk.get("usageMetadata") or self._usage  # in a stream, the last one counts
         if not candidates:
@@ -225,7 +230,7 @@ class _State:
         return text
 
     def response(self, request: LLMRequest, started: float) -> LLMResponse:
-        return _common.response(
+        return normalised.response(
             request, _P, self.model, "".join(self.parts), self.usage(), _FINISH.get(self.finish or "", "other"), started
         )
 
@@ -249,14 +254,14 @@ class _State:
 def map_error(exc: BaseException) -> ProviderError:
     """Any failure of a Gemini call as the `ProviderError` it means."""
     if isinstance(exc, errors.APIError):
-        return _common.provider_error(
-            _common.class_for_status(exc.code),
+        return failures.provider_error(
+            failures.class_for_status(exc.code),
             _P,
             f"{exc.status}: {exc.message}" if exc.status else str(exc.message),
             status_code=exc.code,
-            retry_after=_common.retry_after(getattr(exc.response, "headers", None)) or _retry_delay(exc.details),
+            retry_after=failures.retry_after(getattr(exc.response, "headers", None)) or _retry_delay(exc.details),
         )
-    return _common.transport_or_unreadable(_P, exc)
+    return failures.transport_or_unreadable(_P, exc)
 
 
 def _retry_delay(body: Any) -> float | None:

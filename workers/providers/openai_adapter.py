@@ -14,11 +14,11 @@ from schemas.catalog import ModelInfo, Provider
 from schemas.errors import ProviderError
 from schemas.request import LLMRequest
 from schemas.response import FinishReason, LLMResponse, Usage
-from workers.providers import _common
+from workers.providers import bodies, failures, normalised, redaction, sse
 from workers.providers.base import trace_headers
 from workers.settings import WorkerSettings
 
-__all__ = ["OpenAIAdapter", "map_error"]
+__all__ = ["OpenAIAdapter", "map_error", "read_response", "request_body"]
 
 _P = Provider.OPENAI
 _FINISH: dict[str, FinishReason] = {
@@ -28,7 +28,7 @@ _FINISH: dict[str, FinishReason] = {
     "tool_calls": "tool_calls",
     "function_call": "tool_calls",
 }
-_CAUGHT: tuple[type[Exception], ...] = (openai.OpenAIError, *_common.CAUGHT)
+_CAUGHT: tuple[type[Exception], ...] = (openai.OpenAIError, *failures.CAUGHT)
 _STREAM_OPTIONS: ChatCompletionStreamOptionsParam = {"include_usage": True}
 
 
@@ -53,12 +53,12 @@ class OpenAIAdapter:
             raw = await self._client.post(
                 "/chat/completions",
                 cast_to=httpx2.Response,
-                body=_params(request, model),
+                body=request_body(request, model),
                 options={"headers": trace_headers(request)},
             )
-            return _response(request, model, _common.json_object(raw.content), started)
+            return read_response(request, model, bodies.json_object(raw.content), started)
         except _CAUGHT as exc:
-            raise _common.redact(map_error(exc), self._key) from exc
+            raise redaction.redact(map_error(exc), self._key) from exc
 
     async def stream(self, request: LLMRequest, model: ModelInfo) -> AsyncGenerator[str | LLMResponse]:
         started = time.perf_counter()
@@ -69,17 +69,17 @@ class OpenAIAdapter:
         refused = False
         try:
             async with self._client.chat.completions.with_streaming_response.create(
-                **_params(request, model),
+                **request_body(request, model),
                 stream=True,
                 stream_options=_STREAM_OPTIONS,
                 extra_headers=trace_headers(request),
             ) as response:
-                async for _, data in _common.sse_events(response.iter_bytes()):
+                async for _, data in sse.sse_events(response.iter_bytes()):
                     if data.startswith("[DONE]"):
                         break
-                    chunk = _common.json_object(data)
+                    chunk = bodies.json_object(data)
                     if chunk.get("error"):  # an error event inside the 200 stream
-                        raise _common.redact(_stream_error(chunk["error"]), self._key)
+                        raise redaction.redact(_stream_error(chunk["error"]), self._key)
                     reported = chunk.get("model") or reported
                     usage = chunk.get("usage") or usage
                     if not chunk.get("choices"):
@@ -94,11 +94,11 @@ class OpenAIAdapter:
                         parts.append(text)
                         yield text
         except _CAUGHT as exc:
-            raise _common.redact(map_error(exc), self._key) from exc
+            raise redaction.redact(map_error(exc), self._key) from exc
         if finish is None:
-            raise _common.truncated(_P, "its finish_reason")
+            raise failures.truncated(_P, "its finish_reason")
         reason = "content_filter" if refused else _FINISH.get(finish, "other")
-        yield _common.response(request, _P, reported, "".join(parts), _usage(usage), reason, started)
+        yield normalised.response(request, _P, reported, "".join(parts), _usage(usage), reason, started)
 
     async def open(self) -> None:
         """The client is made in __init__; nothing is left to prepare."""
@@ -114,7 +114,8 @@ def _http_client(settings: WorkerSettings) -> httpx2.AsyncClient:
     return openai.DefaultAsyncHttpxClient(limits=limits, timeout=settings.provider_timeout_s)
 
 
-def _params(request: LLMRequest, model: ModelInfo) -> dict[str, Any]:
+def request_body(request: LLMRequest, model: ModelInfo) -> dict[str, Any]:
+    """The Chat Completions request body for `request` (the SDK sends it as it is)."""
     messages = cast(
         "list[ChatCompletionMessageParam]", [{"role": m.role, "content": m.content} for m in request.messages]
     )
@@ -130,13 +131,14 @@ def _params(request: LLMRequest, model: ModelInfo) -> dict[str, Any]:
     return params
 
 
-def _response(request: LLMRequest, model: ModelInfo, body: dict[str, Any], started: float) -> LLMResponse:
-    """A refusal (`message.refusal`, finish_reason "stop") is a content-filtered answer whose text is the
-    model's refusal, as Anthropic's `stop_reason: refusal` is."""
+def read_response(request: LLMRequest, model: ModelInfo, body: dict[str, Any], started: float) -> LLMResponse:
+    """A chat completion's JSON body as the normalised response. A refusal (`message.refusal`, finish_reason
+    "stop") is a content-filtered answer whose text is the model's refusal, as Anthropic's `stop_reason: refusal`
+    is."""
     choice = body["choices"][0]
     message, reason = choice["message"], _FINISH.get(choice["finish_reason"], "other")
     refusal = message.get("refusal")
-    return _common.response(
+    return normalised.response(
         request,
         _P,
         body.get("model") or model.id,
@@ -166,20 +168,20 @@ def _stream_error(error: Any) -> ProviderError:
     """The `error` object of an event inside a 200 stream (the SDK would raise a plain `APIError`)."""
     fields = error if isinstance(error, dict) else {}
     message = str(fields.get("message") or "An error occurred during streaming")
-    return _common.provider_error(_common.class_for_type(fields.get("type"), fields.get("code")), _P, message)
+    return failures.provider_error(failures.class_for_type(fields.get("type"), fields.get("code")), _P, message)
 
 
 def map_error(exc: BaseException) -> ProviderError:
     """Any failure of an OpenAI call as the `ProviderError` it means."""
     if isinstance(exc, openai.APIStatusError):
         body = exc.body if isinstance(exc.body, dict) else {}  # the inner `error` object
-        return _common.provider_error(
-            _common.class_for_status(exc.status_code),
+        return failures.provider_error(
+            failures.class_for_status(exc.status_code),
             _P,
             str(body.get("message") or exc.message),
             status_code=exc.status_code,
-            retry_after=_common.retry_after(exc.response.headers),
+            retry_after=failures.retry_after(exc.response.headers),
         )
     if isinstance(exc, openai.APIConnectionError):
-        return _common.transport_or_unreadable(_P, exc, timeout=isinstance(exc, openai.APITimeoutError))
-    return _common.transport_or_unreadable(_P, exc)
+        return failures.transport_or_unreadable(_P, exc, timeout=isinstance(exc, openai.APITimeoutError))
+    return failures.transport_or_unreadable(_P, exc)

@@ -90,12 +90,12 @@ def test_the_body_is_what_the_sdks_own_converter_writes(fields: dict[str, object
         config.update(temperature=0.4, max_output_tokens=99)
     client = genai.Client(enterprise=False, api_key="k", http_options=types.HttpOptions(base_url="http://localhost"))
     parameters = types._GenerateContentParameters(
-        model=FLASH.id, contents=gemini_adapter._body(request)["contents"], config=config
+        model=FLASH.id, contents=gemini_adapter.request_body(request)["contents"], config=config
     )
     written = models._GenerateContentParameters_to_mldev(client._api_client, parameters)
 
     assert written.pop("_url") == {"model": f"models/{FLASH.id}"}
-    assert gemini_adapter._body(request) == {"generationConfig": {}, **written}
+    assert gemini_adapter.request_body(request) == {"generationConfig": {}, **written}
 
 
 async def test_candidate_blocked_by_safety_is_a_content_filter_finish(server, make_adapter) -> None:

@@ -11,14 +11,14 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ReadOnlyError
 
+from jobstore import Element, Keys, Started, WorkerQueue
 from producer import LLMClient
 from schemas.catalog import ModelInfo, Provider
 from schemas.errors import MalformedResponseError, RequestCancelledError
 from schemas.request import LLMRequest
 from schemas.response import LLMResponse, Usage
 from tests.servers import RedisServer
-from workers.jobs import Executor
-from workers.queue import Claimed, Started, WorkerQueue
+from workers.executor import Executor
 from workers.settings import WorkerSettings
 
 _LONE_SURROGATE = "\ud83d"  # half a pair: no UTF-8 encoder takes it
@@ -71,7 +71,7 @@ async def client(settings: WorkerSettings) -> AsyncIterator[LLMClient]:
 
 
 async def _serve_one(redis: Redis, settings: WorkerSettings, adapter: _Unwritable) -> WorkerQueue:
-    queue = WorkerQueue(redis, settings.keys, "openai", "w1", result_ttl_s=60, stream_ttl_s=60)
+    queue = WorkerQueue(redis, Keys(settings.key_prefix), "openai", "w1", result_ttl_s=60, stream_ttl_s=60)
     [job] = await queue.claim(timeout_s=5)
     await Executor(queue, adapter, settings).run(job.claimed, job)
     return queue
@@ -123,7 +123,7 @@ async def _claimed(
     """A request submitted and claimed (started: running) by `worker`."""
     request = LLMRequest(model="gpt-4.1-mini", messages=[{"role": "user", "content": "hi"}])
     await client.submit(request)
-    queue = WorkerQueue(redis, settings.keys, "openai", worker, result_ttl_s=60, stream_ttl_s=60)
+    queue = WorkerQueue(redis, Keys(settings.key_prefix), "openai", worker, result_ttl_s=60, stream_ttl_s=60)
     [job] = await queue.claim(timeout_s=5)
     return request, queue, job
 
@@ -136,7 +136,7 @@ async def test_an_adopted_job_whose_start_is_refused_for_good_makes_no_call_and_
     request, queue, job = await _claimed(redis, settings, client)
     adapter = _Waiting()
 
-    async def refused(_: Claimed, *, again: bool) -> Started:
+    async def refused(_: Element, *, again: bool) -> Started:
         raise ReadOnlyError("You can't write against a read only replica.")
 
     monkeypatch.setattr(queue, "start", refused)
@@ -184,7 +184,7 @@ async def test_a_job_cancelled_while_its_worker_died_is_not_run_again(
 ) -> None:
     request, _, running = await _claimed(redis, settings, client, worker="dead")
     assert running.kind == "run"
-    alive = WorkerQueue(redis, settings.keys, "openai", "alive", result_ttl_s=60, stream_ttl_s=60)
+    alive = WorkerQueue(redis, Keys(settings.key_prefix), "openai", "alive", result_ttl_s=60, stream_ttl_s=60)
     assert await client.cancel(request.request_id)  # flagged and told to the workers: nobody hears it
     assert await alive.release("dead") == 1
     [job] = await alive.claim(timeout_s=5)
@@ -199,7 +199,7 @@ async def test_a_job_cancelled_while_its_worker_died_is_not_run_again(
 async def test_a_cancel_heard_long_before_is_forgotten(
     redis: Redis, settings: WorkerSettings, client: LLMClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("workers.jobs._EARLY_CANCEL_S", 0.0)  # every early cancel is already too old
+    monkeypatch.setattr("workers.executor._EARLY_CANCEL_S", 0.0)  # every early cancel is already too old
     request, queue, job = await _claimed(redis, settings, client)
     adapter = _Waiting()
     executor = Executor(queue, adapter, settings)  # type: ignore[arg-type]

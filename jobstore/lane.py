@@ -11,13 +11,12 @@ The lane's connections belong to the client's pool, counted as in use there, so 
 its pool) closes them too. A connection that fails disconnects itself (redis-py does that on any error,
 cancellation included) and reconnects on its next command, and so does one that finds its server turned
 into a read-only replica (a failover: the URL may point to the new primary by now); the callers ride out
-`AWAY` as a Redis restart, since every step they send is safe to repeat. Both the producer and the workers
-use it; it imports nothing of ours.
+`AWAY` as a Redis restart (`jobstore.outage`), since every step they send is safe to repeat. Both the callers
+and the workers use it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -39,7 +38,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT
 
-__all__ = ["AWAY", "REFUSED", "Lane", "Script", "connect"]
+from jobstore.scripts import Script
+
+__all__ = ["AWAY", "REFUSED", "Lane", "connect"]
 
 T = TypeVar("T")
 
@@ -78,14 +79,6 @@ def connect(url: str, *, retries: int = 20) -> Redis:
         retry_on_error=list(AWAY),  # redis-py disconnects, then retries
     )
     return client
-
-
-class Script:
-    """A Lua script, run by its SHA1 (loaded on the first NOSCRIPT, e.g. after a restart emptied the cache)."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.sha = hashlib.sha1(source.encode()).hexdigest()
 
 
 class Lane:
@@ -145,6 +138,7 @@ class Lane:
         return overdue
 
     async def run(self, script: Script, keys: list[str], args: list[EncodableT]) -> Any:
+        """A script by its SHA1 (loaded on the first NOSCRIPT, e.g. after a restart emptied Redis's cache)."""
         try:
             return await self.execute("EVALSHA", script.sha, len(keys), *keys, *args)
         except NoScriptError:

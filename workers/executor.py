@@ -15,8 +15,9 @@ import time
 
 import structlog
 
+from jobstore import Circuit, Element, Started, Verdict, WorkerQueue
 from schemas.catalog import ModelInfo, Provider
-from schemas.codec import decode_request, encode_error, encode_response
+from schemas.codec import decode_request
 from schemas.errors import (
     DeadlineExceededError,
     InvalidRequestError,
@@ -30,11 +31,10 @@ from schemas.errors import (
     RequestCancelledError,
     WorkerLostError,
 )
-from schemas.events import CancelledEvent, DoneEvent, ErrorEvent
 from schemas.request import LLMRequest, validate_for_model
-from schemas.response import LLMResponse, Usage
+from schemas.response import LLMResponse
+from workers.outcomes import log_outcome, stored_forms
 from workers.providers.base import Adapter
-from workers.queue import Circuit, Claimed, Started, WorkerQueue
 from workers.settings import WorkerSettings
 from workers.streams import EventPublisher, EventRelay
 
@@ -104,7 +104,7 @@ class Executor:
                 task.cancel()
         return True
 
-    async def run(self, claimed: Claimed, job: Started | None, *, again: bool = False) -> None:
+    async def run(self, claimed: Element, job: Started | None, *, again: bool = False) -> None:
         """Run a claimed job: started by its claim (`job`), or adopted from our claimed list (None: it is
         started here; `again`: see `WorkerQueue.start`)."""
         try:
@@ -113,11 +113,11 @@ class Executor:
             self._running.pop(claimed.request_id, None)
             self._cancelled.discard(claimed.request_id)
 
-    async def _run(self, claimed: Claimed, job: Started | None, again: bool) -> None:
+    async def _run(self, claimed: Element, job: Started | None, again: bool) -> None:
         t0 = time.perf_counter()
         if job is None:  # adopted: started here (shielded: a stopping worker's start still completes)
             job = await asyncio.shield(self.queue.start(claimed, again=again))
-        if job.kind == "gone":  # garbage on the queue: dropped (and counted) by the script, said here once
+        if job.kind is Verdict.GONE:  # garbage on the queue: dropped (and counted) by the script, said here once
             log.warning("queue_element_dropped", element=repr(claimed.element[:200]), reason="no job behind it")
             return
         try:
@@ -126,17 +126,17 @@ class Executor:
             if model.provider is not self.provider:
                 raise InvalidRequestError(f"model {model.id!r} is served by {model.provider}, not {self.provider}")
         except LLMError as exc:  # a malformed job, or one for another provider: it fails alone, typed
-            if job.kind != "skip":
+            if job.kind is not Verdict.ENDED:
                 await self._end(job, None, exc, t0, None, health=Circuit.NONE, called=False)
             return
-        if job.kind != "run" or (job.rerun and request.stream):
-            if job.kind == "run":  # a stream whose worker died: its tokens may have reached readers already
+        if job.kind is not Verdict.RUN or (job.rerun and request.stream):
+            if job.kind is Verdict.RUN:  # a stream whose worker died: its tokens may have reached readers already
                 request_id = job.claimed.request_id
                 error = WorkerLostError(
                     f"the worker streaming {request_id!r} died; a stream is not re-run", request_id=request_id
                 )
                 await self._end(job, request, error, t0, None, health=Circuit.NONE, called=False)
-            elif job.kind != "skip":
+            elif job.kind is not Verdict.ENDED:
                 await self._not_run(job, request, t0)
             return
         if job.rerun:
@@ -198,16 +198,16 @@ class Executor:
         """The start script said no: the deadline passed, it was cancelled or its worker lost, or the provider
         must wait."""
         request_id = job.claimed.request_id
-        if job.kind == "wait":  # cooling down, circuit open, or at a rate limit: a fallback now, or later
+        if job.kind is Verdict.WAIT:  # cooling down, circuit open, or at a rate limit: a fallback now, or later
             kind = ProviderUnavailableError if job.reason == "circuit" else RateLimitedError
             error: LLMError = kind(
                 f"{self.provider} {_WAIT_ERRORS[job.reason]}", provider=self.provider, retry_after=job.wait_s
             )
             await self._later(job, request, error, t0, None, waiting=True)
             return
-        if job.kind == "cancelled":
+        if job.kind is Verdict.CANCELLED:
             error = _cancel_error(request_id)
-        elif job.kind == "expired":
+        elif job.kind is Verdict.EXPIRED:
             error = DeadlineExceededError(
                 f"request {request_id!r} reached its deadline before a provider was called", request_id=request_id
             )
@@ -351,7 +351,7 @@ class Executor:
         if publisher is not None:
             await publisher.close()
         try:
-            encoded, terminal = _written(outcome, publisher)
+            encoded, terminal = stored_forms(outcome, publisher)
         except Exception as exc:  # whatever it is, the request must end
             log.exception("outcome_unwritable", request_id=request_id)
             outcome = MalformedResponseError(
@@ -359,55 +359,15 @@ class Executor:
                 provider=self.provider,
                 retryable=False,
             )
-            encoded, terminal = _written(outcome, publisher)
+            encoded, terminal = stored_forms(outcome, publisher)
         dead = isinstance(outcome, LLMError) and not isinstance(outcome, RequestCancelledError)
         tokens = 0 if isinstance(outcome, LLMError) else outcome.usage.total_tokens
-        uncount = 0 if called or job.kind != "run" else 1 + job.rerun
+        uncount = 0 if called or job.kind is not Verdict.RUN else 1 + job.rerun
         stored = await self.queue.finish(
             job.claimed, encoded, health=health, terminal_event=terminal, dead=dead, tokens=tokens, uncount=uncount
         )
-        self._log(request_id, request, outcome, t0, stored)
-
-    def _log(
-        self, request_id: str, request: LLMRequest | None, outcome: LLMResponse | LLMError, t0: float, stored: bool
-    ) -> None:
-        fields: dict[str, object] = {
-            "request_id": request_id,
-            "provider": self.provider.value,
-            "latency_ms": round((time.perf_counter() - t0) * 1000, 2),
-            "stored": stored,
-        }
-        if request is not None:
-            fields.update(
-                trace_id=request.trace_id,
-                model=request.model,
-                stream=request.stream,
-                source_agent=request.source_agent,
-                session_id=request.session_id,
-            )
-        if isinstance(outcome, LLMError):
-            fields.update(outcome=type(outcome).__name__, error=outcome.message)
-        else:
-            fields.update(
-                outcome="ok",
-                served_by=outcome.model,
-                prompt_tokens=outcome.usage.prompt_tokens,
-                completion_tokens=outcome.usage.completion_tokens,
-            )
-        log.info("request_done", **fields)
+        log_outcome(self.provider, request_id, request, outcome, t0, stored)
 
 
 def _cancel_error(request_id: str) -> RequestCancelledError:
     return RequestCancelledError(f"request {request_id!r} was cancelled", request_id=request_id)
-
-
-def _written(outcome: LLMResponse | LLMError, publisher: EventPublisher | None) -> tuple[str, str | None]:
-    """The outcome as stored, and a stream's terminal event."""
-    encoded = encode_error(outcome) if isinstance(outcome, LLMError) else encode_response(outcome)
-    if publisher is None:
-        return encoded, None
-    if isinstance(outcome, RequestCancelledError):
-        return encoded, publisher.terminal(CancelledEvent, usage=Usage(completion_tokens=publisher.tokens))
-    if isinstance(outcome, LLMError):
-        return encoded, publisher.terminal(ErrorEvent, error=outcome.to_dict())
-    return encoded, publisher.terminal(DoneEvent, response=outcome)

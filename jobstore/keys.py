@@ -1,4 +1,5 @@
-"""Every Redis key and channel name, built from one prefix (`LLM_KEY_PREFIX`).
+"""Every Redis key and channel name, built from one prefix (`LLM_KEY_PREFIX`); the job hash's fields; the
+job's states; the queue element.
 
 No name spans two providers, so each provider's queue can later live on its own server.
 
@@ -30,12 +31,17 @@ No name spans two providers, so each provider's queue can later live on its own 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
-__all__ = ["Field", "Keys", "State"]
+__all__ = ["BUCKET_S", "Element", "Field", "Keys", "State"]
+
+BUCKET_S = 10
+"""A provider's outcomes are counted per 10 s bucket in its health hash; the circuit reads the last three."""
 
 
-class Field:
-    """Field names of the job hash `{prefix}:req:{request_id}`."""
+class Field(StrEnum):
+    """Field names of the job hash `{prefix}:req:{request_id}` (the scripts spell them the same way: a test
+    checks that each one they use is here)."""
 
     BODY = "body"  # the LLMRequest JSON
     DIGEST = "digest"  # LLMRequest.digest(): same id + other digest is a conflict
@@ -57,10 +63,34 @@ class Field:
     RESULT = "result"  # the outcome JSON: {"ok": LLMResponse} or {"error": LLMError.to_dict()}
 
 
-class State:
+class State(StrEnum):
+    """A job's `state`: queued (on a queue, or put aside to retry) → running (a worker started its provider
+    call) → done (its `result` is stored; the one terminal state)."""
+
     QUEUED = "queued"
     RUNNING = "running"
     DONE = "done"
+
+
+@dataclass(frozen=True, slots=True)
+class Element:
+    """A job as it sits on a queue, `{request_id}\\n{route}\\n{deadline_at}` (the element itself is how the job
+    is found in lists and sets; `lua/element.lua` builds it), and its body, which the claim's script reads from
+    the job hash (empty until then). An element from before the body left it (`...\\n{body}`) reads the same."""
+
+    element: bytes
+    request_id: str
+    route: int
+    deadline_at: float
+    body: bytes = b""
+
+    @classmethod
+    def parse(cls, element: bytes, body: bytes = b"") -> Element:
+        request_id, route, deadline = (element.split(b"\n", 3) + [b"", b""])[:3]
+        try:
+            return cls(element, request_id.decode(), int(route or 0), float(deadline or 0), body)
+        except ValueError:  # not one of ours: the body will not decode either, and the job fails typed
+            return cls(element, request_id.decode(errors="replace"), 0, 0.0, body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +139,9 @@ class Keys:
     def circuit(self, provider: str) -> str:
         return f"{self.prefix}:circuit:{provider}"
 
+    def probation(self, provider: str) -> str:
+        return f"{self.circuit(provider)}:probation"
+
     def health(self, provider: str) -> str:
         return f"{self.prefix}:health:{provider}"
 
@@ -120,3 +153,6 @@ class Keys:
 
     def dead(self) -> str:
         return f"{self.prefix}:dead"
+
+    def size(self, provider: str) -> str:
+        return f"{self.slots(provider)}:size"

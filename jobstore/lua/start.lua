@@ -1,0 +1,7 @@
+--! keys: claimed held slots cooldown circuit rate dropped queue
+--! args: request_prefix worker release max_reruns rpm tpm again element
+--! uses: start_job
+-- A job already in our claimed list that no task runs (adopted: its claim's reply was lost with the
+-- connection, or the task that ran it died).
+local verdict, body = start(arg.element)
+return {{{arg.element, verdict, body}}, redis.call('LLEN', key.queue)}
