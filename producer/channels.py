@@ -22,6 +22,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from jobstore import REFUSED, access_denied, riding_out
+from jobstore.watchdog import watch_subscription
 from schemas.errors import FleetUnavailableError
 
 __all__ = ["ChannelHub"]
@@ -31,8 +32,7 @@ log = structlog.get_logger("llm_fleet.producer")
 Handler = Callable[[bytes], None]
 
 _RESUBSCRIBED = b"llm-fleet:resubscribed"  # the PING that follows the resubscriptions after a reconnect
-_ALIVE = b"llm-fleet:alive"
-_FIRST_DELAY_S = 0.05  # the PING a quiet hub sends to learn that its connection still answers
+_FIRST_DELAY_S = 0.05  # the first wait before a reconnect; it doubles (to 1 s) until the channels are restored
 
 
 class ChannelHub:
@@ -69,7 +69,14 @@ class ChannelHub:
             if self._task is None:
                 self._heard = asyncio.get_running_loop().time()
                 self._task = asyncio.create_task(self._listen(pubsub), name="llm-fleet-channels")
-                self._watch = asyncio.create_task(self._watch_silence(pubsub), name="llm-fleet-channels-watch")
+                watching = watch_subscription(
+                    pubsub,
+                    quiet_s=self.silence_s,
+                    heard_at=lambda: self._heard,
+                    paused=lambda: self._reconnecting,
+                    event="channels_silent",
+                )
+                self._watch = asyncio.create_task(watching, name="llm-fleet-channels-watch")
             await confirmed
         except BaseException:  # failed or cancelled: no reader left behind (nor the channel, if it was its last)
             await self.unsubscribe(channel, handler)
@@ -146,23 +153,6 @@ class ChannelHub:
             message = await pubsub.handle_message(reply)
             if message is not None:
                 self._dispatch(message)
-
-    async def _watch_silence(self, pubsub: PubSub) -> None:
-        """A connection that stays open and answers nothing (a server gone without a word) would keep every
-        result from us: after `silence_s` of quiet, PING; no answer within another `silence_s`, and the
-        connection is dropped, to be reconnected (and what it missed re-read) as any lost one."""
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(self.silence_s)
-            if self._reconnecting or loop.time() - self._heard < self.silence_s:
-                continue
-            asked = loop.time()
-            with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
-                await pubsub.ping(_ALIVE)
-            await asyncio.sleep(self.silence_s)
-            if self._heard < asked and not self._reconnecting and pubsub.connection is not None:
-                log.warning("channels_silent", silent_s=round(loop.time() - self._heard, 1))
-                await pubsub.connection.disconnect()
 
     def _refused(self, exc: ResponseError) -> None:
         self._fail_confirmations(FleetUnavailableError(f"Redis refused a subscription: {exc}", retryable=False))

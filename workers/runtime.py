@@ -24,6 +24,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError, ResponseError
 
 from jobstore import REFUSED, Element, Keys, Limits, Started, WorkerQueue, connect
+from jobstore.watchdog import watch_commands
 from schemas.catalog import Provider
 from workers import control as control_channel
 from workers.executor import Executor
@@ -110,7 +111,9 @@ class FleetWorker(Worker):
             asyncio.create_task(self._beat_forever(), name="heartbeat"),
             asyncio.create_task(self._follow_control(control, self.executor), name="control"),
             asyncio.create_task(self._promote_retries(self.executor), name="retries"),
-            asyncio.create_task(self._drop_silent_connections(), name="silence"),
+            asyncio.create_task(
+                watch_commands(self.queue.lane, every_s=_WATCH_S, worker_id=self.worker_id), name="silence"
+            ),
         ]
         log.info(
             "worker_ready",
@@ -161,21 +164,6 @@ class FleetWorker(Worker):
                 await self._beat()
             except Exception:  # Redis away: keep beating; the next beat will tell
                 log.warning("heartbeat_failed", worker_id=self.worker_id, exc_info=True)
-
-    async def _drop_silent_connections(self) -> None:
-        """Once a second, drop the Redis connections whose command is overdue (`Lane.drop_silent`): a server
-        gone without a word would hold a claim, a start or a finish for as long as TCP takes to notice."""
-        while True:
-            await asyncio.sleep(_WATCH_S)
-            try:
-                overdue = await self.queue.lane.drop_silent()
-            except Exception:
-                log.warning("redis_watch_failed", worker_id=self.worker_id, exc_info=True)
-                continue
-            if overdue:
-                log.warning(
-                    "redis_silent", worker_id=self.worker_id, overdue=overdue, answer_s=self.queue.lane.answer_s
-                )
 
     async def _follow_control(self, control: PubSub, executor: Executor) -> None:
         """Every worker of the provider hears `cancel ID`: stop it if it runs here. A renewed subscription may
