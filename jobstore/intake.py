@@ -11,6 +11,7 @@ returned by the script or published to a channel already listened to.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from redis.asyncio import Redis
@@ -30,8 +31,8 @@ class Intake:
         self.keys = keys
         self._submit, self._attach, self._cancel = load("submit"), load("attach"), load("cancel")
 
-    async def _run(self, script: Script, keys: dict[str, Any], args: dict[str, Any]) -> Any:
-        return await self.lane.run(script, *script.bind(keys, args))
+    def _run(self, script: Script, keys: dict[str, Any], args: dict[str, Any]) -> Awaitable[Any]:
+        return self.lane.run(script, *script.bind(keys, args))  # awaited by the caller: no coroutine between
 
     async def submit(
         self,

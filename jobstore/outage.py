@@ -26,37 +26,55 @@ T = TypeVar("T")
 
 
 async def ride_out(
-    step: Callable[[], Awaitable[T]], budget_s: float, *, waits_out: tuple[type[Exception], ...] = AWAY
+    step: Callable[[], Awaitable[T]],
+    budget_s: float,
+    *,
+    waits_out: tuple[type[Exception], ...] = AWAY,
+    bounded: bool = True,
+    typed: bool = False,
 ) -> T:
     """Run `step`, again with backoff (50 ms doubling to 1 s) while it fails with `waits_out`, for up to
-    `budget_s`; a step that does not answer within what is left of the budget is given up on too
-    (`TimeoutError`). The last error is raised once the budget is spent, a refusal of our credentials at once."""
+    `budget_s`; `bounded`: a step that does not answer within what is left of the budget is given up on too
+    (`TimeoutError`; a worker's lane has its watchdog for that instead, and no timer per step). The last error
+    is raised once the budget is spent, a refusal of our credentials at once; `typed`: as a caller hears it
+    (`fleet_error`)."""
     loop = asyncio.get_running_loop()
     delay, give_up = 0.05, loop.time() + budget_s
     while True:
         try:
+            if not bounded:
+                return await step()
             async with asyncio.timeout_at(give_up):  # a Redis that stops answering is given up on too
                 return await step()
         except waits_out as exc:
             if isinstance(exc, REFUSED) or loop.time() >= give_up:
+                if typed:
+                    raise fleet_error(exc) from None
                 raise
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
+        except RedisError as exc:
+            if typed:
+                raise fleet_error(exc) from exc
+            raise
 
 
-async def riding_out(step: Callable[[], Awaitable[T]], budget_s: float = OUTAGE_S) -> T:
-    """A caller's step: `ride_out` for up to `budget_s` (at most `OUTAGE_S`), then a typed
-    `FleetUnavailableError`, as at once for a refusal (`FleetAccessDeniedError` for our credentials)."""
-    try:
-        return await ride_out(step, min(budget_s, OUTAGE_S))
-    except REFUSED as exc:
-        raise access_denied(exc) from None
-    except AWAY as exc:  # a step that did not answer in time is a TimeoutError, an OSError
-        raise FleetUnavailableError(f"cannot reach Redis: {str(exc) or 'no answer in time'}") from None
-    except OutOfMemoryError as exc:  # at its maxmemory: back pressure, typed, at once (try again later)
-        raise FleetUnavailableError(f"Redis is out of memory: {exc}", retryable=True) from exc
-    except RedisError as exc:  # a refusal no wait mends (an ACL, a script Redis rejects): typed, at once
-        raise FleetUnavailableError(f"Redis refused: {exc}", retryable=False) from exc
+def riding_out(step: Callable[[], Awaitable[T]], budget_s: float = OUTAGE_S) -> Awaitable[T]:
+    """A caller's step: `ride_out` for up to `budget_s` (at most `OUTAGE_S`), then a typed error (a plain
+    function: the caller awaits `ride_out` itself, no coroutine of its own in between)."""
+    return ride_out(step, min(budget_s, OUTAGE_S), typed=True)
+
+
+def fleet_error(exc: Exception) -> FleetUnavailableError:
+    """What a caller hears of a Redis step that failed for good: Redis away, full, or refusing us."""
+    if isinstance(exc, REFUSED):
+        return access_denied(exc)
+    if isinstance(exc, OutOfMemoryError):  # at its maxmemory: back pressure, typed, at once (try again later)
+        return FleetUnavailableError(f"Redis is out of memory: {exc}", retryable=True)
+    if isinstance(exc, AWAY):  # a step that did not answer in time is a TimeoutError, an OSError
+        return FleetUnavailableError(f"cannot reach Redis: {str(exc) or 'no answer in time'}")
+    # a refusal no wait mends (an ACL, a script Redis rejects): typed, at once
+    return FleetUnavailableError(f"Redis refused: {exc}", retryable=False)
 
 
 def access_denied(exc: Exception) -> FleetAccessDeniedError:

@@ -35,7 +35,6 @@ T = TypeVar("T")
 
 log = structlog.get_logger("llm_fleet.worker")
 
-_STREAM_CAP = 100_000  # events kept per stream (tokens coalesce, so a stream has far fewer)
 # What a worker's Redis step waits out: a restart or failover, and a full Redis (memory frees as results expire)
 _WAITED_OUT: tuple[type[Exception], ...] = (*AWAY, OutOfMemoryError)
 
@@ -156,11 +155,16 @@ class WorkerQueue:
     async def _run(self, script: Script, keys: dict[str, Any], args: dict[str, Any]) -> Any:
         """Run a script, with its named keys and arguments, through a Redis restart (see `_riding_out`)."""
         ordered_keys, ordered_args = script.bind(keys, args)
-        return await self._riding_out(lambda: self.lane.run(script, ordered_keys, ordered_args))
+        return await ride_out(
+            lambda: self.lane.run(script, ordered_keys, ordered_args),
+            self.outage_s,
+            waits_out=_WAITED_OUT,
+            bounded=False,  # a silent connection is the watchdog's (`jobstore.watchdog.watch_commands`)
+        )
 
     async def _riding_out(self, step: Callable[[], Awaitable[T]]) -> T:
         """A Redis step, riding out a Redis restart or failover, or a full Redis, for up to `outage_s`."""
-        return await ride_out(step, self.outage_s, waits_out=_WAITED_OUT)
+        return await ride_out(step, self.outage_s, waits_out=_WAITED_OUT, bounded=False)  # see watch_commands
 
     async def size_slots(self) -> int:
         """Create the fleet's concurrency tokens (once; a larger limit adds tokens). Returns the fleet's size."""
@@ -296,12 +300,12 @@ class WorkerQueue:
     async def publish(self, events: list[tuple[str, int, str]]) -> None:
         """Stream events `(request_id, seq, event)`: each kept (XADD, capped), then sent live (PUBLISH); one
         script for all, through a Redis restart (sent twice, an event is kept twice: readers drop the copy
-        by its sequence number)."""
+        by its sequence number). Per token: the lists are built once, no copy."""
         sent: list[str | int] = []
+        ttl = self.stream_ttl_s
         for request_id, seq, event in events:
-            sent += [self.keys.tokens(request_id), event, int(seq == 1)]
-        keys = {"streams": [self.keys.events(r) for r, _, _ in events]}
-        await self._run(self._publish, keys, {"cap": _STREAM_CAP, "ttl": self.stream_ttl_s, "events": sent})
+            sent += [self.keys.tokens(request_id), event, ttl if seq == 1 else 0]
+        await self._run(self._publish, {"streams": [self.keys.events(r) for r, _, _ in events]}, {"events": sent})
 
     async def last_seq(self, claimed: Element) -> int:
         """The sequence number of a stream's last kept event (0: none yet)."""
@@ -353,8 +357,11 @@ class WorkerQueue:
         return int(await self._run(self._release, keys, {"worker": worker_id}))
 
 
+_VERDICTS = {v.value.encode(): v for v in Verdict}  # as the scripts answer them
+
+
 def _verdict(claimed: Element, reply: list[Any]) -> Started:
-    job = Started(Verdict(reply[0].decode()), claimed, int(reply[1]), int(reply[2]), bool(reply[3]))
+    job = Started(_VERDICTS[reply[0]], claimed, int(reply[1]), int(reply[2]), bool(reply[3]))
     if job.kind is Verdict.WAIT:
         return replace(job, wait_s=int(reply[4]) / 1000, reason=reply[5].decode())
     return job

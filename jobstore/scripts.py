@@ -2,8 +2,8 @@
 
 A file starts with its declarations, one place that names what it reads:
 
-    --! keys: request queue            KEYS, in order, read in the body as `key.request`, `key.queue`
-    --! args: reply request_id ...     ARGV, read as `arg.reply`, ...; a name ending in `...` takes the rest
+    --! keys: request queue            KEYS, in order, read in the body as `key_request`, `key_queue`
+    --! args: reply request_id ...     ARGV, read as `arg_reply`, ...; a name ending in `...` takes the rest
     --! uses: attach_reply element     pieces composed in before the body (shared functions)
     --! flags: allow-oom                Redis script flags (the `#!lua` line)
     --! piece                          this file is a piece, composed into scripts, never run alone
@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Mapping
+import operator
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -60,15 +61,22 @@ def _declared(name: str) -> _Declared:
     )
 
 
-def _table(var: str, names: tuple[str, ...], source: str) -> str:
-    """`local var = {name = SOURCE[i], ...}`; a last name ending in `...` takes the rest, as a list."""
+def _locals(prefix: str, names: tuple[str, ...], source: str) -> str:
+    """`local key_a, key_b = KEYS[1], KEYS[2]` (locals: no table to build per call); a last name ending in
+    `...` takes the rest, as a list (all of them: the table itself)."""
     fixed = [n for n in names if not n.endswith("...")]
-    fields = ", ".join(f"{n} = {source}[{i}]" for i, n in enumerate(fixed, 1))
-    text = f"local {var} = {{{fields}}}\n"
+    lines = []
+    if fixed:
+        targets = ", ".join(f"{prefix}_{n}" for n in fixed)
+        lines.append(f"local {targets} = {', '.join(f'{source}[{i}]' for i in range(1, len(fixed) + 1))}")
     if len(fixed) < len(names):
-        rest = names[-1].removesuffix("...")
-        text += f"{var}.{rest} = {{}}\nfor i = {len(fixed) + 1}, #{source} do {var}.{rest}[#{var}.{rest} + 1] = {source}[i] end\n"
-    return text
+        rest, skip = f"{prefix}_{names[-1].removesuffix('...')}", len(fixed)
+        if not skip:
+            lines.append(f"local {rest} = {source}")
+        else:
+            lines.append(f"local {rest} = {{}}")
+            lines.append(f"for i = {skip + 1}, #{source} do {rest}[i - {skip}] = {source}[i] end")
+    return "".join(line + "\n" for line in lines)
 
 
 class Script:
@@ -81,8 +89,9 @@ class Script:
         self.name = name
         self.key_names = declared.keys
         self.arg_names = declared.args
+        self._keys, self._args = _picker(declared.keys), _picker(declared.args)
         parts = [f"#!lua flags={declared.flags}\n" if declared.flags else ""]
-        parts += [_table("key", declared.keys, "KEYS"), _table("arg", declared.args, "ARGV")]
+        parts += [_locals("key", declared.keys, "KEYS"), _locals("arg", declared.args, "ARGV")]
         for used in declared.uses:
             piece = _declared(used)
             missing = [n for n in (*piece.keys, *piece.args) if n not in (*declared.keys, *declared.args)]
@@ -96,17 +105,38 @@ class Script:
     def bind(self, keys: Mapping[str, Any], args: Mapping[str, Any]) -> tuple[list[Any], list[Any]]:
         """KEYS and ARGV in the declared order, from named values (a `...` name takes a list); a name missing
         or one the script does not declare is a `ValueError`."""
-        return _ordered(self.name, self.key_names, keys), _ordered(self.name, self.arg_names, args)
+        try:
+            return self._keys(keys), self._args(args)
+        except (KeyError, TypeError):
+            raise ValueError(
+                f"{self.name}.lua takes keys {self.key_names} and args {self.arg_names}, "
+                f"was given {sorted(keys)} and {sorted(args)}"
+            ) from None
 
 
-def _ordered(script: str, names: tuple[str, ...], values: Mapping[str, Any]) -> list[Any]:
-    if len(values) != len(names) or not all(n.removesuffix("...") in values for n in names):
-        wanted = {n.removesuffix("...") for n in names}
-        raise ValueError(f"{script}.lua takes {sorted(wanted)}, was given {sorted(values)}")
-    ordered = [values[n] for n in names if not n.endswith("...")]
-    if names and names[-1].endswith("..."):
-        ordered += values[names[-1][:-3]]
-    return ordered
+def _picker(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], list[Any]]:
+    """Reads the named values in order, in C (`itemgetter`); more values than names is a `KeyError` too. A
+    script whose only name takes the rest gets that list itself (a stream's events: no copy per token)."""
+    fixed = [n for n in names if not n.endswith("...")]
+    rest = names[-1][:-3] if len(fixed) < len(names) else None
+    count = len(names)
+    if rest is not None and not fixed:
+        only: str = rest
+        return lambda values: values[only] if len(values) == count else _wrong()
+    get = operator.itemgetter(*fixed)
+
+    def pick(values: Mapping[str, Any]) -> list[Any]:
+        if len(values) != count:
+            raise KeyError
+        got = get(values)
+        ordered = list(got) if len(fixed) != 1 else [got]
+        return ordered + list(values[rest]) if rest is not None else ordered
+
+    return pick
+
+
+def _wrong() -> list[Any]:
+    raise KeyError
 
 
 @functools.cache

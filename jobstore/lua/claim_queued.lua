@@ -4,11 +4,11 @@
 -- The claim under load: up to `most` queued jobs, oldest first, each started, without waiting; it stops at a
 -- job that must wait (the provider is paused or at a rate limit: the rest stay queued).
 local taken = {}
-for _ = 1, tonumber(arg.most) do
-  local element = redis.call('LMOVE', key.queue, key.claimed, 'RIGHT', 'LEFT')
+for _ = 1, tonumber(arg_most) do
+  local element = redis.call('LMOVE', key_queue, key_claimed, 'RIGHT', 'LEFT')
   if not element then break end
   local verdict, body = start(element)
   taken[#taken + 1] = {element, verdict, body}
   if verdict[1] == 'wait' then break end
 end
-return {taken, redis.call('LLEN', key.queue)}
+return {taken, redis.call('LLEN', key_queue)}

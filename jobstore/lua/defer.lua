@@ -3,11 +3,11 @@
 --! uses: settle
 -- Put the job aside until `run_at` (without holding a concurrency token); a cooldown pauses the whole provider.
 if not settle() then return 2 * opened end
-local cooldown = tonumber(arg.cooldown_ms)
-if cooldown > 0 and redis.call('PTTL', key.cooldown) < cooldown then
-  redis.call('SET', key.cooldown, '1', 'PX', cooldown)
+local cooldown = tonumber(arg_cooldown_ms)
+if cooldown > 0 and redis.call('PTTL', key_cooldown) < cooldown then
+  redis.call('SET', key_cooldown, '1', 'PX', cooldown)
 end
-redis.call('HSET', key.request, 'state', 'queued')
-if arg.retried == '1' then redis.call('HINCRBY', key.request, 'retries', 1) end
-redis.call('ZADD', key.delayed, arg.run_at, arg.element)
+redis.call('HSET', key_request, 'state', 'queued')
+if arg_retried == '1' then redis.call('HINCRBY', key_request, 'retries', 1) end
+redis.call('ZADD', key_delayed, arg_run_at, arg_element)
 return 1 + 2 * opened

@@ -7,22 +7,22 @@
 -- it failed for good, kept as a dead letter. `uncount` '1': the start counted a provider call that was never
 -- made; '2': and a re-run.
 if not settle() then return 2 * opened end
-if tonumber(arg.tpm) > 0 and tonumber(arg.tokens) > 0 then
-  local now_ms = tonumber(arg.now) * 1000
-  local tat = math.max(tonumber(redis.call('HGET', key.rate, 'tpm') or '0'), now_ms)
-  redis.call('HSET', key.rate, 'tpm', string.format('%.3f', tat + 60000 * tonumber(arg.tokens) / tonumber(arg.tpm)))
-  redis.call('PEXPIRE', key.rate, 120000)
+if tonumber(arg_tpm) > 0 and tonumber(arg_tokens) > 0 then
+  local now_ms = tonumber(arg_now) * 1000
+  local tat = math.max(tonumber(redis.call('HGET', key_rate, 'tpm') or '0'), now_ms)
+  redis.call('HSET', key_rate, 'tpm', string.format('%.3f', tat + 60000 * tonumber(arg_tokens) / tonumber(arg_tpm)))
+  redis.call('PEXPIRE', key_rate, 120000)
 end
-if arg.uncount ~= '0' then
-  redis.call('HINCRBY', key.request, 'attempts', -1)
-  if arg.uncount == '2' then redis.call('HINCRBY', key.request, 'reruns', -1) end
+if arg_uncount ~= '0' then
+  redis.call('HINCRBY', key_request, 'attempts', -1)
+  if arg_uncount == '2' then redis.call('HINCRBY', key_request, 'reruns', -1) end
 end
-if arg.dead == '1' then
-  redis.call('EXPIRE', key.request, arg.dead_ttl)
-  redis.call('ZADD', key.dead, arg.now, arg.request_id)
-  redis.call('ZREMRANGEBYSCORE', key.dead, '-inf', tonumber(arg.now) - tonumber(arg.dead_ttl))  -- hashes gone
+if arg_dead == '1' then
+  redis.call('EXPIRE', key_request, arg_dead_ttl)
+  redis.call('ZADD', key_dead, arg_now, arg_request_id)
+  redis.call('ZREMRANGEBYSCORE', key_dead, '-inf', tonumber(arg_now) - tonumber(arg_dead_ttl))  -- hashes gone
 else
-  redis.call('EXPIRE', key.request, arg.ttl)
+  redis.call('EXPIRE', key_request, arg_ttl)
 end
-conclude(reply, arg.terminal)
+conclude(reply, arg_terminal)
 return 1 + 2 * opened

@@ -12,11 +12,11 @@
 -- would be presumed dead and its running jobs re-run.
 local time = redis.call('TIME')
 local beat = tonumber(time[1]) + tonumber(time[2]) / 1000000
-redis.call('ZADD', key.workers, beat, arg.worker)
-promote(key.delayed, key.queue, arg.now)
-while redis.call('LMOVE', key.inbox, key.claimed, 'LEFT', 'LEFT') do end
-local claimed = redis.call('LLEN', key.claimed)
-local extra = redis.call('LLEN', key.held) - claimed - 1
-for _ = 1, extra do redis.call('LMOVE', key.held, key.slots, 'LEFT', 'RIGHT') end
-return {claimed, redis.call('ZRANGEBYSCORE', key.workers, '-inf', beat - tonumber(arg.dead_after), 'LIMIT', 0, 10),
+redis.call('ZADD', key_workers, beat, arg_worker)
+promote(key_delayed, key_queue, arg_now)
+while redis.call('LMOVE', key_inbox, key_claimed, 'LEFT', 'LEFT') do end
+local claimed = redis.call('LLEN', key_claimed)
+local extra = redis.call('LLEN', key_held) - claimed - 1
+for _ = 1, extra do redis.call('LMOVE', key_held, key_slots, 'LEFT', 'RIGHT') end
+return {claimed, redis.call('ZRANGEBYSCORE', key_workers, '-inf', beat - tonumber(arg_dead_after), 'LIMIT', 0, 10),
         math.max(extra, 0)}

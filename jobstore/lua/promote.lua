@@ -2,6 +2,6 @@
 --! args: now
 --! uses: promote_due
 -- Queue the retries that are due; returns when the next one is (-1: none).
-promote(key.delayed, key.queue, arg.now)
-local next = redis.call('ZRANGE', key.delayed, 0, 0, 'WITHSCORES')
+promote(key_delayed, key_queue, arg_now)
+local next = redis.call('ZRANGE', key_delayed, 0, 0, 'WITHSCORES')
 return next[2] or '-1'

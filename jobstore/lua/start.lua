@@ -3,5 +3,5 @@
 --! uses: start_job
 -- A job already in our claimed list that no task runs (adopted: its claim's reply was lost with the
 -- connection, or the task that ran it died).
-local verdict, body = start(arg.element)
-return {{{arg.element, verdict, body}}, redis.call('LLEN', key.queue)}
+local verdict, body = start(arg_element)
+return {{{arg_element, verdict, body}}, redis.call('LLEN', key_queue)}

@@ -3,19 +3,19 @@
 --! args: request_prefix worker release max_reruns rpm tpm again
 -- Whether a claimed job runs now and, when it does, the record that its provider call starts: the one step
 -- between a claim and the call. Returns the verdict {verdict, attempts, retries, rerun[, wait ms, reason]} and
--- the job's body. Redis's clock decides: a claim's script may run long after it was sent. `arg.again` '1': an
+-- the job's body. Redis's clock decides: a claim's script may run long after it was sent. `arg_again` '1': an
 -- adopted job of ours may be one whose verdict never reached us, so no call was made for it.
 local function start(element)
-  local job_key = arg.request_prefix .. string.match(element, '^[^\n]*')
+  local job_key = arg_request_prefix .. string.match(element, '^[^\n]*')
   local job = redis.call('HMGET', job_key, 'state', 'retries', 'deadline_at', 'reruns', 'attempts', 'worker', 'body',
     'cancel')
   local state = job[1]
   if state ~= 'queued' and state ~= 'running' then
-    if redis.call('LREM', key.claimed, -1, element) > 0 and arg.release == '1' then
-      redis.call('LMOVE', key.held, key.slots, 'LEFT', 'RIGHT')
+    if redis.call('LREM', key_claimed, -1, element) > 0 and arg_release == '1' then
+      redis.call('LMOVE', key_held, key_slots, 'LEFT', 'RIGHT')
     end
     if not state then  -- no job behind it: garbage pushed onto the queue (or a job long expired), counted
-      redis.call('INCR', key.dropped)
+      redis.call('INCR', key_dropped)
       return {'gone', 0, 0, 0}, ''
     end
     return {'ended', 0, 0, 0}, ''
@@ -26,32 +26,32 @@ local function start(element)
   local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
   local deadline = tonumber(job[3] or '0')
   if deadline > 0 and now >= deadline then return {'expired', 0, retries, 0}, job[7] or '' end
-  local again = state == 'running' and arg.again == '1' and job[6] == arg.worker
+  local again = state == 'running' and arg_again == '1' and job[6] == arg_worker
   local rerun = state == 'running' and not again
-  if rerun and tonumber(job[4] or '0') >= tonumber(arg.max_reruns) then
+  if rerun and tonumber(job[4] or '0') >= tonumber(arg_max_reruns) then
     return {'lost', tonumber(job[5] or '0'), retries, 0}, job[7] or ''
   end
   local function wait(ms, reason) return {'wait', 0, retries, 0, ms, reason}, job[7] or '' end
-  if redis.call('EXISTS', key.cooldown, key.circuit) > 0 then
-    local ms = redis.call('PTTL', key.cooldown)
+  if redis.call('EXISTS', key_cooldown, key_circuit) > 0 then
+    local ms = redis.call('PTTL', key_cooldown)
     if ms > 0 then return wait(ms, 'cooldown') end
-    ms = redis.call('PTTL', key.circuit)
+    ms = redis.call('PTTL', key_circuit)
     if ms > 0 then return wait(ms, 'circuit') end
   end
   local now_ms = now * 1000
-  local rpm, tpm = tonumber(arg.rpm), tonumber(arg.tpm)
+  local rpm, tpm = tonumber(arg_rpm), tonumber(arg_tpm)
   if tpm > 0 then
-    local tat = tonumber(redis.call('HGET', key.rate, 'tpm') or '0')
+    local tat = tonumber(redis.call('HGET', key_rate, 'tpm') or '0')
     if tat - now_ms > 60000 then return wait(math.ceil(tat - now_ms - 60000), 'tpm') end
   end
   if rpm > 0 then
-    local tat = math.max(tonumber(redis.call('HGET', key.rate, 'rpm') or '0'), now_ms) + 60000 / rpm
+    local tat = math.max(tonumber(redis.call('HGET', key_rate, 'rpm') or '0'), now_ms) + 60000 / rpm
     if tat - now_ms > 60000 then return wait(math.ceil(tat - now_ms - 60000), 'rpm') end
-    redis.call('HSET', key.rate, 'rpm', string.format('%.3f', tat))
-    redis.call('PEXPIRE', key.rate, 120000)
+    redis.call('HSET', key_rate, 'rpm', string.format('%.3f', tat))
+    redis.call('PEXPIRE', key_rate, 120000)
   end
   local stamp = string.format('%.6f', now)
-  redis.call('HSET', job_key, 'state', 'running', 'worker', arg.worker, 'claimed_at', stamp, 'upstream_at', stamp)
+  redis.call('HSET', job_key, 'state', 'running', 'worker', arg_worker, 'claimed_at', stamp, 'upstream_at', stamp)
   if rerun then redis.call('HINCRBY', job_key, 'reruns', 1) end
   local attempts = again and tonumber(job[5] or '0') or redis.call('HINCRBY', job_key, 'attempts', 1)
   return {'run', attempts, retries, rerun and 1 or 0}, job[7] or ''

@@ -3,18 +3,18 @@
 --! uses: attach_reply element
 -- Queue a new request, or attach to the one already under its id (the same body: an idempotent resubmit).
 -- Returns {'queued'} | {'conflict'} | {'full', depth} | attach()'s answer.
-local digest = redis.call('HGET', key.request, 'digest')
+local digest = redis.call('HGET', key_request, 'digest')
 if digest then
-  if digest ~= arg.digest then return {'conflict'} end
+  if digest ~= arg_digest then return {'conflict'} end
   return attach()
 end
-local element = element_of(arg.request_id, 0, arg.deadline)
-local depth = redis.call('LPUSH', key.queue, element)
-if depth > tonumber(arg.max_depth) then
-  redis.call('LPOP', key.queue)  -- ours, taken back at once: no one sees it (a script runs alone)
+local element = element_of(arg_request_id, 0, arg_deadline)
+local depth = redis.call('LPUSH', key_queue, element)
+if depth > tonumber(arg_max_depth) then
+  redis.call('LPOP', key_queue)  -- ours, taken back at once: no one sees it (a script runs alone)
   return {'full', depth - 1}
 end
-redis.call('HSET', key.request, 'body', arg.body, 'digest', arg.digest, 'provider', arg.provider,
-  'state', 'queued', 'reply', arg.reply, 'enqueued_at', arg.now, 'deadline_at', arg.deadline, 'element', element)
-redis.call('EXPIRE', key.request, arg.ttl)
+redis.call('HSET', key_request, 'body', arg_body, 'digest', arg_digest, 'provider', arg_provider,
+  'state', 'queued', 'reply', arg_reply, 'enqueued_at', arg_now, 'deadline_at', arg_deadline, 'element', element)
+redis.call('EXPIRE', key_request, arg_ttl)
 return {'queued'}

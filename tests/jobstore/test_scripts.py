@@ -13,7 +13,7 @@ from jobstore import Field, State, Verdict
 from jobstore.scripts import SCRIPTS, Script, load, source_of
 
 FILES = sorted(p.name.removesuffix(".lua") for p in resources.files("jobstore").joinpath("lua").iterdir())
-_JOB_HASH_CALL = re.compile(r"redis\.call\('(H[A-Z]+)',\s*(?:key\.request|job_key)\s*,")
+_JOB_HASH_CALL = re.compile(r"redis\.call\('(H[A-Z]+)',\s*(?:key_request|job_key)\s*,")
 
 
 def _declared(name: str) -> tuple[set[str], set[str]]:
@@ -58,8 +58,8 @@ def test_a_file_reads_only_the_keys_and_arguments_it_declares(name: str) -> None
     code = _code(name)
     assert not re.search(r"\b(KEYS|ARGV)\[", code), f"{name}.lua reads KEYS/ARGV by position"
     keys, args = _declared(name)
-    assert set(re.findall(r"\bkey\.(\w+)", code)) <= keys, f"{name}.lua reads a key it does not declare"
-    assert set(re.findall(r"\barg\.(\w+)", code)) <= args, f"{name}.lua reads an argument it does not declare"
+    assert set(re.findall(r"\bkey_(\w+)", code)) <= keys, f"{name}.lua reads a key it does not declare"
+    assert set(re.findall(r"\barg_(\w+)", code)) <= args, f"{name}.lua reads an argument it does not declare"
 
 
 @pytest.mark.parametrize("name", FILES)
@@ -87,8 +87,11 @@ def test_arguments_are_passed_by_name_and_a_missing_or_unknown_one_is_refused() 
         script.bind({"slots": "s"}, {"limit": 3})
     with pytest.raises(ValueError, match="size_slots.lua takes"):
         script.bind({"slots": "s", "size": "z"}, {"limit": 3, "extra": 1})
-    publish = load("publish")
-    assert publish.bind({"streams": ["a", "b"]}, {"cap": 9, "ttl": 5, "events": ["c", "e", 1]}) == (
-        ["a", "b"],
-        [9, 5, "c", "e", 1],
-    )
+    publish, events = load("publish"), ["c", "e", 1]
+    assert publish.bind({"streams": ["a"]}, {"events": events}) == (["a"], events)
+    with pytest.raises(ValueError, match="publish.lua takes"):
+        publish.bind({"streams": ["a"]}, {"events": events, "cap": 9})
+    claim_queued = load("claim_queued")  # several names
+    keys = dict.fromkeys(("claimed", "held", "slots", "cooldown", "circuit", "rate", "dropped", "queue"), "k")
+    args = dict.fromkeys(("request_prefix", "worker", "release", "max_reruns", "rpm", "tpm", "again"), 0)
+    assert claim_queued.bind(keys, {**args, "most": 7})[1][-1] == 7
