@@ -41,7 +41,7 @@ def cases() -> dict[str, Callable[[], object]]:
         return anthropic_adapter.read_response(request, model, json_object(message), time.perf_counter())
 
     def gemini_case() -> object:
-        request = LLMRequest(model="gemini-2.5-flash", messages=MESSAGES, trace_id="t", source_agent="a")
+        request = LLMRequest(model="gemini-3.8-flash", messages=MESSAGES, trace_id="t", source_agent="a")
         model = validate_for_model(request)
         gemini_adapter.request_body(request)
         trace_headers(request)  # the call's HTTP options (google-genai takes the headers apart from the body)

@@ -30,7 +30,7 @@ from schemas.request import LLMRequest
 from schemas.settings import FleetSettings
 from tests.servers import RedisServer
 
-MODELS = {Provider.OPENAI: "gpt-4.1-mini", Provider.ANTHROPIC: "claude-haiku-4-5", Provider.GEMINI: "gemini-2.5-flash"}
+MODELS = {Provider.OPENAI: "gpt-4.1-mini", Provider.ANTHROPIC: "claude-haiku-4-5", Provider.GEMINI: "gemini-3.8-flash"}
 # fault tag -> share of requests; each clears after one failure (fail_times=1), except the mid-stream cut,
 # which cannot be retried once tokens went out and must end as a typed error
 FAULTS = {

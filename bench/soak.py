@@ -18,7 +18,7 @@ from schemas.catalog import Provider
 from schemas.errors import LLMError
 from schemas.request import LLMRequest
 
-MODELS = {Provider.OPENAI: "gpt-4.1-mini", Provider.ANTHROPIC: "claude-haiku-4-5", Provider.GEMINI: "gemini-2.5-flash"}
+MODELS = {Provider.OPENAI: "gpt-4.1-mini", Provider.ANTHROPIC: "claude-haiku-4-5", Provider.GEMINI: "gemini-3.8-flash"}
 
 
 async def run(args: argparse.Namespace) -> None:

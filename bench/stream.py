@@ -26,7 +26,7 @@ from schemas.request import LLMRequest
 from workers.providers import build_adapter
 from workers.settings import WorkerSettings
 
-MODELS = {Provider.OPENAI: "gpt-4.1-mini", Provider.ANTHROPIC: "claude-haiku-4-5", Provider.GEMINI: "gemini-2.5-flash"}
+MODELS = {Provider.OPENAI: "gpt-4.1-mini", Provider.ANTHROPIC: "claude-haiku-4-5", Provider.GEMINI: "gemini-3.8-flash"}
 
 
 @dataclass

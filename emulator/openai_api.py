@@ -23,7 +23,7 @@ from emulator.provider import (
 )
 from emulator.replies import Reply, count_tokens
 
-REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5", "gpt-6")
 
 _FINISH = {"stop": "stop", "length": "length", "blocked": "content_filter"}
 _ERRORS = {  # status -> (error.type, error.code, usual message)

@@ -39,6 +39,7 @@ class Intake:
         *,
         request_id: str,
         provider: str,
+        model: str,
         reply: str,
         body: str,
         digest: str,
@@ -55,6 +56,7 @@ class Intake:
             "body": body,
             "digest": digest,
             "provider": provider,
+            "model": model,
             "now": now,
             "ttl": ttl_s,
             "deadline": deadline_at,
@@ -90,7 +92,7 @@ class Intake:
         reply: bytes = await self._run(self._cancel, keys, args)
         return reply.decode()
 
-    async def retry_dead(self, *, request_id: str, provider: str, deadline_at: float, ttl_s: int) -> bool:
+    async def retry_dead(self, *, request_id: str, provider: str, model: str, deadline_at: float, ttl_s: int) -> bool:
         """Queue a dead letter again on `provider`'s queue (its own model's), with a fresh deadline; False if it
         is not a dead letter (any more)."""
         keys = {
@@ -99,5 +101,5 @@ class Intake:
             "queue": self.keys.queue(provider),
             "events": self.keys.events(request_id),
         }
-        args = {"request_id": request_id, "deadline": deadline_at, "ttl": ttl_s, "provider": provider}
+        args = {"request_id": request_id, "deadline": deadline_at, "ttl": ttl_s, "provider": provider, "model": model}
         return bool(await self._run(load("retry_dead"), keys, args))

@@ -25,6 +25,10 @@ No name spans two providers, so each provider's queue can later live on its own 
     {prefix}:health:{provider}       HASH   recent outcomes per 10 s bucket: ok:{bucket}, err:{bucket}
     {prefix}:rate:{provider}         HASH   the GCRA state of the provider's RPM and TPM limits
     {prefix}:dropped:{provider}      STRING how many queue elements with no job behind them a worker dropped
+    {prefix}:policy                  HASH   the allowed-models policy an operator set: version, active, allow, deny
+    {prefix}:policy:models           SET    the model ids that policy allows (the start step checks a job's model)
+    {prefix}:policy:changed          PUBSUB a policy's new version, to every producer and worker
+    {prefix}:violations              HASH   requests the policy refused, counted by "{model} {source_agent}"
     {prefix}:dead                    ZSET   request ids that failed for good (dead letters), scored by when
 """
 
@@ -46,6 +50,7 @@ class Field(StrEnum):
     BODY = "body"  # the LLMRequest JSON
     DIGEST = "digest"  # LLMRequest.digest(): same id + other digest is a conflict
     PROVIDER = "provider"
+    MODEL = "model"  # the catalog id of the model its current route names (the policy is checked against it)
     STATE = "state"  # a State value
     REPLY = "reply"  # space-separated reply channels of the clients waiting (dropped once it is done)
     ENQUEUED_AT = "enqueued_at"  # unix seconds, float
@@ -150,6 +155,18 @@ class Keys:
 
     def dropped(self, provider: str) -> str:
         return f"{self.prefix}:dropped:{provider}"
+
+    def policy(self) -> str:
+        return f"{self.prefix}:policy"
+
+    def policy_models(self) -> str:
+        return f"{self.prefix}:policy:models"
+
+    def policy_changed(self) -> str:
+        return f"{self.prefix}:policy:changed"
+
+    def violations(self) -> str:
+        return f"{self.prefix}:violations"
 
     def dead(self) -> str:
         return f"{self.prefix}:dead"

@@ -47,6 +47,7 @@ class Verdict(StrEnum):
     EXPIRED = "expired"  # its deadline passed: never sent
     LOST = "lost"  # its worker died mid-call and re-runs are off or used up (`attempts` calls were started)
     CANCELLED = "cancelled"  # a cancel came while a worker ran it, and it is back: not run again
+    DENIED = "denied"  # the allowed-models policy an operator set refuses its model: never sent
     ENDED = "ended"  # it had ended already (its element was a leftover)
     GONE = "gone"  # no job behind the element: garbage on the queue, dropped and counted
 
@@ -138,6 +139,8 @@ class WorkerQueue:
             "circuit": keys.circuit(provider),
             "rate": keys.rate(provider),
             "dropped": keys.dropped(provider),
+            "policy": keys.policy(),
+            "policy_models": keys.policy_models(),
             "queue": self.queue_key,
         }
         self._start_args = {
@@ -212,8 +215,9 @@ class WorkerQueue:
         self.backlog = int(backlog)
         return [_verdict(Element.parse(element, body), verdict) for element, verdict, body in jobs]
 
-    def _settle(self, claimed: Element, health: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        """What `settle.lua` reads, for finish, defer and reroute."""
+    def _settle(self, claimed: Element, health: str, uncount: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """What `settle.lua` reads, for finish, defer and reroute. `uncount`: 1 when the job's start counted a
+        provider call that was never made, 2 when it also counted a re-run."""
         p, limits = self.provider, self.limits
         keys = {
             "request": self.keys.request(claimed.request_id),
@@ -232,6 +236,7 @@ class WorkerQueue:
             "circuit_min": limits.circuit_min_requests,
             "circuit_rate": limits.circuit_error_rate,
             "open_ms": int(limits.circuit_open_s * 1000),
+            "uncount": uncount,
         }
         return keys, args
 
@@ -247,9 +252,9 @@ class WorkerQueue:
         uncount: int = 0,
     ) -> bool:
         """Store the outcome and push it to the waiting clients (and, for a stream, its terminal event);
-        a request that failed for good is kept as a dead letter. `uncount`: 1 when its start counted a
-        provider call that was never made, 2 when it also counted a re-run. False if it already had an outcome."""
-        keys, args = self._settle(claimed, health)
+        a request that failed for good is kept as a dead letter (`uncount`: see `_settle`). False if it already
+        had an outcome."""
+        keys, args = self._settle(claimed, health, uncount)
         request_id = claimed.request_id
         keys.update(events=self.keys.events(request_id), dead=self.keys.dead(), rate=self.keys.rate(self.provider))
         args.update(
@@ -264,7 +269,6 @@ class WorkerQueue:
             dead_ttl=self.dead_letter_ttl_s,
             tokens=tokens,
             tpm=self.limits.tpm,
-            uncount=uncount,
         )
         return self._settled(await self._run(self._finish, keys, args))
 
@@ -273,16 +277,19 @@ class WorkerQueue:
     ) -> bool:
         """Put the job aside until `run_at` (without holding a concurrency slot); a `cooldown_s` pauses the
         whole provider, for every worker."""
-        keys, args = self._settle(claimed, health)
+        keys, args = self._settle(claimed, health, 0)
         keys.update(delayed=self.keys.delayed(self.provider), cooldown=self.keys.cooldown(self.provider))
         args.update(run_at=run_at, cooldown_ms=int(cooldown_s * 1000), retried=int(retried))
         return self._settled(await self._run(self._defer, keys, args))
 
-    async def reroute(self, claimed: Element, route: int, provider: str, *, health: str) -> bool:
-        """Move the job to a fallback model's provider queue (same request_id, same trace)."""
-        keys, args = self._settle(claimed, health)
+    async def reroute(
+        self, claimed: Element, route: int, provider: str, model: str, *, health: str, uncount: int = 0
+    ) -> bool:
+        """Move the job to a fallback model's provider queue (same request_id, same trace); `model`: the
+        catalog id of the fallback (`uncount`: see `_settle`)."""
+        keys, args = self._settle(claimed, health, uncount)
         keys.update(fallback_queue=self.keys.queue(provider))
-        args.update(request_id=claimed.request_id, route=route, provider=provider)
+        args.update(request_id=claimed.request_id, route=route, provider=provider, model=model)
         return self._settled(await self._run(self._reroute, keys, args))
 
     def _settled(self, reply: int) -> bool:

@@ -161,5 +161,6 @@ SCRIPTS = (
     "heartbeat",
     "release",
     "size_slots",
+    "set_policy",
 )
 """Every script, by file name (the rest of `lua/` are pieces)."""

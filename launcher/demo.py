@@ -25,9 +25,9 @@ from schemas.settings import FleetSettings
 __all__ = ["main", "run_demo"]
 
 DEMO_MODELS = {
-    Provider.OPENAI: "gpt-4.1-mini",
-    Provider.ANTHROPIC: "claude-haiku-4-5",
-    Provider.GEMINI: "gemini-2.5-flash",
+    Provider.OPENAI: "gpt-6-luna",
+    Provider.ANTHROPIC: "claude-haiku-5-5",
+    Provider.GEMINI: "gemini-3.8-flash",
 }
 
 

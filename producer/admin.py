@@ -10,7 +10,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from jobstore import BUCKET_S, Intake, Keys
-from schemas.catalog import Provider, resolve_model
+from schemas.catalog import ModelInfo, Provider, resolve_model
 from schemas.codec import decode_request
 from schemas.errors import LLMError
 
@@ -56,17 +56,21 @@ async def retry_dead_letter(redis: Redis, keys: Keys, request_id: str, *, timeou
     if stored is None:
         await redis.zrem(keys.dead(), request_id)
         return False
-    provider = _own_provider(body) or stored.decode()
+    own = _own_model(body)
     return await Intake(redis, keys).retry_dead(
-        request_id=request_id, provider=provider, deadline_at=time.time() + timeout_s, ttl_s=ttl_s
+        request_id=request_id,
+        provider=own.provider.value if own else stored.decode(),
+        model=own.id if own else "",
+        deadline_at=time.time() + timeout_s,
+        ttl_s=ttl_s,
     )
 
 
-def _own_provider(body: bytes | None) -> str | None:
-    """The provider of the request's own model, where a retry starts; None for a body that names no model we
-    know (the stored provider is kept: its worker fails the job, typed, again)."""
+def _own_model(body: bytes | None) -> ModelInfo | None:
+    """The request's own model, where a retry starts; None for a body that names no model we know (the stored
+    provider is kept: its worker fails the job, typed, again)."""
     try:
-        return resolve_model(decode_request(body).model).provider.value
+        return resolve_model(decode_request(body).model)
     except LLMError:
         return None
 

@@ -14,9 +14,10 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from jobstore import Keys
+from producer import policy_commands
 from producer.admin import dead_letters, provider_health, retry_dead_letter, show_request
 from producer.client import LLMClient
-from schemas.catalog import CATALOG
+from schemas.catalog import CatalogError, ModelInfo, catalog
 from schemas.errors import (
     InvalidRequestError,
     LLMError,
@@ -44,16 +45,20 @@ def main(argv: list[str]) -> int:
     stream = commands.add_parser("stream", help="follow a streaming request's tokens by its request_id")
     stream.add_argument("request_id")
     stream.add_argument("--timeout", type=float, help="seconds to wait for each event (LLM_REQUEST_TIMEOUT)")
-    commands.add_parser("models", help="list the model catalog")
+    models = commands.add_parser("models", help="list the model catalog")
+    models.add_argument("--json", action="store_true", help="one JSON object per model")
     commands.add_parser("health", help="each provider's circuit, cooldown, error rate, queue and workers")
     dlq = commands.add_parser("dlq", help="requests that failed for good: list, show, retry")
     dlq_actions = dlq.add_subparsers(dest="action", required=True)
     dlq_actions.add_parser("list", help="the most recent dead letters")
     for action in ("show", "retry"):
         dlq_actions.add_parser(action, help=f"{action} one request").add_argument("request_id")
+    policy_commands.add_parser(commands)
     args = parser.parse_args(argv)
+    if args.command == "policy":
+        return _run(policy_commands.run(args), as_json=args.json)
     if args.command == "models":
-        return _models()
+        return _models(args.json)
     if args.command in ("health", "dlq"):
         return _run(_admin(args), as_json=False)
     if args.command == "stream":
@@ -61,11 +66,41 @@ def main(argv: list[str]) -> int:
     return _complete(args)
 
 
-def _models() -> int:
-    sys.stdout.write(f"{'model':<30} {'provider':<10} {'status':<8} aliases\n")
-    for m in CATALOG:
-        sys.stdout.write(f"{m.id:<30} {m.provider.value:<10} {m.status:<8} {', '.join(m.aliases)}\n")
+def _models(as_json: bool) -> int:
+    """The catalog: a table, or with --json one object per model (prices in USD per million tokens)."""
+    try:
+        models = catalog().models
+    except CatalogError as exc:
+        return _fail(InvalidRequestError(str(exc)), as_json)
+    if as_json:
+        sys.stdout.write(json.dumps([_listed(m) for m in models], indent=1) + "\n")
+        return 0
+    sys.stdout.write(f"{'model':<28} {'provider':<10} {'tier':<9} {'status':<17} {'$in/$out per M':>15}  aliases\n")
+    for m in models:
+        price = "?" if m.price.input is None or m.price.output is None else f"{m.price.input:g}/{m.price.output:g}"
+        status = m.status if m.status != "deprecated" else f"until {m.lifecycle.shutdown or '?'}"
+        sys.stdout.write(
+            f"{m.id:<28} {m.provider.value:<10} {m.tier:<9} {status:<17} {price:>15}  {', '.join(m.aliases)}\n"
+        )
     return 0
+
+
+def _listed(m: ModelInfo) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "provider": m.provider.value,
+        "status": m.status,
+        "tier": m.tier,
+        "aliases": list(m.aliases),
+        "input_price": m.price.input,
+        "cached_input_price": m.price.cached_input,
+        "output_price": m.price.output,
+        "context_window": m.context_window,
+        "max_output_tokens": m.max_output_tokens,
+        "shutdown": m.lifecycle.shutdown.isoformat() if m.lifecycle.shutdown else None,
+        "replacement": m.lifecycle.replacement,
+        "capabilities": m.capabilities.model_dump(),
+    }
 
 
 def _complete(args: argparse.Namespace) -> int:

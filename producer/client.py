@@ -17,7 +17,9 @@ from pydantic_core import PydanticSerializationError
 from redis.asyncio import Redis
 
 from jobstore import Field, Intake, Keys, State, connect, riding_out
+from jobstore.policy import PolicyStore
 from producer.channels import ChannelHub
+from producer.governance import Governance
 from producer.streams import DEADLINE_GRACE_S, read_events
 from schemas.codec import decode_outcome, encode_error
 from schemas.errors import (
@@ -32,7 +34,8 @@ from schemas.errors import (
     error_from_dict,
 )
 from schemas.events import DoneEvent, ErrorEvent, StreamEvent
-from schemas.request import LLMRequest, digest_of, validate_for_model
+from schemas.policy import Policy
+from schemas.request import LLMRequest, deprecation, digest_of, validate_for_model, with_replacements
 from schemas.response import LLMResponse
 from schemas.settings import FleetSettings
 
@@ -41,6 +44,7 @@ __all__ = ["LLMClient"]
 log = structlog.get_logger("llm_fleet.producer")
 
 Outcome = LLMResponse | LLMError
+_WARNED: set[str] = set()  # the deprecated models this process has warned of
 
 
 class LLMClient:
@@ -61,6 +65,9 @@ class LLMClient:
         self._scripts: Intake | None = None
         self._hub: ChannelHub | None = None
         self._waiters: dict[str, set[asyncio.Future[Outcome]]] = {}
+        self._governance: Governance | None = None
+        self.policy: PolicyStore | None = None
+        """The allowed-models policy this client follows (`policy.current`), and changes (`policy.change`)."""
         self._submitting: collections.Counter[str] = collections.Counter()  # submits under way, by request_id
 
     async def __aenter__(self) -> Self:
@@ -78,14 +85,17 @@ class LLMClient:
         # has us re-read what was published meanwhile
         hub = ChannelHub(connect(self.settings.redis_url, retries=0))
         hub.on_reconnect.append(self._recheck_waiters)
+        governance = Governance(redis, self.keys, Policy.from_env(self.settings.allowed_models))
         try:
             await riding_out(redis.ping)  # credentials Redis refuses fail here, typed, at once
             await hub.subscribe(self.reply_channel, self._deliver)
+            await governance.follow(hub)
         except BaseException:  # Redis away for longer than we ride out, or the caller gave up: close what we made
             await hub.close()
             await redis.aclose()
             raise
-        self._redis, self._scripts, self._hub = redis, Intake(redis, self.keys), hub
+        self._redis, self._scripts, self._hub, self._governance = redis, Intake(redis, self.keys), hub, governance
+        self.policy = governance.store
 
     async def aclose(self) -> None:
         if self._hub is not None:
@@ -227,9 +237,15 @@ class LLMClient:
         The request's deadline is now + `timeout` (default LLM_REQUEST_TIMEOUT), across queueing, retries
         and fallbacks."""
         _, scripts, _ = self._connected()
+        if self.settings.retired_models == "replace":
+            request = with_replacements(request)
         info = validate_for_model(request)
-        for fallback in request.fallbacks:
-            validate_for_model(request, fallback)
+        for model in (info, *(validate_for_model(request, fallback) for fallback in request.fallbacks)):
+            if model.id not in _WARNED and (notice := deprecation(model)):  # once per process and model
+                _WARNED.add(model.id)
+                log.warning("model_deprecated", model=model.id, notice=notice)
+            if self._governance is not None and not self._governance.store.permits(model):
+                await self._governance.refuse(request, model)
         try:
             body = request.model_dump_json()
         except PydanticSerializationError:  # text that is not Unicode: a lone surrogate (undecodable input)
@@ -245,6 +261,7 @@ class LLMClient:
                 body=body,
                 digest=digest_of(body),
                 provider=info.provider.value,
+                model=info.id,
                 now=now,
                 ttl_s=int(budget) + self.settings.result_ttl_s,
                 deadline_at=now + budget,

@@ -1,19 +1,40 @@
-"""The model catalog: every model we route, the one provider that serves it, and the provider rules.
+"""The model catalog: every model we route, the one provider that serves it, its tier, prices, limits,
+capabilities and lifecycle.
 
-The catalog is data (`CATALOG`), not code paths: adding a model is adding a row.
+The catalog is data, not code: `catalog.json` in this package (each figure with its source and the date it was
+read), and an operator's `LLM_CATALOG_FILE` (the same shape, `{"models": [...]}`) that adds models or overrides
+fields of shipped ones, by id, without a release (a negotiated price, a model released today). Loading refuses
+an ambiguous catalog: one name (id or alias) on two entries. Read once per process, on first use.
 """
 
 from __future__ import annotations
 
+import datetime
 import difflib
+import functools
+import json
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
-from typing import Literal
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from schemas.errors import UnknownModelError
+from schemas.settings import FleetSettings
 
-__all__ = ["CATALOG", "ModelInfo", "Provider", "resolve_model"]
+__all__ = [
+    "Capabilities",
+    "Catalog",
+    "CatalogError",
+    "Lifecycle",
+    "ModelInfo",
+    "Price",
+    "Provider",
+    "catalog",
+    "resolve_model",
+]
 
 
 class Provider(StrEnum):
@@ -22,88 +43,148 @@ class Provider(StrEnum):
     GEMINI = "gemini"
 
 
-class ModelInfo(BaseModel):
-    """One model. `id` is the dated id sent upstream; `aliases` are the short names callers may use."""
+Tier = Literal["fast", "balanced", "premium"]
 
-    model_config = ConfigDict(frozen=True)
+
+class Price(BaseModel):
+    """USD per million tokens (None: not known)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    input: float | None = None
+    cached_input: float | None = None
+    output: float | None = None
+
+
+class Capabilities(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    streaming: bool = True
+    temperature: bool = True
+    """False for OpenAI's reasoning models, Anthropic's current API and Google's newest models: none taken."""
+    reasoning: bool = False
+    tools: bool = True
+    vision: bool = False
+    json_schema: bool = False
+
+
+class Lifecycle(BaseModel):
+    """current; deprecated (still served, until `shutdown`); retired (refused, or replaced by `replacement`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    status: Literal["current", "deprecated", "retired"] = "current"
+    shutdown: datetime.date | None = None
+    replacement: str | None = None
+
+
+class ModelInfo(BaseModel):
+    """One model. `id` is what is sent upstream; `aliases` are the short names callers may use."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: str
     provider: Provider
     aliases: tuple[str, ...] = ()
-    status: Literal["current", "retired"] = "current"
-    reasoning: bool = False
-    """OpenAI reasoning models take `max_completion_tokens` and no temperature."""
+    tier: Tier = "balanced"
+    price: Price = Price()
+    context_window: int | None = None
     max_output_tokens: int | None = None
-    """The most tokens the model writes in one answer, as its provider documents it (None: not known here)."""
+    """The most tokens the model writes in one answer (None: not known here)."""
+    capabilities: Capabilities = Capabilities()
+    lifecycle: Lifecycle = Lifecycle()
+    source: tuple[str, ...] = ()
+    """Where the figures come from: ids of the catalog file's `sources`."""
+
+    @property
+    def status(self) -> str:
+        return self.lifecycle.status
+
+    @property
+    def reasoning(self) -> bool:
+        """OpenAI reasoning models take `max_completion_tokens`."""
+        return self.capabilities.reasoning
 
     @property
     def takes_temperature(self) -> bool:
-        """OpenAI's reasoning models take none, and neither does Anthropic's API since its 2026-10-21 version
-        (the anthropic 2.x SDK has no such parameter); 0 to 2 elsewhere (the request's own bound)."""
-        return not self.reasoning and self.provider is not Provider.ANTHROPIC
+        return self.capabilities.temperature
+
+    def cost(self, prompt: int, completion: int, cached: int | None = None) -> float | None:
+        """USD for this usage, as the three providers bill it (their usage, as we normalise it, counts cached
+        input inside the prompt and reasoning inside the completion); None when a price is not known."""
+        price = self.price
+        if price.input is None or price.output is None:
+            return None
+        cached_tokens = min(cached or 0, prompt)
+        cached_price = price.input if price.cached_input is None else price.cached_input
+        total = (prompt - cached_tokens) * price.input + cached_tokens * cached_price + completion * price.output
+        return round(total / 1_000_000, 10)
 
 
-def _m(
-    id: str, provider: Provider, *aliases: str, out: int | None, retired: bool = False, reasoning: bool = False
-) -> ModelInfo:
-    return ModelInfo(
-        id=id,
-        provider=provider,
-        aliases=aliases,
-        status="retired" if retired else "current",
-        reasoning=reasoning,
-        max_output_tokens=out,
-    )
+class CatalogError(ValueError):
+    """A catalog that cannot be used as it is: ambiguous names, a replacement it does not hold, a bad file."""
 
 
-_O, _A, _G = Provider.OPENAI, Provider.ANTHROPIC, Provider.GEMINI
+class Catalog:
+    def __init__(self, models: Iterable[ModelInfo]) -> None:
+        self.models = tuple(models)
+        self._by_name: dict[str, ModelInfo] = {}
+        for info in self.models:
+            for name in (info.id, *info.aliases):
+                other = self._by_name.get(name)
+                if other is not None:
+                    raise CatalogError(
+                        f"ambiguous catalog: {name!r} names both {other.id} ({other.provider}) and "
+                        f"{info.id} ({info.provider})"
+                    )
+                self._by_name[name] = info
+        for info in self.models:
+            replacement = info.lifecycle.replacement
+            if replacement is not None and replacement not in self._by_name:
+                raise CatalogError(f"{info.id}'s replacement {replacement!r} is not in the catalog")
 
-# `out`: the providers' documented output limits (OpenAI's, Anthropic's and Google's model pages, 2026-12);
-# None where it is not recorded yet. The governance work turns this table into a data file with its sources.
-CATALOG: tuple[ModelInfo, ...] = (
-    # OpenAI (SPEC FR-1.1, then current ones)
-    _m("gpt-4.1-2025-04-14", _O, "gpt-4.1", out=32_768),
-    _m("gpt-4.1-mini-2025-04-14", _O, "gpt-4.1-mini", out=32_768),
-    _m("gpt-4.1-nano-2025-04-14", _O, "gpt-4.1-nano", out=32_768),
-    _m("gpt-5-2025-08-07", _O, "gpt-5", reasoning=True, out=128_000),
-    _m("gpt-5-mini-2025-08-07", _O, "gpt-5-mini", reasoning=True, out=128_000),
-    _m("gpt-5-nano-2025-08-07", _O, "gpt-5-nano", reasoning=True, out=128_000),
-    _m("gpt-5.5-2026-04-23", _O, "gpt-5.5", reasoning=True, out=None),
-    _m("gpt-5.4-mini-2026-03-17", _O, "gpt-5.4-mini", reasoning=True, out=None),
-    _m("gpt-4o-2024-11-20", _O, "gpt-4o", out=16_384),
-    _m("gpt-4o-mini-2024-07-18", _O, "gpt-4o-mini", out=16_384),
-    _m("o3-2025-04-16", _O, "o3", reasoning=True, out=100_000),
-    _m("o4-mini-2025-04-16", _O, "o4-mini", reasoning=True, out=100_000),
-    # Anthropic (SPEC FR-1.2 models are retired upstream; kept and marked)
-    _m("claude-3-5-sonnet-20241022", _A, "claude-3-5-sonnet", "claude-3-5-sonnet-latest", retired=True, out=8_192),
-    _m("claude-3-5-haiku-20241022", _A, "claude-3-5-haiku", "claude-3-5-haiku-latest", retired=True, out=8_192),
-    _m("claude-3-opus-20240229", _A, "claude-3-opus", "claude-3-opus-latest", retired=True, out=4_096),
-    _m("claude-sonnet-4-5-20250929", _A, "claude-sonnet-4-5", out=64_000),
-    _m("claude-opus-4-5-20251101", _A, "claude-opus-4-5", out=64_000),
-    _m("claude-haiku-4-5-20251001", _A, "claude-haiku-4-5", out=64_000),
-    _m("claude-sonnet-4-6", _A, out=128_000),
-    _m("claude-opus-4-7", _A, out=128_000),
-    # Gemini (SPEC FR-1.3 models are retired upstream; kept and marked)
-    _m("gemini-2.0-flash-exp", _G, retired=True, out=8_192),
-    _m("gemini-1.5-pro-002", _G, "gemini-1.5-pro", retired=True, out=8_192),
-    _m("gemini-1.5-flash-002", _G, "gemini-1.5-flash", retired=True, out=8_192),
-    _m("gemini-2.0-flash-001", _G, "gemini-2.0-flash", out=8_192),
-    _m("gemini-2.5-flash", _G, out=65_536),
-    _m("gemini-2.5-flash-lite", _G, out=65_536),
-    _m("gemini-2.5-pro", _G, out=65_536),
-)
+    def resolve(self, name: str) -> ModelInfo:
+        """The entry for a model id or alias; `UnknownModelError` naming the model otherwise."""
+        try:
+            return self._by_name[name]
+        except KeyError:
+            suggestions = difflib.get_close_matches(name, self._by_name, n=3)
+            raise UnknownModelError(name, suggestions=suggestions) from None
 
-_BY_NAME: dict[str, ModelInfo] = {}
-for _info in CATALOG:
-    for _name in (_info.id, *_info.aliases):
-        if _name in _BY_NAME:  # pragma: no cover - a catalog typo, caught by the first test run
-            raise ValueError(f"model name {_name!r} is listed twice")
-        _BY_NAME[_name] = _info
+    @classmethod
+    def load(cls, override: str | None = None) -> Catalog:
+        """The shipped catalog, with the entries of the file at `override` merged in by id (fields of a shipped
+        entry replaced, a new id added)."""
+        shipped = json.loads(resources.files(__package__).joinpath("catalog.json").read_text(encoding="utf-8"))
+        entries: dict[str, dict[str, Any]] = {m["id"]: m for m in shipped["models"]}
+        if override:
+            try:
+                extra = json.loads(Path(override).read_text(encoding="utf-8"))["models"]
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise CatalogError(f"LLM_CATALOG_FILE {override!r} is not a catalog: {exc!r}") from None
+            for entry in extra:
+                entries[entry["id"]] = _merged(entries.get(entry["id"], {}), entry)
+        try:
+            return cls(ModelInfo.model_validate(e) for e in entries.values())
+        except ValueError as exc:
+            if isinstance(exc, CatalogError):
+                raise
+            raise CatalogError(f"invalid catalog entry: {exc}") from None
+
+
+def _merged(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+@functools.cache
+def catalog() -> Catalog:
+    """This process's catalog: the shipped one and `LLM_CATALOG_FILE`'s entries, read on first use."""
+    return Catalog.load(FleetSettings().catalog_file)
 
 
 def resolve_model(name: str) -> ModelInfo:
     """The catalog entry for a model id or alias; `UnknownModelError` names the model otherwise."""
-    try:
-        return _BY_NAME[name]
-    except KeyError:
-        raise UnknownModelError(name, suggestions=difflib.get_close_matches(name, _BY_NAME, n=3)) from None
+    return catalog().resolve(name)

@@ -6,6 +6,7 @@ Every error a caller can see is an `LLMError`. Errors cross Redis as plain JSON
     LLMError
     ├── InvalidRequestError          the request breaks a rule (refused before it is queued)
     │   ├── UnknownModelError        the model is not in the catalog
+    │   ├── ModelRetiredError        the provider retired the model (the error names its replacement)
     │   └── RequestConflictError     the request_id exists with a different body
     ├── ModelNotAllowedError         the model is not allowed by policy
     ├── RequestNotFoundError         no request with that id (or its result expired)
@@ -45,6 +46,7 @@ __all__ = [
     "MalformedJobError",
     "MalformedResponseError",
     "ModelNotAllowedError",
+    "ModelRetiredError",
     "NotFoundError",
     "OverloadedError",
     "ProviderError",
@@ -118,6 +120,12 @@ class UnknownModelError(InvalidRequestError):
         super().__init__(f"unknown model {model!r}{hint}; `llm-fleet models` lists the catalog", model=model)
 
 
+class ModelRetiredError(InvalidRequestError):
+    def __init__(self, model: str, *, replacement: str | None = None) -> None:
+        instead = f"; use {replacement!r} (or LLM_RETIRED_MODELS=replace)" if replacement else ""
+        super().__init__(f"model {model!r} is retired by its provider{instead}", model=model, replacement=replacement)
+
+
 class RequestConflictError(InvalidRequestError):
     def __init__(self, request_id: str) -> None:
         super().__init__(
@@ -127,8 +135,17 @@ class RequestConflictError(InvalidRequestError):
 
 
 class ModelNotAllowedError(LLMError):
-    def __init__(self, model: str) -> None:
-        super().__init__(f"model {model!r} is not allowed by policy", model=model)
+    def __init__(
+        self, model: str, *, policy_version: int = 0, request_id: str | None = None, trace_id: str | None = None
+    ) -> None:
+        super().__init__(
+            f"model {model!r} is not allowed by the allowed-models policy (version {policy_version}); "
+            "`llm-fleet policy show` says what is",
+            model=model,
+            policy_version=policy_version,
+            request_id=request_id,
+            trace_id=trace_id,
+        )
 
 
 class RequestNotFoundError(LLMError):

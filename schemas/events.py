@@ -37,6 +37,8 @@ class CancelledEvent(BaseModel):
     type: Literal["cancelled"] = "cancelled"
     seq: int
     usage: Usage | None = None
+    cost_usd: float | None = None
+    """What the tokens streamed before the cancel cost (the prompt's share is not known then)."""
 
 
 StreamEvent = Annotated[DeltaEvent | DoneEvent | ErrorEvent | CancelledEvent, Field(discriminator="type")]

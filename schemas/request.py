@@ -9,9 +9,17 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from schemas.catalog import ModelInfo, resolve_model
-from schemas.errors import InvalidRequestError
+from schemas.errors import InvalidRequestError, ModelRetiredError
 
-__all__ = ["LLMRequest", "Message", "digest_of", "explain", "validate_for_model"]
+__all__ = [
+    "LLMRequest",
+    "Message",
+    "deprecation",
+    "digest_of",
+    "explain",
+    "validate_for_model",
+    "with_replacements",
+]
 
 _ID_PATTERN = r"^[A-Za-z0-9._:\-]{1,128}$"
 
@@ -43,6 +51,8 @@ class LLMRequest(BaseModel):
     session_id: str | None = Field(default=None, max_length=256)
     fallbacks: list[str] = Field(default_factory=list, max_length=5)
     """Models to try, in order, when this one's provider fails for good, cools down or has its circuit open."""
+    model_requested: str | None = None
+    """The model the caller asked for, when it was retired and the request runs on its replacement."""
 
     @model_validator(mode="after")
     def _default_trace(self) -> LLMRequest:
@@ -69,8 +79,16 @@ def validate_for_model(request: LLMRequest, model: str | None = None) -> ModelIn
     """Check the request against the provider rules of `model` (default: its own); return the catalog entry.
     Every model a request may reach, fallbacks included, passes through here."""
     info = resolve_model(model or request.model)
+    if info.lifecycle.status == "retired":
+        raise ModelRetiredError(info.id, replacement=info.lifecycle.replacement)
     if request.temperature is not None and not info.takes_temperature:
-        what = "a reasoning model" if info.reasoning else "an Anthropic model (its API refuses a temperature)"
+        what = (
+            "an Anthropic model (its API refuses a temperature)"
+            if info.provider == "anthropic"
+            else "a reasoning model"
+            if info.reasoning
+            else "a model that takes no temperature"
+        )
         raise InvalidRequestError(f"model {info.id!r} is {what} and takes no temperature", model=info.id)
     limit = info.max_output_tokens
     if request.max_tokens is not None and limit is not None and request.max_tokens > limit:
@@ -80,6 +98,39 @@ def validate_for_model(request: LLMRequest, model: str | None = None) -> ModelIn
     if not any(m.role != "system" for m in request.messages):
         raise InvalidRequestError("messages need at least one user or assistant message")
     return info
+
+
+def deprecation(info: ModelInfo) -> str | None:
+    """What to tell of a deprecated model (it still works, until its shutdown date); None for any other."""
+    if info.lifecycle.status != "deprecated":
+        return None
+    shutdown, replacement = info.lifecycle.shutdown, info.lifecycle.replacement
+    return (
+        f"model {info.id!r} is deprecated by its provider"
+        + (f" and shuts down on {shutdown}" if shutdown else "")
+        + (f"; its replacement is {replacement!r}" if replacement else "")
+    )
+
+
+def with_replacements(request: LLMRequest) -> LLMRequest:
+    """`request` with each retired model it names (its own, its fallbacks) replaced by the model the catalog
+    names in its place (LLM_RETIRED_MODELS=replace); `model_requested` keeps what the caller asked for."""
+    routes = [_replaced(name) for name in request.routes]
+    if routes == request.routes:
+        return request
+    asked = request.model if routes[0] != request.model else request.model_requested
+    return request.model_copy(update={"model": routes[0], "fallbacks": routes[1:], "model_requested": asked})
+
+
+def _replaced(name: str) -> str:
+    info = resolve_model(name)
+    seen = {info.id}
+    while info.lifecycle.status == "retired" and info.lifecycle.replacement:
+        info = resolve_model(info.lifecycle.replacement)
+        if info.id in seen:  # a loop of replacements: left to validation to refuse
+            break
+        seen.add(info.id)
+    return info.id if info.id != resolve_model(name).id else name
 
 
 def explain(exc: ValidationError) -> str:

@@ -35,3 +35,7 @@ class LLMResponse(BaseModel):
     session_id: str | None = None
     fallback_from: str | None = None
     """The model the request asked for, when a fallback model served it instead."""
+    model_requested: str | None = None
+    """The model the caller named, when it was retired and its replacement served the request."""
+    cost_usd: float | None = None
+    """What the call cost, from its usage and the catalog's prices (None: a price the catalog lacks)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -25,6 +27,14 @@ class FleetSettings(BaseSettings):
     """Requests a provider's queue holds; beyond it `submit` raises `QueueFullError`."""
     dead_letter_ttl_s: int = Field(7 * 86400, alias="LLM_DEAD_LETTER_TTL", gt=0)
     """How long requests that failed for good are kept for inspection and retry, in seconds."""
+    allowed_models: str | None = Field(None, alias="ALLOWED_MODELS")
+    """The starting allowed-models policy: comma-separated ids, aliases or glob patterns (unset: every current
+    and deprecated model); `llm-fleet policy` changes it at run time, fleet-wide."""
+    retired_models: Literal["refuse", "replace"] = Field("refuse", alias="LLM_RETIRED_MODELS")
+    """A request for a model its provider retired: refused (`ModelRetiredError`, naming the replacement), or
+    run on the replacement the catalog names (the response says `model_requested`)."""
+    catalog_file: str | None = Field(None, alias="LLM_CATALOG_FILE")
+    """A JSON file of catalog entries that add models or override shipped ones, by id."""
     heartbeat_s: float = Field(2.0, alias="LLM_HEARTBEAT_INTERVAL", gt=0)
     """How often a worker refreshes its heartbeat; it is presumed dead after 5 missed beats (`dead_after_s`),
     and the callers' and operators' counts of live workers use the same rule."""

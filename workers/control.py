@@ -31,6 +31,7 @@ async def follow(
     quiet_s: float,
     cancel: Callable[[str], None],
     resubscribed: Callable[[], Awaitable[None]],
+    policy_changed: Callable[[], Awaitable[None]],
 ) -> None:
     """Read `control` (subscribed, its first confirmation read) until cancelled; `watch_subscription` drops
     it when it goes silent."""
@@ -55,5 +56,7 @@ async def follow(
                 verb, _, arg = message["data"].decode().partition(" ")
                 if verb == "cancel":
                     cancel(arg)
+                elif verb == "policy":  # on its own channel: an operator changed the allowed-models policy
+                    await policy_changed()
     finally:
         watching.cancel()

@@ -16,7 +16,8 @@ import time
 import structlog
 
 from jobstore import Circuit, Element, Started, Verdict, WorkerQueue
-from schemas.catalog import ModelInfo, Provider
+from jobstore.policy import PolicyStore
+from schemas.catalog import ModelInfo, Provider, resolve_model
 from schemas.codec import decode_request
 from schemas.errors import (
     DeadlineExceededError,
@@ -31,12 +32,13 @@ from schemas.errors import (
     RequestCancelledError,
     WorkerLostError,
 )
-from schemas.request import LLMRequest, validate_for_model
+from schemas.request import LLMRequest, deprecation, validate_for_model
 from schemas.response import LLMResponse
+from workers.governance import Enforcer
 from workers.outcomes import log_outcome, stored_forms
 from workers.providers.base import Adapter
 from workers.settings import WorkerSettings
-from workers.streams import EventPublisher, EventRelay
+from workers.streams import EventPublisher, EventRelay, relay
 
 __all__ = ["Executor"]
 
@@ -46,6 +48,7 @@ log = structlog.get_logger("llm_fleet.worker")
 # before the job is put aside, so that the provider has noticed the close before the token lets another
 # call in: a provider counts a call until it sees it gone, and the fleet-wide limit is what it counts.
 _CLOSED_CALL_LINGER_S = 0.05
+_WARNED: set[str] = set()  # the deprecated models this process has warned of
 _EARLY_CANCEL_S = 5.0  # how long a cancel for a job not (yet) here is remembered
 
 _WAIT_ERRORS = {
@@ -59,8 +62,9 @@ _WAIT_ERRORS = {
 class Executor:
     """Runs the requests one worker claims, against one provider adapter."""
 
-    def __init__(self, queue: WorkerQueue, adapter: Adapter, settings: WorkerSettings) -> None:
+    def __init__(self, queue: WorkerQueue, adapter: Adapter, settings: WorkerSettings, policy: PolicyStore) -> None:
         self.queue = queue
+        self.governance = Enforcer(policy)
         self.adapter = adapter
         self.settings = settings
         self.provider = Provider(queue.provider)
@@ -139,6 +143,9 @@ class Executor:
             elif job.kind is not Verdict.ENDED:
                 await self._not_run(job, request, t0)
             return
+        if not self.governance.permits(model):  # this worker's own starting policy (ALLOWED_MODELS)
+            await self._denied(job, request, t0, model.id, called=False)
+            return
         if job.rerun:
             log.warning(
                 "request_rerun",
@@ -154,7 +161,8 @@ class Executor:
     ) -> LLMResponse:
         async with asyncio.timeout(deadline_at - time.time() if deadline_at else None):
             if publisher is not None:
-                return await self._stream(request, model, publisher)
+                chunks = self.adapter.stream(request, model)
+                return await relay(chunks, publisher, self.provider, self.settings)
             return await self.adapter.complete(request, model)
 
     async def _call_and_end(self, job: Started, request: LLMRequest, model: ModelInfo, t0: float) -> None:
@@ -192,6 +200,9 @@ class Executor:
         else:
             if job.route:
                 response.fallback_from = request.model
+            response.model_requested = request.model_requested
+            usage = response.usage
+            response.cost_usd = model.cost(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
             await self._end(job, request, response, t0, publisher, health=Circuit.OK)
 
     async def _not_run(self, job: Started, request: LLMRequest, t0: float) -> None:
@@ -204,6 +215,9 @@ class Executor:
                 f"{self.provider} {_WAIT_ERRORS[job.reason]}", provider=self.provider, retry_after=job.wait_s
             )
             await self._later(job, request, error, t0, None, waiting=True)
+            return
+        if job.kind is Verdict.DENIED:  # by the policy an operator set, atomically at its start
+            await self._denied(job, request, t0, self._model(request, job.route).id, called=True)
             return
         if job.kind is Verdict.CANCELLED:
             error = _cancel_error(request_id)
@@ -269,20 +283,33 @@ class Executor:
                     error=error.message,
                 )
                 return
-        if has_fallback:
-            route = job.route + 1
-            target = self._model(request, route).provider
-            await self.queue.reroute(job.claimed, route, target.value, health=health)
-            log.info(
-                "request_fallback",
-                request_id=request_id,
-                trace_id=request.trace_id,
-                to_model=request.routes[route],
-                to_provider=target.value,
-                error=error.message,
-            )
+        if has_fallback and await self._fall_back(job, request, error.message, health=health):
             return
         await self._end(job, request, error, t0, publisher, health=health)
+
+    async def _fall_back(self, job: Started, request: LLMRequest, why: str, *, health: str, uncount: int = 0) -> bool:
+        """Move the request to its next fallback model the policy allows; False when there is none."""
+        found = await self.governance.next_route(request, job.route)
+        if found is None:
+            return False
+        route, model = found
+        await self.queue.reroute(job.claimed, route, model.provider.value, model.id, health=health, uncount=uncount)
+        log.info(
+            "request_fallback",
+            request_id=job.claimed.request_id,
+            trace_id=request.trace_id,
+            to_model=model.id,
+            to_provider=model.provider.value,
+            error=why,
+        )
+        return True
+
+    async def _denied(self, job: Started, request: LLMRequest, t0: float, model: str, *, called: bool) -> None:
+        """The policy refuses the model of the job's route: its next allowed fallback, or the typed error."""
+        error = await self.governance.refused(request, model, "start")
+        uncount = 0 if called else 1 + job.rerun
+        if not await self._fall_back(job, request, error.message, health=Circuit.NONE, uncount=uncount):
+            await self._end(job, request, error, t0, None, health=Circuit.NONE, called=called)
 
     def _schedule(self, run_at: float) -> None:
         """Wake the promoter when this retry is due (the heartbeat promotes anything missed)."""
@@ -290,45 +317,18 @@ class Executor:
             self.next_retry_at = run_at
             self.retry_due.set()
 
-    async def _stream(self, request: LLMRequest, model: ModelInfo, publisher: EventPublisher) -> LLMResponse:
-        final: LLMResponse | None = None
-        loop = asyncio.get_running_loop()
-        chunks = self.adapter.stream(request, model)
-        idle_s = self.settings.idle_timeout_s
-        try:
-            async with asyncio.timeout(self.settings.first_token_timeout_s) as gap:
-                async for item in chunks:
-                    if isinstance(item, str):
-                        publisher.delta(item)
-                        if publisher.tokens == 1:  # let its send leave before the chunks read with it are parsed
-                            await asyncio.sleep(0)
-                    else:
-                        final = item
-                    # the idle deadline moves when a chunk moves it by over 1 % (a timer rescheduled per
-                    # chunk costs more than the chunk's relay): silence fails the stream after 99-100 % of it
-                    deadline = loop.time() + idle_s
-                    if abs(deadline - (gap.when() or 0.0)) > idle_s / 100:
-                        gap.reschedule(deadline)
-        except TimeoutError:
-            what = "first token" if publisher.tokens == 0 else "next token"
-            raise ProviderTimeoutError(f"{self.provider} stream: no {what} in time", provider=self.provider) from None
-        finally:
-            await chunks.aclose()
-        if final is None:
-            raise ProviderUnavailableError(
-                f"{self.provider} stream ended without a final response", provider=self.provider
-            )
-        await publisher.drain()
-        return final
-
     def _model(self, request: LLMRequest, route: int) -> ModelInfo:
         """The one check every model a request reaches passes, the first and each fallback: it exists and
-        its provider's rules hold. (Governance's allowed-models policy belongs here.)"""
+        its provider's rules hold (the allowed-models policy is `self.governance`'s)."""
         if not 0 <= route < len(request.routes):  # a queue element no submit wrote
             raise MalformedJobError(
                 f"the job's queue element names route {route}; the request has {len(request.routes)}"
             )
-        return validate_for_model(request, request.routes[route])
+        model = validate_for_model(request, request.routes[route])
+        if model.id not in _WARNED and (notice := deprecation(model)):  # once per process and model
+            _WARNED.add(model.id)
+            log.warning("model_deprecated", model=model.id, notice=notice)
+        return model
 
     async def _end(
         self,
@@ -351,7 +351,7 @@ class Executor:
         if publisher is not None:
             await publisher.close()
         try:
-            encoded, terminal = stored_forms(outcome, publisher)
+            encoded, terminal = stored_forms(outcome, publisher, _priced(request, job.route))
         except Exception as exc:  # whatever it is, the request must end
             log.exception("outcome_unwritable", request_id=request_id)
             outcome = MalformedResponseError(
@@ -371,3 +371,13 @@ class Executor:
 
 def _cancel_error(request_id: str) -> RequestCancelledError:
     return RequestCancelledError(f"request {request_id!r} was cancelled", request_id=request_id)
+
+
+def _priced(request: LLMRequest | None, route: int) -> ModelInfo | None:
+    """The catalog entry of the model a request's route names, to price what it used (None: none to price)."""
+    if request is None or not 0 <= route < len(request.routes):
+        return None
+    try:
+        return resolve_model(request.routes[route])
+    except LLMError:
+        return None

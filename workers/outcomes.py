@@ -6,7 +6,7 @@ import time
 
 import structlog
 
-from schemas.catalog import Provider
+from schemas.catalog import ModelInfo, Provider
 from schemas.codec import encode_error, encode_response
 from schemas.errors import LLMError, RequestCancelledError
 from schemas.events import CancelledEvent, DoneEvent, ErrorEvent
@@ -19,13 +19,17 @@ __all__ = ["log_outcome", "stored_forms"]
 log = structlog.get_logger("llm_fleet.worker")
 
 
-def stored_forms(outcome: LLMResponse | LLMError, publisher: EventPublisher | None) -> tuple[str, str | None]:
-    """The outcome as stored, and a stream's terminal event."""
+def stored_forms(
+    outcome: LLMResponse | LLMError, publisher: EventPublisher | None, model: ModelInfo | None = None
+) -> tuple[str, str | None]:
+    """The outcome as stored, and a stream's terminal event (a cancelled one priced by `model`)."""
     encoded = encode_error(outcome) if isinstance(outcome, LLMError) else encode_response(outcome)
     if publisher is None:
         return encoded, None
     if isinstance(outcome, RequestCancelledError):
-        return encoded, publisher.terminal(CancelledEvent, usage=Usage(completion_tokens=publisher.tokens))
+        cost = model.cost(0, publisher.tokens) if model is not None else None
+        usage = Usage(completion_tokens=publisher.tokens)
+        return encoded, publisher.terminal(CancelledEvent, usage=usage, cost_usd=cost)
     if isinstance(outcome, LLMError):
         return encoded, publisher.terminal(ErrorEvent, error=outcome.to_dict())
     return encoded, publisher.terminal(DoneEvent, response=outcome)
@@ -60,6 +64,8 @@ def log_outcome(
         fields.update(
             outcome="ok",
             served_by=outcome.model,
+            cost_usd=outcome.cost_usd,
+            model_requested=outcome.model_requested,
             prompt_tokens=outcome.usage.prompt_tokens,
             completion_tokens=outcome.usage.completion_tokens,
         )

@@ -24,8 +24,11 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError, ResponseError
 
 from jobstore import REFUSED, Element, Keys, Limits, Started, WorkerQueue, connect
+from jobstore.policy import PolicyStore
 from jobstore.watchdog import watch_commands
 from schemas.catalog import Provider
+from schemas.errors import LLMError
+from schemas.policy import Policy
 from workers import control as control_channel
 from workers.executor import Executor
 from workers.providers import build_adapter
@@ -61,6 +64,7 @@ class FleetWorker(Worker):
             circuit_error_rate=settings.circuit_error_rate,
             circuit_open_s=settings.circuit_open_s,
         )
+        self.policy = PolicyStore(self.redis, keys, Policy.from_env(settings.allowed_models))
         self.queue = WorkerQueue(
             self.redis,
             keys,
@@ -96,12 +100,14 @@ class FleetWorker(Worker):
         self.sem = asyncio.BoundedSemaphore(settings.concurrency)
 
     async def _startup(self, ctx: dict[Any, Any]) -> None:  # noqa: ARG002 (arq hook signature)
-        self.executor = Executor(self.queue, build_adapter(self.provider, self.settings), self.settings)
+        adapter = build_adapter(self.provider, self.settings)
+        self.executor = Executor(self.queue, adapter, self.settings, self.policy)
         await self.executor.adapter.open()
         await self.queue.size_slots()
         await self._beat()
         control = self.redis.pubsub()
-        await control.subscribe(self.queue.keys.control(self.provider.value))
+        await control.subscribe(self.queue.keys.control(self.provider.value), self.queue.keys.policy_changed())
+        await self.policy.load()  # after subscribing: a change made meanwhile is heard
         # its confirmation, or its refusal raised (an ACL without our channels): a worker that could neither
         # hear cancels nor publish results must not start
         if await control.get_message(timeout=_CONFIRM_S) is None:
@@ -175,13 +181,26 @@ class FleetWorker(Worker):
                 log.info("request_cancelling", request_id=request_id)
 
         async def resubscribed() -> None:
+            await self._reload_policy()  # a change may have been missed too
             for request_id in await self.queue.cancelled(executor.running):
                 executor.cancel(request_id)
                 log.info("request_cancelling", request_id=request_id, missed=True)
 
         await control_channel.follow(
-            control, quiet_s=self.settings.dead_after_s, cancel=cancel, resubscribed=resubscribed
+            control,
+            quiet_s=self.settings.dead_after_s,
+            cancel=cancel,
+            resubscribed=resubscribed,
+            policy_changed=self._reload_policy,
         )
+
+    async def _reload_policy(self) -> None:
+        try:
+            policy = await self.policy.load()
+        except LLMError as exc:  # Redis away: read again when the control channel is subscribed anew
+            log.warning("policy_reload_failed", worker_id=self.worker_id, error=exc.message)
+        else:
+            log.info("policy_loaded", worker_id=self.worker_id, policy=policy.describe())
 
     async def _promote_retries(self, executor: Executor) -> None:
         """Queue deferred retries when they are due (this worker's, as it schedules them; the heartbeat

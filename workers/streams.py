@@ -15,14 +15,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import AsyncGenerator
 
 import structlog
 from redis.exceptions import RedisError
 
 from jobstore import WorkerQueue
+from schemas.catalog import Provider
+from schemas.errors import ProviderTimeoutError, ProviderUnavailableError
 from schemas.events import CancelledEvent, DoneEvent, ErrorEvent
+from schemas.response import LLMResponse
+from workers.settings import WorkerSettings
 
-__all__ = ["EventPublisher", "EventRelay"]
+__all__ = ["EventPublisher", "EventRelay", "relay"]
 
 log = structlog.get_logger("llm_fleet.worker")
 
@@ -144,3 +149,37 @@ class EventPublisher:
         written = event.model_validate({"seq": self.seq + 1, **fields}).model_dump_json()
         self.seq += 1
         return written
+
+
+async def relay(
+    chunks: AsyncGenerator[str | LLMResponse], publisher: EventPublisher, provider: Provider, settings: WorkerSettings
+) -> LLMResponse:
+    """Publish a provider stream's text as it comes (`chunks`: the adapter's deltas, then its final response);
+    the final response once every delta is kept. A stream whose first token, or next one, is late fails
+    (`LLM_STREAM_FIRST_TOKEN_TIMEOUT`, `LLM_STREAM_IDLE_TIMEOUT`)."""
+    final: LLMResponse | None = None
+    loop = asyncio.get_running_loop()
+    idle_s = settings.idle_timeout_s
+    try:
+        async with asyncio.timeout(settings.first_token_timeout_s) as gap:
+            async for item in chunks:
+                if isinstance(item, str):
+                    publisher.delta(item)
+                    if publisher.tokens == 1:  # let its send leave before the chunks read with it are parsed
+                        await asyncio.sleep(0)
+                else:
+                    final = item
+                # the idle deadline moves when a chunk moves it by over 1 % (a timer rescheduled per
+                # chunk costs more than the chunk's relay): silence fails the stream after 99-100 % of it
+                deadline = loop.time() + idle_s
+                if abs(deadline - (gap.when() or 0.0)) > idle_s / 100:
+                    gap.reschedule(deadline)
+    except TimeoutError:
+        what = "first token" if publisher.tokens == 0 else "next token"
+        raise ProviderTimeoutError(f"{provider} stream: no {what} in time", provider=provider) from None
+    finally:
+        await chunks.aclose()
+    if final is None:
+        raise ProviderUnavailableError(f"{provider} stream ended without a final response", provider=provider)
+    await publisher.drain()
+    return final

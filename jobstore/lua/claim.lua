@@ -1,4 +1,4 @@
---! keys: claimed held slots cooldown circuit rate dropped queue inbox
+--! keys: claimed held slots cooldown circuit rate dropped policy policy_models queue inbox
 --! args: request_prefix worker release max_reruns rpm tpm again
 --! uses: start_job
 -- Sent with the BLMOVE that waits for a job (into our inbox), so Redis runs it the moment that BLMOVE is

@@ -1,4 +1,4 @@
---! keys: claimed held slots cooldown circuit rate dropped queue
+--! keys: claimed held slots cooldown circuit rate dropped policy policy_models queue
 --! args: request_prefix worker release max_reruns rpm tpm again most
 --! uses: start_job
 -- The claim under load: up to `most` queued jobs, oldest first, each started, without waiting; it stops at a

@@ -1,5 +1,5 @@
 --! keys: request claimed held slots health circuit probation delayed cooldown
---! args: element release health bucket circuit_min circuit_rate open_ms run_at cooldown_ms retried
+--! args: element release health bucket circuit_min circuit_rate open_ms uncount run_at cooldown_ms retried
 --! uses: settle
 -- Put the job aside until `run_at` (without holding a concurrency token); a cooldown pauses the whole provider.
 if not settle() then return 2 * opened end

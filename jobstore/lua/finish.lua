@@ -4,18 +4,13 @@
 --! uses: settle conclude
 -- Store the outcome and push it to the waiting clients; never two results: a request already done keeps its
 -- first one. A stream's terminal event is written with the result, atomically, after every delta. `dead` '1':
--- it failed for good, kept as a dead letter. `uncount` '1': the start counted a provider call that was never
--- made; '2': and a re-run.
+-- it failed for good, kept as a dead letter.
 if not settle() then return 2 * opened end
 if tonumber(arg_tpm) > 0 and tonumber(arg_tokens) > 0 then
   local now_ms = tonumber(arg_now) * 1000
   local tat = math.max(tonumber(redis.call('HGET', key_rate, 'tpm') or '0'), now_ms)
   redis.call('HSET', key_rate, 'tpm', string.format('%.3f', tat + 60000 * tonumber(arg_tokens) / tonumber(arg_tpm)))
   redis.call('PEXPIRE', key_rate, 120000)
-end
-if arg_uncount ~= '0' then
-  redis.call('HINCRBY', key_request, 'attempts', -1)
-  if arg_uncount == '2' then redis.call('HINCRBY', key_request, 'reruns', -1) end
 end
 if arg_dead == '1' then
   redis.call('EXPIRE', key_request, arg_dead_ttl)

@@ -1,10 +1,11 @@
 --! piece
 --! keys: request claimed held slots health circuit probation
---! args: element release health bucket circuit_min circuit_rate open_ms
+--! args: element release health bucket circuit_min circuit_rate open_ms uncount
 -- The common start of finish, defer and reroute: the job leaves the claimed list, its token goes back, the
 -- outcome is counted for the circuit (`arg_health`: 'ok' | 'err' | '', opening it when the recent error rate
 -- says so: `opened`), the reply channels are kept in `reply`; true while the request is unfinished (a cancel
--- may have ended it). The scripts return 1 when they changed the job (0: it had ended already), plus 2 when
+-- may have ended it; `arg_uncount` '1': its start counted a provider call that was never made, taken back when it
+-- is; '2': and a re-run). The scripts return 1 when they changed the job (0: it had ended already), plus 2 when
 -- they opened the circuit.
 local opened, reply = 0, ''
 local function settle()
@@ -41,5 +42,10 @@ local function settle()
   end
   local job = redis.call('HMGET', key_request, 'state', 'reply')
   reply = job[2] or ''
-  return job[1] ~= 'done'
+  if job[1] == 'done' then return false end
+  if arg_uncount ~= '0' then
+    redis.call('HINCRBY', key_request, 'attempts', -1)
+    if arg_uncount == '2' then redis.call('HINCRBY', key_request, 'reruns', -1) end
+  end
+  return true
 end

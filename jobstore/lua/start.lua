@@ -1,4 +1,4 @@
---! keys: claimed held slots cooldown circuit rate dropped queue
+--! keys: claimed held slots cooldown circuit rate dropped policy policy_models queue
 --! args: request_prefix worker release max_reruns rpm tpm again element
 --! uses: start_job
 -- A job already in our claimed list that no task runs (adopted: its claim's reply was lost with the

@@ -1,5 +1,5 @@
 --! keys: request queue
---! args: reply request_id body digest provider now ttl deadline max_depth
+--! args: reply request_id body digest provider model now ttl deadline max_depth
 --! uses: attach_reply element
 -- Queue a new request, or attach to the one already under its id (the same body: an idempotent resubmit).
 -- Returns {'queued'} | {'conflict'} | {'full', depth} | attach()'s answer.
@@ -14,7 +14,7 @@ if depth > tonumber(arg_max_depth) then
   redis.call('LPOP', key_queue)  -- ours, taken back at once: no one sees it (a script runs alone)
   return {'full', depth - 1}
 end
-redis.call('HSET', key_request, 'body', arg_body, 'digest', arg_digest, 'provider', arg_provider,
+redis.call('HSET', key_request, 'body', arg_body, 'digest', arg_digest, 'provider', arg_provider, 'model', arg_model,
   'state', 'queued', 'reply', arg_reply, 'enqueued_at', arg_now, 'deadline_at', arg_deadline, 'element', element)
 redis.call('EXPIRE', key_request, arg_ttl)
 return {'queued'}

@@ -38,14 +38,14 @@ async def emulator_url() -> AsyncIterator[str]:
 
 @pytest.fixture
 async def fleet(redis_server: RedisServer, emulator_url: str) -> AsyncIterator[Fleet]:
-    """Start workers on a fresh key prefix: `await fleet(Provider.OPENAI, n=2, LLM_MAX_RETRIES="0")`."""
+    """Start workers on a fresh key prefix (or `prefix`): `await fleet(Provider.OPENAI, n=2, LLM_MAX_RETRIES="0")`."""
     started: list[Process] = []
 
     async def start(
-        *providers: Provider, n: int = 1, redis_url: str | None = None, **env: str
+        *providers: Provider, n: int = 1, redis_url: str | None = None, prefix: str | None = None, **env: str
     ) -> tuple[FleetSettings, list[Process]]:
         url = redis_url or redis_server.url
-        settings = FleetSettings(REDIS_URL=url, LLM_KEY_PREFIX=f"r{uuid.uuid4().hex[:8]}")
+        settings = FleetSettings(REDIS_URL=url, LLM_KEY_PREFIX=prefix or f"r{uuid.uuid4().hex[:8]}")
         worker_vars = worker_env(
             url,
             emulator_url,

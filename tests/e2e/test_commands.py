@@ -14,7 +14,7 @@ import pytest
 
 from launcher.processes import Process
 from producer import LLMClient
-from schemas.catalog import CATALOG, Provider
+from schemas.catalog import Provider, catalog
 from schemas.request import LLMRequest
 from schemas.settings import FleetSettings
 
@@ -62,7 +62,7 @@ async def test_demo_keep_leaves_a_fleet_to_try_and_stops_on_ctrl_c() -> None:
                 assert line, "the demo ended without printing REDIS_URL"
         url = line.decode().split("=", 1)[1].strip()
         asked = await asyncio.to_thread(
-            _run, ["complete", "--model", "gemini-2.5-flash", "hi [[tokens=3]]"], {**env, "REDIS_URL": url}
+            _run, ["complete", "--model", "gemini-3.8-flash", "hi [[tokens=3]]"], {**env, "REDIS_URL": url}
         )
         assert asked.returncode == 0 and asked.stdout.startswith("Echo:"), asked.stderr
     finally:
@@ -75,7 +75,7 @@ async def test_demo_keep_leaves_a_fleet_to_try_and_stops_on_ctrl_c() -> None:
 def test_models_lists_the_catalog() -> None:
     done = _run(["models"])
     assert done.returncode == 0
-    assert len(done.stdout.splitlines()) == len(CATALOG) + 1
+    assert len(done.stdout.splitlines()) == len(catalog().models) + 1
     assert "claude-3-opus-20240229" in done.stdout and "retired" in done.stdout
 
 
@@ -98,12 +98,12 @@ async def test_complete_stream_and_follow(workers: dict[Provider, Process], flee
     )
     assert json.loads(as_json.stdout)["usage"]["completion_tokens"] == 4
     failed = await asyncio.to_thread(
-        _run, ["complete", "--model", "gemini-2.5-flash", "--stream", "--json", "x [[fault=cut]]"], env
+        _run, ["complete", "--model", "gemini-3.8-flash", "--stream", "--json", "x [[fault=cut]]"], env
     )
     assert failed.returncode == 1 and json.loads(failed.stdout.splitlines()[-1])["error"]["type"]
     async with LLMClient(settings=fleet_settings) as client:
         request = LLMRequest(
-            model="gemini-2.5-flash", messages=[{"role": "user", "content": "x [[tokens=6]]"}], stream=True
+            model="gemini-3.8-flash", messages=[{"role": "user", "content": "x [[tokens=6]]"}], stream=True
         )
         await client.submit(request)
         await client.result(request.request_id, timeout=20)

@@ -211,7 +211,7 @@ async def test_garbage_on_a_queue_is_logged_once_and_counted(fleet: Fleet) -> No
     redis = Redis.from_url(settings.redis_url)
     await redis.lpush(Keys(settings.key_prefix).queue("gemini"), b"no-such-job\n0\n0", b"\xff\xfe junk")
     async with LLMClient(settings=settings) as client:  # and the worker goes on serving
-        assert (await client.complete(request("gemini-2.5-flash", "after the garbage"), timeout=20)).content
+        assert (await client.complete(request("gemini-3.8-flash", "after the garbage"), timeout=20)).content
     dropped = await redis.get(Keys(settings.key_prefix).dropped("gemini"))
     await redis.aclose()
     assert dropped == b"2"

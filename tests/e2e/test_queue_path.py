@@ -34,7 +34,7 @@ from tests.servers import RedisServer
 
 pytestmark = pytest.mark.e2e
 
-MODELS = {Provider.OPENAI: "gpt-4.1-mini", Provider.ANTHROPIC: "claude-haiku-4-5", Provider.GEMINI: "gemini-2.5-flash"}
+MODELS = {Provider.OPENAI: "gpt-4.1-mini", Provider.ANTHROPIC: "claude-haiku-4-5", Provider.GEMINI: "gemini-3.8-flash"}
 
 
 def _request(model: str, text: str = "hello there", **kw: object) -> LLMRequest:
@@ -162,7 +162,7 @@ async def test_cli_complete_json_and_errors(workers: dict[Provider, Process], fl
     run = [sys.executable, "-m", "llm_fleet", "complete"]
     ok = await asyncio.to_thread(
         subprocess.run,
-        [*run, "--model", "gemini-2.5-flash", "--json", "hi [[tokens=3]]"],
+        [*run, "--model", "gemini-3.8-flash", "--json", "hi [[tokens=3]]"],
         env=env,
         capture_output=True,
         text=True,

@@ -61,7 +61,7 @@ async def test_retryable_failures_are_retried_then_succeed(fleet: Fleet, emulato
 async def test_non_retryable_failures_are_not_retried(fleet: Fleet, emulator_url: str) -> None:
     settings, _ = await fleet(Provider.GEMINI)
     async with LLMClient(settings=settings) as client:
-        blocked = _request("gemini-2.5-flash", f"{uuid.uuid4()} [[block]]")
+        blocked = _request("gemini-3.8-flash", f"{uuid.uuid4()} [[block]]")
         with pytest.raises(ContentFilteredError):
             await client.complete(blocked, timeout=20)
     assert len(await requests_for(emulator_url, blocked.trace_id)) == 1
@@ -141,7 +141,7 @@ async def test_fallback_after_retries_and_during_cooldown(fleet: Fleet, emulator
     settings, _ = await fleet(Provider.ANTHROPIC, Provider.GEMINI, LLM_MAX_RETRIES="1")
     async with LLMClient(settings=settings) as client:
         failing = _request(
-            "claude-haiku-4-5", f"{uuid.uuid4()} [[fault=500]] [[fail_times=2]]", fallbacks=["gemini-2.5-flash"]
+            "claude-haiku-4-5", f"{uuid.uuid4()} [[fault=500]] [[fail_times=2]]", fallbacks=["gemini-3.8-flash"]
         )
         response = await client.complete(failing, timeout=20)
         assert (response.provider, response.fallback_from) == (Provider.GEMINI, "claude-haiku-4-5")
@@ -152,7 +152,7 @@ async def test_fallback_after_retries_and_during_cooldown(fleet: Fleet, emulator
         retried = asyncio.create_task(client.complete(limited, timeout=20))  # its 429 cools anthropic down
         await wait_for_calls(emulator_url, limited.trace_id)
         await asyncio.sleep(0.1)
-        cooled = _request("claude-haiku-4-5", "anthropic is cooling down", fallbacks=["gemini-2.5-flash"])
+        cooled = _request("claude-haiku-4-5", "anthropic is cooling down", fallbacks=["gemini-3.8-flash"])
         assert (await client.complete(cooled, timeout=20)).provider is Provider.GEMINI
         assert [c["provider"] for c in await requests_for(emulator_url, cooled.trace_id)] == ["gemini"]
         assert (await retried).provider is Provider.ANTHROPIC  # retried on anthropic once its cooldown ended
@@ -161,7 +161,7 @@ async def test_fallback_after_retries_and_during_cooldown(fleet: Fleet, emulator
 async def test_circuit_opens_and_is_visible(fleet: Fleet) -> None:
     settings, _ = await fleet(Provider.GEMINI, LLM_MAX_RETRIES="0", LLM_CIRCUIT_MIN_REQUESTS="5")
     async with LLMClient(settings=settings) as client:
-        failing = [_request("gemini-2.5-flash", f"{i} {uuid.uuid4()} [[fault=500]]") for i in range(6)]
+        failing = [_request("gemini-3.8-flash", f"{i} {uuid.uuid4()} [[fault=500]]") for i in range(6)]
         # a short budget: one that starts after the circuit opened fails at once instead of waiting it out
         await asyncio.gather(*(client.complete(r, timeout=5) for r in failing), return_exceptions=True)
         health = await _cli(settings, ["health"])
@@ -172,7 +172,7 @@ async def test_circuit_opens_and_is_visible(fleet: Fleet) -> None:
         started = time.perf_counter()
         with pytest.raises(ProviderUnavailableError, match="circuit open") as caught:
             # no fallback, and the circuit stays open past the request's deadline: it fails at once
-            await client.complete(_request("gemini-2.5-flash", "while open"), timeout=1.0)
+            await client.complete(_request("gemini-3.8-flash", "while open"), timeout=1.0)
         assert time.perf_counter() - started < 0.5 and caught.value.retry_after > 1
 
 
@@ -246,9 +246,9 @@ async def test_sigterm_requeues_what_outlives_the_grace_period(fleet: Fleet, emu
     settings, (leaving,) = await fleet(Provider.GEMINI, LLM_SHUTDOWN_GRACE="1", LLM_EVENT_LOOP=loop)
     assert leaving.ready_info["event_loop"] == loop
     async with LLMClient(settings=settings) as client:
-        await client.complete(_request("gemini-2.5-flash", "warm up"), timeout=20)
-        quick = _request("gemini-2.5-flash", f"{uuid.uuid4()} [[latency_ms=300]]")
-        slow = _request("gemini-2.5-flash", f"{uuid.uuid4()} [[latency_ms=3000]]")
+        await client.complete(_request("gemini-3.8-flash", "warm up"), timeout=20)
+        quick = _request("gemini-3.8-flash", f"{uuid.uuid4()} [[latency_ms=300]]")
+        slow = _request("gemini-3.8-flash", f"{uuid.uuid4()} [[latency_ms=3000]]")
         waiting = [asyncio.create_task(client.complete(r, timeout=30)) for r in (quick, slow)]
         await wait_for_calls(emulator_url, slow.trace_id)  # both calls are under way
         leaving.proc.send_signal(signal.SIGTERM)
@@ -290,7 +290,7 @@ async def test_streams_go_on_across_a_redis_restart(fleet: Fleet, restartable_re
     async with LLMClient(settings=settings) as client:
         requests = [
             _request(
-                "gpt-4.1-mini" if i % 2 else "gemini-2.5-flash", f"{i} [[tokens=30]] [[tokens_per_s=20]]", stream=True
+                "gpt-4.1-mini" if i % 2 else "gemini-3.8-flash", f"{i} [[tokens=30]] [[tokens_per_s=20]]", stream=True
             )
             for i in range(10)
         ]
@@ -313,8 +313,8 @@ async def test_backpressure_refuses_beyond_the_queue_bound(redis_server: RedisSe
     )
     async with LLMClient(settings=settings) as client:
         for i in range(3):
-            await client.submit(_request("gemini-2.5-flash", f"{i}"))
-        refused = _request("gemini-2.5-flash", "one too many")
+            await client.submit(_request("gemini-3.8-flash", f"{i}"))
+        refused = _request("gemini-3.8-flash", "one too many")
         with pytest.raises(QueueFullError, match="gemini queue is full") as caught:
             await client.submit(refused)
     assert caught.value.retryable and caught.value.retry_after > 0
@@ -345,7 +345,7 @@ async def test_a_dead_letter_that_fell_back_starts_over_on_its_own_model(fleet: 
     settings, _ = await fleet(Provider.OPENAI, Provider.GEMINI, LLM_MAX_RETRIES="0")
     async with LLMClient(settings=settings) as client:
         request = _request(
-            "gpt-4.1-mini", f"{uuid.uuid4()} [[fault=500]] [[fail_times=2]]", fallbacks=["gemini-2.5-flash"]
+            "gpt-4.1-mini", f"{uuid.uuid4()} [[fault=500]] [[fail_times=2]]", fallbacks=["gemini-3.8-flash"]
         )
         with pytest.raises(ProviderUnavailableError):  # OpenAI failed, then its fallback
             await client.complete(request, timeout=20)

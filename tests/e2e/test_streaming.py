@@ -19,7 +19,7 @@ from tests.e2e.emulator_api import requests_for, stats
 
 pytestmark = pytest.mark.e2e
 
-MODELS = {Provider.OPENAI: "gpt-4.1-mini", Provider.ANTHROPIC: "claude-haiku-4-5", Provider.GEMINI: "gemini-2.5-flash"}
+MODELS = {Provider.OPENAI: "gpt-4.1-mini", Provider.ANTHROPIC: "claude-haiku-4-5", Provider.GEMINI: "gemini-3.8-flash"}
 
 
 def _request(model: str, text: str) -> LLMRequest:

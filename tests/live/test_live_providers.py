@@ -23,7 +23,7 @@ from workers.settings import KEY_VARS, WorkerSettings
 
 pytestmark = pytest.mark.live
 
-MODELS = {Provider.OPENAI: "gpt-4.1-mini", Provider.ANTHROPIC: "claude-haiku-4-5", Provider.GEMINI: "gemini-2.5-flash"}
+MODELS = {Provider.OPENAI: "gpt-6-luna", Provider.ANTHROPIC: "claude-haiku-5-5", Provider.GEMINI: "gemini-3.8-flash"}
 NOT_A_KEY = "sk-live-test-0000-not-a-key-9999"
 
 
@@ -49,7 +49,7 @@ async def adapter(provider: Provider, live_keys: dict[str, str]) -> AsyncIterato
 
 
 def _request(provider: Provider, *, stream: bool = False) -> LLMRequest:
-    # room for a thinking model's own tokens (gemini-2.5-flash thinks before it answers)
+    # room for a thinking model's own tokens (gemini-3.8-flash thinks before it answers)
     prompt = [{"role": "user", "content": "Answer with one word: what colour is the sky on a clear day?"}]
     return LLMRequest(model=MODELS[provider], max_tokens=512, stream=stream, messages=prompt)
 

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 import schemas
 from jobstore import Keys
-from schemas.catalog import CATALOG, Provider, resolve_model
+from schemas.catalog import Provider, catalog, resolve_model
 from schemas.codec import decode_outcome, decode_request, encode_error, encode_response
 from schemas.errors import (
     InvalidRequestError,
@@ -36,6 +36,7 @@ def test_public_surface() -> None:
         "errors",
         "events",
         "keys",
+        "policy",
         "request",
         "response",
         "settings",
@@ -83,13 +84,15 @@ def test_provider_rules() -> None:
         )
     with pytest.raises(InvalidRequestError, match="takes no temperature"):  # a fallback passes the same check
         validate_for_model(_request(temperature=0.5), "claude-haiku-4-5")
-    assert validate_for_model(_request(temperature=1.5), "gemini-2.5-flash").provider is Provider.GEMINI
+    assert validate_for_model(_request(temperature=1.5), "gpt-4.1").provider is Provider.OPENAI
+    with pytest.raises(InvalidRequestError, match="takes no temperature"):  # Google's newest models take none
+        validate_for_model(_request(temperature=1.5), "gemini-3.8-flash")
     with pytest.raises(InvalidRequestError, match="user or assistant"):
-        validate_for_model(LLMRequest(model="gemini-2.5-flash", messages=[{"role": "system", "content": "x"}]))
+        validate_for_model(LLMRequest(model="gemini-3.8-flash", messages=[{"role": "system", "content": "x"}]))
 
 
 def test_catalog_maps_every_name_to_one_provider() -> None:
-    names = [n for m in CATALOG for n in (m.id, *m.aliases)]
+    names = [n for m in catalog().models for n in (m.id, *m.aliases)]
     assert len(names) == len(set(names))
     spec = [
         "gpt-4.1",
@@ -106,7 +109,7 @@ def test_catalog_maps_every_name_to_one_provider() -> None:
     assert all(resolve_model(n) for n in spec)
     assert resolve_model("claude-3-opus").status == "retired"
     assert resolve_model("gpt-4.1-mini").id == "gpt-4.1-mini-2025-04-14"
-    assert {m.provider for m in CATALOG} == set(Provider)
+    assert {m.provider for m in catalog().models} == set(Provider)
 
 
 def test_unknown_model_names_it_and_suggests() -> None:

@@ -12,9 +12,11 @@ from redis.asyncio import Redis
 from redis.exceptions import ReadOnlyError
 
 from jobstore import Element, Keys, Started, WorkerQueue
+from jobstore.policy import PolicyStore
 from producer import LLMClient
 from schemas.catalog import ModelInfo, Provider
 from schemas.errors import MalformedResponseError, RequestCancelledError
+from schemas.policy import Policy
 from schemas.request import LLMRequest
 from schemas.response import LLMResponse, Usage
 from tests.servers import RedisServer
@@ -73,7 +75,7 @@ async def client(settings: WorkerSettings) -> AsyncIterator[LLMClient]:
 async def _serve_one(redis: Redis, settings: WorkerSettings, adapter: _Unwritable) -> WorkerQueue:
     queue = WorkerQueue(redis, Keys(settings.key_prefix), "openai", "w1", result_ttl_s=60, stream_ttl_s=60)
     [job] = await queue.claim(timeout_s=5)
-    await Executor(queue, adapter, settings).run(job.claimed, job)
+    await Executor(queue, adapter, settings, _policy(queue)).run(job.claimed, job)
     return queue
 
 
@@ -141,7 +143,7 @@ async def test_an_adopted_job_whose_start_is_refused_for_good_makes_no_call_and_
 
     monkeypatch.setattr(queue, "start", refused)
     with pytest.raises(ReadOnlyError):
-        await Executor(queue, adapter, settings).run(job.claimed, None, again=True)  # type: ignore[arg-type]
+        await Executor(queue, adapter, settings, _policy(queue)).run(job.claimed, None, again=True)  # type: ignore[arg-type]
     assert not adapter.started.is_set()
     assert [c.request_id for c in await queue.claimed()] == [request.request_id]
 
@@ -153,7 +155,7 @@ async def test_a_cancel_that_comes_before_the_task_begins_still_ends_the_request
     between finds the task and ends the request as cancelled, closing the call."""
     request, queue, job = await _claimed(redis, settings, client)
     adapter = _Waiting()
-    executor = Executor(queue, adapter, settings)  # type: ignore[arg-type]
+    executor = Executor(queue, adapter, settings, _policy(queue))  # type: ignore[arg-type]
     task = asyncio.create_task(executor.run(job.claimed, job))
     executor.track(request.request_id, task)
     assert executor.cancel(request.request_id)  # before the task's first step
@@ -170,7 +172,7 @@ async def test_a_cancel_heard_before_its_job_arrives_stops_it_when_it_does(
     """The control channel and the claim's reply come on two connections: a cancel may be heard first."""
     request, queue, job = await _claimed(redis, settings, client)
     adapter = _Waiting()
-    executor = Executor(queue, adapter, settings)  # type: ignore[arg-type]
+    executor = Executor(queue, adapter, settings, _policy(queue))  # type: ignore[arg-type]
     assert not executor.cancel(request.request_id)  # its job is not here yet
     task = asyncio.create_task(executor.run(job.claimed, job))
     executor.track(request.request_id, task)
@@ -190,7 +192,7 @@ async def test_a_job_cancelled_while_its_worker_died_is_not_run_again(
     [job] = await alive.claim(timeout_s=5)
     assert job.kind == "cancelled"
     adapter = _Unwritable()
-    await Executor(alive, adapter, settings).run(job.claimed, job)  # type: ignore[arg-type]
+    await Executor(alive, adapter, settings, _policy(alive)).run(job.claimed, job)  # type: ignore[arg-type]
     assert adapter.calls == 0
     with pytest.raises(RequestCancelledError):
         await client.result(request.request_id, timeout=5)
@@ -202,7 +204,7 @@ async def test_a_cancel_heard_long_before_is_forgotten(
     monkeypatch.setattr("workers.executor._EARLY_CANCEL_S", 0.0)  # every early cancel is already too old
     request, queue, job = await _claimed(redis, settings, client)
     adapter = _Waiting()
-    executor = Executor(queue, adapter, settings)  # type: ignore[arg-type]
+    executor = Executor(queue, adapter, settings, _policy(queue))  # type: ignore[arg-type]
     assert not executor.cancel(request.request_id)
     task = asyncio.create_task(executor.run(job.claimed, job))
     executor.track(request.request_id, task)
@@ -223,7 +225,7 @@ async def test_a_cancel_that_comes_after_the_call_lets_the_request_end_with_its_
     redis: Redis, settings: WorkerSettings, client: LLMClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     request, queue, job = await _claimed(redis, settings, client)
-    executor = Executor(queue, _Quick(), settings)  # type: ignore[arg-type]
+    executor = Executor(queue, _Quick(), settings, _policy(queue))  # type: ignore[arg-type]
     finishing, finish = asyncio.Event(), queue.finish
 
     async def slow_finish(*args: object, **kwargs: object) -> bool:
@@ -239,3 +241,8 @@ async def test_a_cancel_that_comes_after_the_call_lets_the_request_end_with_its_
     await asyncio.wait_for(task, 5)
     assert (await client.result(request.request_id, timeout=5)).content == "fine"
     assert await queue.claimed() == []
+
+
+def _policy(queue: WorkerQueue) -> PolicyStore:
+    """The starting policy of a worker with no ALLOWED_MODELS: every current and deprecated model."""
+    return PolicyStore(queue.redis, queue.keys, Policy())

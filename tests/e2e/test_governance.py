@@ -1,0 +1,148 @@
+"""The allowed-models policy with real worker processes, a real Redis and the emulator: changed at run time,
+followed by every producer and worker, enforced at submit, at the start of a job and on every fallback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from redis.asyncio import Redis
+
+from jobstore import Keys
+from producer import LLMClient
+from schemas.catalog import Provider, catalog
+from schemas.errors import ModelNotAllowedError, ProviderUnavailableError
+from schemas.policy import Policy
+from schemas.response import LLMResponse
+from schemas.settings import FleetSettings
+from tests.e2e.conftest import Fleet, request
+from tests.e2e.emulator_api import requests_for
+
+pytestmark = pytest.mark.e2e
+
+
+def _policy_cli(settings: FleetSettings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "REDIS_URL": settings.redis_url, "LLM_KEY_PREFIX": settings.key_prefix}
+    return subprocess.run(
+        [sys.executable, "-m", "llm_fleet", "policy", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def _within(seconds: float, check: object) -> float:
+    """How long `check()` took to become true (fails after `seconds`)."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while not check():  # type: ignore[operator]
+        assert loop.time() - start < seconds, f"not within {seconds} s"
+        await asyncio.sleep(0.01)
+    return loop.time() - start
+
+
+async def test_a_policy_change_reaches_a_running_producer_and_worker_within_a_second(fleet: Fleet) -> None:
+    settings, (worker,) = await fleet(Provider.OPENAI)
+    async with LLMClient(settings=settings) as client:
+        assert (await client.complete(request("gpt-4.1-mini", "before"), timeout=20)).content
+        assert client.policy is not None
+        denied = await asyncio.to_thread(_policy_cli, settings, "deny", "gpt-4.1*")
+        assert denied.returncode == 0, denied.stderr
+        assert "version 1" in denied.stdout and "gpt-4.1-mini-2025-04-14" not in denied.stdout.split("\n")[1]
+        store = client.policy
+        await _within(1.0, lambda: store.current.version == 1)  # the producer follows
+        await _within(1.0, lambda: any('"policy_loaded"' in line and "version 1" in line for line in worker.lines))
+        refused = request("gpt-4.1-mini", "after", source_agent="agent-7", session_id="s1")
+        with pytest.raises(ModelNotAllowedError) as caught:
+            await client.submit(refused)
+        assert caught.value.details == {
+            "model": "gpt-4.1-mini-2025-04-14",
+            "policy_version": 1,
+            "request_id": refused.request_id,
+            "trace_id": refused.trace_id,
+        }
+        assert (await client.complete(request("gpt-6-luna", "another model"), timeout=20)).content
+    violations = await asyncio.to_thread(_policy_cli, settings, "violations", "--json")
+    assert json.loads(violations.stdout) == [
+        {"model": "gpt-4.1-mini-2025-04-14", "source_agent": "agent-7", "refused": 1}
+    ]
+    reset = await asyncio.to_thread(_policy_cli, settings, "reset")
+    assert reset.returncode == 0 and "every current and deprecated model" in reset.stdout
+    typo = await asyncio.to_thread(_policy_cli, settings, "deny", "gtp-4*")
+    assert typo.returncode == 1 and "InvalidRequestError" in typo.stderr and "gtp-4*" in typo.stderr
+
+
+async def test_a_job_queued_before_a_deny_is_refused_without_a_provider_call(
+    fleet: Fleet, emulator_url: str, redis_server: object
+) -> None:
+    settings = FleetSettings(REDIS_URL=redis_server.url, LLM_KEY_PREFIX=f"g{uuid.uuid4().hex[:8]}")
+    async with LLMClient(settings=settings) as client:
+        queued = request("claude-haiku-4-5", f"{uuid.uuid4()} queued before the deny", source_agent="late")
+        await client.submit(queued)  # no anthropic worker yet: it waits on the queue
+        assert client.policy is not None
+        await client.policy.change(allow=("gpt-*", "gemini-*"))
+        await fleet(Provider.ANTHROPIC, prefix=settings.key_prefix)
+        with pytest.raises(ModelNotAllowedError, match="claude-haiku-4-5-20251001"):
+            await client.result(queued.request_id, timeout=20)
+    assert await requests_for(emulator_url, queued.trace_id) == []
+    redis = Redis.from_url(settings.redis_url)
+    job = await redis.hgetall(Keys(settings.key_prefix).request(queued.request_id))
+    counted = await redis.hgetall(Keys(settings.key_prefix).violations())
+    await redis.aclose()
+    assert int(job.get(b"attempts", b"0")) == 0
+    assert counted == {b"claude-haiku-4-5-20251001 late": b"1"}
+
+
+async def test_a_fallback_never_goes_to_a_model_the_policy_refuses(fleet: Fleet, emulator_url: str) -> None:
+    settings, _ = await fleet(Provider.OPENAI, Provider.ANTHROPIC, Provider.GEMINI, LLM_MAX_RETRIES="0")
+    async with LLMClient(settings=settings) as client:
+        assert client.policy is not None
+        slow = "[[latency_ms=600]] [[fault=500]] [[fail_times=1]]"  # the first call fails after the deny below
+        failing = request("gpt-4.1-mini", f"{uuid.uuid4()} {slow}", fallbacks=["claude-haiku-4-5", "gemini-3.8-flash"])
+        alone = request("gpt-4.1-mini", f"{uuid.uuid4()} {slow}", fallbacks=["claude-haiku-4-5"])
+        calls = [asyncio.create_task(client.complete(r, timeout=20)) for r in (failing, alone)]
+        await asyncio.sleep(0.2)
+        await client.policy.change(deny=("claude-*",))
+        served, refused = await asyncio.gather(*calls, return_exceptions=True)
+        assert isinstance(served, LLMResponse), repr(served)
+        assert served.provider is Provider.GEMINI and served.fallback_from == "gpt-4.1-mini"
+        assert isinstance(refused, ProviderUnavailableError)  # its one fallback is refused: the call's own error
+        with pytest.raises(ModelNotAllowedError):  # a denied fallback is refused at submit too
+            await client.submit(request("gpt-4.1-mini", "x", fallbacks=["claude-haiku-4-5"]))
+    calls = await requests_for(emulator_url, failing.trace_id) + await requests_for(emulator_url, alone.trace_id)
+    assert {c["provider"] for c in calls} == {"openai", "gemini"}  # the emulator never saw an anthropic call
+
+
+async def test_the_starting_policy_comes_from_allowed_models(redis_server: object) -> None:
+    settings = FleetSettings(
+        REDIS_URL=redis_server.url, LLM_KEY_PREFIX=f"a{uuid.uuid4().hex[:8]}", ALLOWED_MODELS="claude-*"
+    )
+    async with LLMClient(settings=settings) as client:
+        with pytest.raises(ModelNotAllowedError, match="version 0"):
+            await client.submit(request("gpt-6-luna", "not a claude"))
+        assert await client.submit(request("claude-haiku-5-5", "a claude"))
+
+
+_NAMES = sorted({n for m in catalog().models for n in (m.id, *m.aliases)})
+_PATTERNS = st.one_of(st.sampled_from(_NAMES), st.sampled_from(["gpt-*", "claude-*", "gemini-*", "*flash*", "*"]))
+
+
+@given(
+    allow=st.one_of(st.none(), st.lists(_PATTERNS, max_size=4).map(tuple)),
+    deny=st.lists(_PATTERNS, max_size=3).map(tuple),
+)
+def test_a_policy_never_allows_a_retired_or_denied_model(allow: tuple[str, ...] | None, deny: tuple[str, ...]) -> None:
+    policy = Policy(allow=allow, deny=deny)
+    for model in catalog().models:
+        if model.id in policy.allowed(catalog().models):
+            assert model.status != "retired"
+            assert not Policy(allow=deny).permits(model) or not deny  # nothing a deny pattern matches
