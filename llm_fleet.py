@@ -16,6 +16,7 @@ commands:
   models     list the model catalog (producer)
   health     each provider's circuit, cooldown, error rate, queue depth and workers
   dlq        requests that failed for good: list, show ID, retry ID
+  select     the model the fleet would choose for a tier or a task complexity, and why
   policy     the allowed-models policy: show, allow, deny, set, reset, violations (fleet-wide, at run time)
   demo       start everything locally and call all three providers (launcher)
   worker     run a worker for one provider's queue (workers)
@@ -24,7 +25,7 @@ commands:
 `llm-fleet COMMAND --help` shows a command's options.
 """
 
-_PRODUCER = {"complete", "stream", "models", "health", "dlq", "policy"}
+_PRODUCER = {"complete", "stream", "models", "health", "dlq", "policy", "select"}
 
 
 def configure_logging() -> None:

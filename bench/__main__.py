@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-NAMES = ("latency", "stream", "chaos", "abstraction", "footprint", "soak", "capacity", "instructions")
+NAMES = ("latency", "stream", "chaos", "abstraction", "footprint", "soak", "capacity", "instructions", "selection")
 
 
 def main() -> None:

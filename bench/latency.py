@@ -3,10 +3,11 @@ a direct SDK call from one process to the same emulator with the same transport,
 Three paths besides LiteLLM: `sdk` (the official SDK as its docs show it, `bench/sdk.py`), `adapter` (the
 worker's adapter called in the load generator's process: the SDK read raw) and `fleet`.
 
-    python -m bench latency [--providers openai,anthropic,gemini] [--loads single,hundred,thousand]
+    python -m bench latency [--providers openai,anthropic,gemini] [--loads single,hundred,thousand,tail]
                             [--rounds 3] [--litellm] [--bare]
 
-`thousand` runs 1000 in flight per provider, all three providers at once. `--litellm` adds LiteLLM's
+`thousand` runs 1000 in flight per provider, all three providers at once; `tail` 1000 in flight on each
+provider in turn at 5 s (about 200 requests/s, 4000 requests a round: enough for a steady p99). `--litellm` adds LiteLLM's
 Router (the peer users pick instead; `pip install litellm`, a benchmark-only extra) as a further path,
 in the same process as the direct calls. `--bare` adds the least a Redis queue can do (`bench/bare.py`):
 the floor under the fleet's cost on this machine.
@@ -51,6 +52,7 @@ LOADS = {
     "single": Load("1 in flight, 50 ms provider latency", 1, 50, 200),
     "hundred": Load("100 in flight, 1 s provider latency", 100, 1000, 1500),
     "thousand": Load("1000 in flight per provider, all three at once, 10 s", 1000, 10_000, 2000, together=True),
+    "tail": Load("1000 in flight, 5 s provider latency", 1000, 5000, 4000),  # ~200 requests/s: the p99 tail
 }
 
 

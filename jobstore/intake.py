@@ -92,6 +92,12 @@ class Intake:
         reply: bytes = await self._run(self._cancel, keys, args)
         return reply.decode()
 
+    async def ready(self, providers: list[str], dead_after_s: float) -> list[str]:
+        """Those of `providers` with a live worker and a closed circuit."""
+        pairs = [k for p in providers for k in (self.keys.workers(p), self.keys.circuit(p))]
+        flags = await self._run(load("ready"), {"pairs": pairs}, {"dead_after": dead_after_s})
+        return [p for p, flag in zip(providers, flags, strict=True) if flag]
+
     async def retry_dead(self, *, request_id: str, provider: str, model: str, deadline_at: float, ttl_s: int) -> bool:
         """Queue a dead letter again on `provider`'s queue (its own model's), with a fresh deadline; False if it
         is not a dead letter (any more)."""

@@ -162,5 +162,6 @@ SCRIPTS = (
     "release",
     "size_slots",
     "set_policy",
+    "ready",
 )
 """Every script, by file name (the rest of `lua/` are pieces)."""

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from jobstore import Keys
-from producer import policy_commands
+from producer import governance_commands
 from producer.admin import dead_letters, provider_health, retry_dead_letter, show_request
 from producer.client import LLMClient
 from schemas.catalog import CatalogError, ModelInfo, catalog
@@ -34,7 +34,11 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="llm-fleet")
     commands = parser.add_subparsers(dest="command", required=True)
     complete = commands.add_parser("complete", help="send one request through the fleet")
-    complete.add_argument("--model", required=True)
+    choice = complete.add_mutually_exclusive_group()
+    choice.add_argument("--model", default="", help="an id or alias (`llm-fleet models`)")
+    choice.add_argument("--tier", choices=["fast", "balanced", "premium"], help="let the fleet choose a model")
+    choice.add_argument("--complexity", choices=["low", "medium", "high"], help="let the fleet choose a model")
+    complete.add_argument("--prefer", default="", help="providers to prefer when the fleet chooses, in order")
     complete.add_argument("--system", help="a system message")
     complete.add_argument("--temperature", type=float)
     complete.add_argument("--max-tokens", type=int)
@@ -53,10 +57,10 @@ def main(argv: list[str]) -> int:
     dlq_actions.add_parser("list", help="the most recent dead letters")
     for action in ("show", "retry"):
         dlq_actions.add_parser(action, help=f"{action} one request").add_argument("request_id")
-    policy_commands.add_parser(commands)
+    governance_commands.add_parsers(commands)
     args = parser.parse_args(argv)
-    if args.command == "policy":
-        return _run(policy_commands.run(args), as_json=args.json)
+    if args.command in ("policy", "select"):
+        return _run(governance_commands.run(args), as_json=args.json)
     if args.command == "models":
         return _models(args.json)
     if args.command in ("health", "dlq"):
@@ -111,6 +115,9 @@ def _complete(args: argparse.Namespace) -> int:
     try:
         request = LLMRequest(
             model=args.model,
+            tier=args.tier,
+            task_complexity=args.complexity,
+            provider_preference=[p for p in args.prefer.split(",") if p],
             messages=messages,
             temperature=args.temperature,
             max_tokens=args.max_tokens,

@@ -34,7 +34,6 @@ from schemas.errors import (
     error_from_dict,
 )
 from schemas.events import DoneEvent, ErrorEvent, StreamEvent
-from schemas.policy import Policy
 from schemas.request import LLMRequest, deprecation, digest_of, validate_for_model, with_replacements
 from schemas.response import LLMResponse
 from schemas.settings import FleetSettings
@@ -85,7 +84,7 @@ class LLMClient:
         # has us re-read what was published meanwhile
         hub = ChannelHub(connect(self.settings.redis_url, retries=0))
         hub.on_reconnect.append(self._recheck_waiters)
-        governance = Governance(redis, self.keys, Policy.from_env(self.settings.allowed_models))
+        governance = Governance(redis, self.keys, self.settings)
         try:
             await riding_out(redis.ping)  # credentials Redis refuses fail here, typed, at once
             await hub.subscribe(self.reply_channel, self._deliver)
@@ -208,6 +207,13 @@ class LLMClient:
             if not ended and ours:  # the caller stopped reading: stop the request
                 await asyncio.shield(self.cancel(request_id))
 
+    async def choose(self, request: LLMRequest) -> LLMRequest:
+        """`request` as it would be queued: with the model the fleet chooses when it names none (its tier or
+        complexity among the models the policy allows, on the providers that are ready), and why."""
+        self._connected()
+        assert self._governance is not None
+        return await self._governance.choose(request) if not request.model else request
+
     async def cancel(self, request_id: str) -> bool:
         """Cancel a request: a queued one never reaches a provider; a running one's provider call is
         stopped within a second. False when it had already finished (or does not exist)."""
@@ -237,6 +243,9 @@ class LLMClient:
         The request's deadline is now + `timeout` (default LLM_REQUEST_TIMEOUT), across queueing, retries
         and fallbacks."""
         _, scripts, _ = self._connected()
+        asked = request  # its digest tells a resubmission from a conflict, whatever was chosen for it
+        if not request.model and self._governance is not None:
+            request = await self._governance.choose(request)
         if self.settings.retired_models == "replace":
             request = with_replacements(request)
         info = validate_for_model(request)
@@ -259,7 +268,7 @@ class LLMClient:
                 reply=self.reply_channel,
                 request_id=request.request_id,
                 body=body,
-                digest=digest_of(body),
+                digest=digest_of(body) if request is asked else asked.digest(),
                 provider=info.provider.value,
                 model=info.id,
                 now=now,

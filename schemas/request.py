@@ -8,8 +8,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from schemas.catalog import ModelInfo, resolve_model
+from schemas.catalog import ModelInfo, Provider, Tier, resolve_model
 from schemas.errors import InvalidRequestError, ModelRetiredError
+from schemas.selection import Complexity, Selection
 
 __all__ = [
     "LLMRequest",
@@ -40,7 +41,8 @@ class LLMRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(min_length=1)
+    model: str = ""
+    """An id or alias of the catalog; "" to let the fleet choose (`tier`, `task_complexity`, or LLM_DEFAULT_MODEL)."""
     messages: list[Message] = Field(min_length=1)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     max_tokens: int | None = Field(default=None, gt=0)
@@ -53,11 +55,19 @@ class LLMRequest(BaseModel):
     """Models to try, in order, when this one's provider fails for good, cools down or has its circuit open."""
     model_requested: str | None = None
     """The model the caller asked for, when it was retired and the request runs on its replacement."""
+    tier: Tier | None = None
+    task_complexity: Complexity | None = None
+    """With no model: the fleet chooses one of this tier (low → fast, medium → balanced, high → premium)."""
+    provider_preference: list[Provider] = Field(default_factory=list, max_length=3)
+    selection: Selection | None = None
+    """How the fleet chose the model (set by the producer when the request named none)."""
 
     @model_validator(mode="after")
     def _default_trace(self) -> LLMRequest:
         if not self.trace_id:
             self.trace_id = self.request_id
+        if self.model and (self.tier or self.task_complexity) and self.selection is None:
+            raise ValueError("give a model, or a tier or task_complexity for the fleet to choose one, not both")
         return self
 
     @property

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from schemas.catalog import Provider
+from schemas.selection import Selection
 
 __all__ = ["FinishReason", "LLMResponse", "Usage"]
 
@@ -39,3 +40,5 @@ class LLMResponse(BaseModel):
     """The model the caller named, when it was retired and its replacement served the request."""
     cost_usd: float | None = None
     """What the call cost, from its usage and the catalog's prices (None: a price the catalog lacks)."""
+    selection: Selection | None = None
+    """How the fleet chose the model, when the request named none."""

@@ -30,6 +30,8 @@ class FleetSettings(BaseSettings):
     allowed_models: str | None = Field(None, alias="ALLOWED_MODELS")
     """The starting allowed-models policy: comma-separated ids, aliases or glob patterns (unset: every current
     and deprecated model); `llm-fleet policy` changes it at run time, fleet-wide."""
+    default_model: str | None = Field(None, alias="LLM_DEFAULT_MODEL")
+    """The model of a request that names none and asks for no tier (unset: such a request is refused)."""
     retired_models: Literal["refuse", "replace"] = Field("refuse", alias="LLM_RETIRED_MODELS")
     """A request for a model its provider retired: refused (`ModelRetiredError`, naming the replacement), or
     run on the replacement the catalog names (the response says `model_requested`)."""

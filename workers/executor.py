@@ -200,7 +200,7 @@ class Executor:
         else:
             if job.route:
                 response.fallback_from = request.model
-            response.model_requested = request.model_requested
+            response.model_requested, response.selection = request.model_requested, request.selection
             usage = response.usage
             response.cost_usd = model.cost(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
             await self._end(job, request, response, t0, publisher, health=Circuit.OK)

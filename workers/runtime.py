@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import os
 import socket
 import time
@@ -44,6 +45,13 @@ _ARQ_HEALTH_S = 30.0  # arq's own health-check key; our heartbeat is the livenes
 _CONFIRM_S = 5.0  # how long startup waits for Redis to confirm the control channel's subscription
 _WATCH_S = 1.0  # how often the worker looks for Redis connections gone silent
 _REMEMBERED = 10_000  # requests a worker remembers having run (adoption comes within a few heartbeats)
+# The cyclic garbage collector's thresholds once started (Python's: 700, 10, 10). A collection walks every object of
+# the generations it collects, about 1 µs each on a busy host, and each request in flight holds ~130 of them for
+# the whole provider call: at 1000 in flight a full collection held the event loop for 100-250 ms every few
+# seconds, and one of the young generations for 10-45 ms every second, every answer due meanwhile waiting (the
+# p99 tail). Small young generations keep each pause to a few ms (and the total lower); a full collection comes
+# once per 1000 young ones (minutes apart under load): the requests leave no cycles for it (BENCHMARKS.md).
+_GC_THRESHOLDS = (200, 10, 1000)
 
 
 class FleetWorker(Worker):
@@ -121,6 +129,8 @@ class FleetWorker(Worker):
                 watch_commands(self.queue.lane, every_s=_WATCH_S, worker_id=self.worker_id), name="silence"
             ),
         ]
+        gc.freeze()  # what startup made (modules, the SDK's client, settings) lives as long as we do: never walked again
+        gc.set_threshold(*_GC_THRESHOLDS)
         log.info(
             "worker_ready",
             worker_id=self.worker_id,

@@ -18,8 +18,9 @@ from redis.asyncio import Redis
 from jobstore import Keys
 from producer import LLMClient
 from schemas.catalog import Provider, catalog
-from schemas.errors import ModelNotAllowedError, ProviderUnavailableError
+from schemas.errors import InvalidRequestError, ModelNotAllowedError, ProviderUnavailableError
 from schemas.policy import Policy
+from schemas.request import LLMRequest
 from schemas.response import LLMResponse
 from schemas.settings import FleetSettings
 from tests.e2e.conftest import Fleet, request
@@ -146,3 +147,33 @@ def test_a_policy_never_allows_a_retired_or_denied_model(allow: tuple[str, ...] 
         if model.id in policy.allowed(catalog().models):
             assert model.status != "retired"
             assert not Policy(allow=deny).permits(model) or not deny  # nothing a deny pattern matches
+
+
+async def test_a_request_with_a_tier_runs_on_the_model_chosen_for_it_and_says_why(fleet: Fleet) -> None:
+    settings, _ = await fleet(Provider.OPENAI, Provider.ANTHROPIC, Provider.GEMINI)
+    env = {**os.environ, "REDIS_URL": settings.redis_url, "LLM_KEY_PREFIX": settings.key_prefix}
+    run = [sys.executable, "-m", "llm_fleet"]
+    cli = await asyncio.to_thread(
+        subprocess.run, [*run, "complete", "--tier", "fast", "--json", "hi"], env=env, capture_output=True, text=True
+    )
+    answered = json.loads(cli.stdout)
+    assert answered["selection"]["tier"] == "fast" and answered["model"] == answered["selection"]["model"]
+    assert answered["cost_usd"] is not None and answered["cost_usd"] > 0
+    chosen = await asyncio.to_thread(
+        subprocess.run,
+        [*run, "select", "--tier", "balanced", "--prefer", "gemini", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    selection = json.loads(chosen.stdout)
+    assert selection["model"] == "gemini-3.8-flash" and len(selection["fallbacks"]) == 2
+    async with LLMClient(settings=settings) as client:
+        low = await client.complete(LLMRequest(messages=[{"role": "user", "content": "x"}], task_complexity="low"))
+        assert low.selection is not None and low.selection.tier == "fast"
+        with pytest.raises(InvalidRequestError, match="LLM_DEFAULT_MODEL"):
+            await client.submit(LLMRequest(messages=[{"role": "user", "content": "no model"}]))
+    defaulted = settings.model_copy(update={"default_model": "claude-haiku-5-5"})
+    async with LLMClient(settings=defaulted) as client:
+        served = await client.complete(LLMRequest(messages=[{"role": "user", "content": "x"}]), timeout=20)
+        assert served.provider is Provider.ANTHROPIC and served.selection is None

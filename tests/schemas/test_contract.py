@@ -38,6 +38,7 @@ def test_public_surface() -> None:
         "keys",
         "policy",
         "request",
+        "selection",
         "response",
         "settings",
     }

@@ -1,6 +1,7 @@
 """`llm-fleet policy show | allow MODEL... | deny MODEL... | set MODEL... | reset | violations`: the
 allowed-models policy, changed at run time for the whole fleet (every producer and worker follows within a
-second). MODEL: an id, an alias or a glob pattern (`gpt-6*`)."""
+second). MODEL: an id, an alias or a glob pattern (`gpt-6*`). `llm-fleet select --tier T | --complexity C
+[--prefer P,...]`: the model the fleet would choose now, and why."""
 
 from __future__ import annotations
 
@@ -14,11 +15,18 @@ from producer.client import LLMClient
 from schemas.catalog import catalog
 from schemas.errors import InvalidRequestError
 from schemas.policy import Policy
+from schemas.request import LLMRequest
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parsers", "run"]
 
 
-def add_parser(commands: Any) -> None:
+def add_parsers(commands: Any) -> None:
+    select = commands.add_parser("select", help="the model the fleet would choose for a tier or a complexity")
+    choice = select.add_mutually_exclusive_group(required=True)
+    choice.add_argument("--tier", choices=["fast", "balanced", "premium"])
+    choice.add_argument("--complexity", choices=["low", "medium", "high"])
+    select.add_argument("--prefer", default="", help="providers to prefer, in order (openai,anthropic,gemini)")
+    select.add_argument("--json", action="store_true", help="print the selection as JSON")
     policy = commands.add_parser("policy", help="the allowed-models policy: show, allow, deny, set, reset, violations")
     actions = policy.add_subparsers(dest="action", required=True)
     json_flag = argparse.ArgumentParser(add_help=False)
@@ -31,6 +39,9 @@ def add_parser(commands: Any) -> None:
 
 
 async def run(args: argparse.Namespace) -> None:
+    if args.command == "select":
+        await _select(args)
+        return
     async with LLMClient() as client:
         store = client.policy
         assert store is not None
@@ -41,6 +52,26 @@ async def run(args: argparse.Namespace) -> None:
         if args.action != "show":
             await _change(store, args.action, tuple(getattr(args, "models", ())))
         _show(store, as_json=args.json)
+
+
+async def _select(args: argparse.Namespace) -> None:
+    async with LLMClient() as client:
+        probe = LLMRequest(
+            messages=[{"role": "user", "content": "-"}],
+            tier=args.tier,
+            task_complexity=args.complexity,
+            provider_preference=[p for p in args.prefer.split(",") if p],
+        )
+        chosen = await client.choose(probe)
+    selection = chosen.selection
+    assert selection is not None
+    if args.json:
+        sys.stdout.write(selection.model_dump_json() + "\n")
+        return
+    sys.stdout.write(
+        f"{selection.model}  (fallbacks: {', '.join(selection.fallbacks) or 'none'})\n"
+        f"asked: {selection.asked}; {selection.why}\ncandidates: {', '.join(selection.candidates)}\n"
+    )
 
 
 async def _change(store: PolicyStore, action: str, models: tuple[str, ...]) -> None:
