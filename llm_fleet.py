@@ -17,6 +17,7 @@ commands:
   health     each provider's circuit, cooldown, error rate, queue depth and workers
   dlq        requests that failed for good: list, show ID, retry ID
   select     the model the fleet would choose for a tier or a task complexity, and why
+  budget     daily budgets per source_agent: set AGENT USD, clear AGENT, show
   policy     the allowed-models policy: show, allow, deny, set, reset, violations (fleet-wide, at run time)
   demo       start everything locally and call all three providers (launcher)
   worker     run a worker for one provider's queue (workers)
@@ -25,7 +26,7 @@ commands:
 `llm-fleet COMMAND --help` shows a command's options.
 """
 
-_PRODUCER = {"complete", "stream", "models", "health", "dlq", "policy", "select"}
+_PRODUCER = {"complete", "stream", "models", "health", "dlq", "policy", "select", "budget"}
 
 
 def configure_logging() -> None:

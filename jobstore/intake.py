@@ -40,6 +40,7 @@ class Intake:
         request_id: str,
         provider: str,
         model: str,
+        agent: str | None,
         reply: str,
         body: str,
         digest: str,
@@ -48,8 +49,14 @@ class Intake:
         deadline_at: float,
         max_depth: int,
     ) -> list[Any]:
-        """['queued'] | ['conflict'] | ['full', depth] | ['done', outcome] | ['waiting', state, deadline_at]"""
-        keys = {"request": self.keys.request(request_id), "queue": self.keys.queue(provider)}
+        """['queued'] | ['conflict'] | ['full', depth] | ['budget', spent, budget] | ['done', outcome] |
+        ['waiting', state, deadline_at]"""
+        keys = {
+            "request": self.keys.request(request_id),
+            "queue": self.keys.queue(provider),
+            "budgets": self.keys.budgets(),
+            "spend": self.keys.spend(),
+        }
         args = {
             "reply": reply,
             "request_id": request_id,
@@ -57,6 +64,7 @@ class Intake:
             "digest": digest,
             "provider": provider,
             "model": model,
+            "agent": agent or "",
             "now": now,
             "ttl": ttl_s,
             "deadline": deadline_at,

@@ -29,15 +29,24 @@ No name spans two providers, so each provider's queue can later live on its own 
     {prefix}:policy:models           SET    the model ids that policy allows (the start step checks a job's model)
     {prefix}:policy:changed          PUBSUB a policy's new version, to every producer and worker
     {prefix}:violations              HASH   requests the policy refused, counted by "{model} {source_agent}"
+    {prefix}:budgets                 HASH   the daily budget of each source_agent, USD
+    {prefix}:spend:{YYYY-MM-DD}      HASH   what each source_agent spent that day (UTC), USD; kept 3 days
     {prefix}:dead                    ZSET   request ids that failed for good (dead letters), scored by when
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["BUCKET_S", "Element", "Field", "Keys", "State"]
+__all__ = ["BUCKET_S", "Element", "Field", "Keys", "State", "today"]
+
+
+def today() -> str:
+    """Today's date, UTC, as budgets count days."""
+    return time.strftime("%Y-%m-%d", time.gmtime())
+
 
 BUCKET_S = 10
 """A provider's outcomes are counted per 10 s bucket in its health hash; the circuit reads the last three."""
@@ -51,6 +60,7 @@ class Field(StrEnum):
     DIGEST = "digest"  # LLMRequest.digest(): same id + other digest is a conflict
     PROVIDER = "provider"
     MODEL = "model"  # the catalog id of the model its current route names (the policy is checked against it)
+    AGENT = "agent"  # its source_agent ('' for none): whose daily budget it counts against
     STATE = "state"  # a State value
     REPLY = "reply"  # space-separated reply channels of the clients waiting (dropped once it is done)
     ENQUEUED_AT = "enqueued_at"  # unix seconds, float
@@ -167,6 +177,13 @@ class Keys:
 
     def violations(self) -> str:
         return f"{self.prefix}:violations"
+
+    def budgets(self) -> str:
+        return f"{self.prefix}:budgets"
+
+    def spend(self, day: str | None = None) -> str:
+        """A day's spend (`YYYY-MM-DD`, UTC; default: today)."""
+        return f"{self.prefix}:spend:{day or today()}"
 
     def dead(self) -> str:
         return f"{self.prefix}:dead"

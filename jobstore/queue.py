@@ -24,7 +24,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import OutOfMemoryError
 
-from jobstore.keys import BUCKET_S, Element, Field, Keys
+from jobstore.keys import BUCKET_S, Element, Field, Keys, today
 from jobstore.lane import AWAY, Lane
 from jobstore.outage import ride_out
 from jobstore.scripts import Script, load
@@ -48,6 +48,7 @@ class Verdict(StrEnum):
     LOST = "lost"  # its worker died mid-call and re-runs are off or used up (`attempts` calls were started)
     CANCELLED = "cancelled"  # a cancel came while a worker ran it, and it is back: not run again
     DENIED = "denied"  # the allowed-models policy an operator set refuses its model: never sent
+    OVER_BUDGET = "over_budget"  # its source_agent has spent its daily budget: never sent
     ENDED = "ended"  # it had ended already (its element was a leftover)
     GONE = "gone"  # no job behind the element: garbage on the queue, dropped and counted
 
@@ -141,6 +142,7 @@ class WorkerQueue:
             "dropped": keys.dropped(provider),
             "policy": keys.policy(),
             "policy_models": keys.policy_models(),
+            "budgets": keys.budgets(),
             "queue": self.queue_key,
         }
         self._start_args = {
@@ -151,9 +153,10 @@ class WorkerQueue:
             "rpm": self.limits.rpm,
             "tpm": self.limits.tpm,
         }
-        self._claim_keys, self._claim_args = self._claim.bind(
-            {**self._start_keys, "inbox": self.inbox_key}, {**self._start_args, "again": 0}
-        )
+        self._day = -1  # the day (since the epoch, UTC) the claim's names and `_spend_key` were made for
+        self._spend_key = ""
+        self._claim_keys: list[Any] = []
+        self._claim_args: list[Any] = []
 
     async def _run(self, script: Script, keys: dict[str, Any], args: dict[str, Any]) -> Any:
         """Run a script, with its named keys and arguments, through a Redis restart (see `_riding_out`)."""
@@ -188,6 +191,7 @@ class WorkerQueue:
     async def claim(self, timeout_s: float) -> list[Started]:
         """Block until a job is on the queue (or `timeout_s` passes), take it and start it, in one round trip:
         BLMOVE moves it into our inbox, and the start script sent with it moves it on to our claimed list."""
+        self._spend()  # the claim's names, bound for today
         _, reply = await self.lane.run_after(
             ("BLMOVE", self.queue_key, self.inbox_key, "RIGHT", "LEFT", timeout_s),
             self._claim,
@@ -197,17 +201,29 @@ class WorkerQueue:
         )
         return self._verdicts(reply)
 
+    def _spend(self) -> str:
+        """Today's spend key, and the claim's names bound anew when the day changed (the start reads that day's
+        spend): once a day, not per request."""
+        if (day := int(time.time() // 86400)) != self._day:
+            self._day, self._spend_key = day, self.keys.spend(today())
+            keys = {**self._start_keys, "spend": self._spend_key, "inbox": self.inbox_key}
+            self._claim_keys, self._claim_args = self._claim.bind(keys, {**self._start_args, "again": 0})
+        return self._spend_key
+
     async def claim_queued(self, most: int) -> list[Started]:
         """Take up to `most` queued jobs at once, oldest first, and start them, without waiting (none: the
         queue is empty)."""
-        keys, args = self._claim_queued.bind(self._start_keys, {**self._start_args, "again": 0, "most": most})
+        keys, args = self._claim_queued.bind(
+            {**self._start_keys, "spend": self._spend()}, {**self._start_args, "again": 0, "most": most}
+        )
         return self._verdicts(await self.lane.run(self._claim_queued, keys, args))
 
     async def start(self, claimed: Element, *, again: bool = False) -> Started:
         """Start a job already in our claimed list; `again`: this process never ran it, so if it is running
         as ours, its verdict was lost on the way (no call was made for it: not a re-run)."""
         args = {**self._start_args, "again": int(again), "element": claimed.element}
-        [job] = self._verdicts(await self._run(self._start, self._start_keys, args))
+        keys = {**self._start_keys, "spend": self._spend()}
+        [job] = self._verdicts(await self._run(self._start, keys, args))
         return job
 
     def _verdicts(self, reply: list[Any]) -> list[Started]:
@@ -250,13 +266,20 @@ class WorkerQueue:
         dead: bool = False,
         tokens: int = 0,
         uncount: int = 0,
+        agent: str | None = None,
+        cost_usd: float = 0.0,
     ) -> bool:
         """Store the outcome and push it to the waiting clients (and, for a stream, its terminal event);
-        a request that failed for good is kept as a dead letter (`uncount`: see `_settle`). False if it already
-        had an outcome."""
+        a request that failed for good is kept as a dead letter (`uncount`: see `_settle`); what it cost counts
+        against its source_agent's daily budget (`agent`, `cost_usd`). False if it already had an outcome."""
         keys, args = self._settle(claimed, health, uncount)
         request_id = claimed.request_id
-        keys.update(events=self.keys.events(request_id), dead=self.keys.dead(), rate=self.keys.rate(self.provider))
+        keys.update(
+            events=self.keys.events(request_id),
+            dead=self.keys.dead(),
+            rate=self.keys.rate(self.provider),
+            spend=self._spend(),
+        )
         args.update(
             request_id=request_id,
             outcome=outcome,
@@ -269,6 +292,8 @@ class WorkerQueue:
             dead_ttl=self.dead_letter_ttl_s,
             tokens=tokens,
             tpm=self.limits.tpm,
+            agent=agent or "",
+            cost=cost_usd,
         )
         return self._settled(await self._run(self._finish, keys, args))
 
@@ -369,6 +394,6 @@ _VERDICTS = {v.value.encode(): v for v in Verdict}  # as the scripts answer them
 
 def _verdict(claimed: Element, reply: list[Any]) -> Started:
     job = Started(_VERDICTS[reply[0]], claimed, int(reply[1]), int(reply[2]), bool(reply[3]))
-    if job.kind is Verdict.WAIT:
+    if job.kind is Verdict.WAIT or job.kind is Verdict.OVER_BUDGET:  # reason: why it waits, or "spent budget"
         return replace(job, wait_s=int(reply[4]) / 1000, reason=reply[5].decode())
     return job

@@ -59,8 +59,8 @@ def main(argv: list[str]) -> int:
         dlq_actions.add_parser(action, help=f"{action} one request").add_argument("request_id")
     governance_commands.add_parsers(commands)
     args = parser.parse_args(argv)
-    if args.command in ("policy", "select"):
-        return _run(governance_commands.run(args), as_json=args.json)
+    if args.command in ("policy", "select", "budget"):
+        return _run(governance_commands.run(args), as_json=getattr(args, "json", False))
     if args.command == "models":
         return _models(args.json)
     if args.command in ("health", "dlq"):

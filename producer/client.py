@@ -17,12 +17,14 @@ from pydantic_core import PydanticSerializationError
 from redis.asyncio import Redis
 
 from jobstore import Field, Intake, Keys, State, connect, riding_out
+from jobstore.budgets import Budgets
 from jobstore.policy import PolicyStore
 from producer.channels import ChannelHub
 from producer.governance import Governance
 from producer.streams import DEADLINE_GRACE_S, read_events
 from schemas.codec import decode_outcome, encode_error
 from schemas.errors import (
+    BudgetExceededError,
     FleetUnavailableError,
     InvalidRequestError,
     LLMError,
@@ -66,6 +68,8 @@ class LLMClient:
         self._waiters: dict[str, set[asyncio.Future[Outcome]]] = {}
         self._governance: Governance | None = None
         self.policy: PolicyStore | None = None
+        self.budgets: Budgets | None = None
+        """The daily budgets per source_agent (`budgets.set`, `budgets.show`)."""
         """The allowed-models policy this client follows (`policy.current`), and changes (`policy.change`)."""
         self._submitting: collections.Counter[str] = collections.Counter()  # submits under way, by request_id
 
@@ -94,7 +98,7 @@ class LLMClient:
             await redis.aclose()
             raise
         self._redis, self._scripts, self._hub, self._governance = redis, Intake(redis, self.keys), hub, governance
-        self.policy = governance.store
+        self.policy, self.budgets = governance.store, governance.budgets
 
     async def aclose(self) -> None:
         if self._hub is not None:
@@ -271,6 +275,7 @@ class LLMClient:
                 digest=digest_of(body) if request is asked else asked.digest(),
                 provider=info.provider.value,
                 model=info.id,
+                agent=request.source_agent,
                 now=now,
                 ttl_s=int(budget) + self.settings.result_ttl_s,
                 deadline_at=now + budget,
@@ -280,6 +285,9 @@ class LLMClient:
         )
         if reply[0] == b"conflict":
             raise RequestConflictError(request.request_id)
+        if reply[0] == b"budget":
+            spent, budget = float(reply[1]), float(reply[2])
+            raise BudgetExceededError(str(request.source_agent), spent_usd=spent, budget_usd=budget)
         if reply[0] == b"full":
             raise QueueFullError(
                 f"the {info.provider} queue is full ({int(reply[1])} requests waiting); retry later",

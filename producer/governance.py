@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from jobstore import Intake, Keys
+from jobstore.budgets import Budgets
 from jobstore.policy import PolicyStore
 from producer.channels import ChannelHub
 from schemas.catalog import ModelInfo, Provider, catalog
@@ -35,6 +36,7 @@ class Governance:
         self.store = PolicyStore(redis, keys, Policy.from_env(settings.allowed_models))
         self.settings = settings
         self._intake = Intake(redis, keys)
+        self.budgets = Budgets(redis, keys)
         self._channel = keys.policy_changed()
         self._reloading: set[asyncio.Task[Any]] = set()
         self._ready: frozenset[Provider] | None = None
@@ -72,10 +74,13 @@ class Governance:
         return self._ready
 
     async def follow(self, hub: ChannelHub) -> None:
-        """Subscribe to the policy's changes, then read it (a change made meanwhile is heard)."""
+        """Subscribe to the policy's changes, then read it (a change made meanwhile is heard); the starting
+        budgets (LLM_BUDGETS) of agents that have none yet."""
         await hub.subscribe(self._channel, self._changed)
         hub.on_reconnect.append(self.reload)
         await self.store.load()
+        if self.settings.budgets:
+            await self.budgets.seed(self.settings.budget_limits)
 
     async def refuse(self, request: LLMRequest, model: ModelInfo) -> NoReturn:
         """A model the policy does not allow (`store.permits`): said, counted and raised (`ModelNotAllowedError`)."""

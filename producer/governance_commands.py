@@ -21,6 +21,15 @@ __all__ = ["add_parsers", "run"]
 
 
 def add_parsers(commands: Any) -> None:
+    budget = commands.add_parser("budget", help="daily budgets per source_agent: set, clear, show")
+    budget_actions = budget.add_subparsers(dest="action", required=True)
+    budget_set = budget_actions.add_parser("set", help="an agent's budget, USD per UTC day")
+    budget_set.add_argument("agent")
+    budget_set.add_argument("usd", type=float)
+    budget_actions.add_parser("clear", help="an agent's budget removed (no limit)").add_argument("agent")
+    budget_actions.add_parser("show", help="each agent's budget, today's spend and what is left").add_argument(
+        "--json", action="store_true"
+    )
     select = commands.add_parser("select", help="the model the fleet would choose for a tier or a complexity")
     choice = select.add_mutually_exclusive_group(required=True)
     choice.add_argument("--tier", choices=["fast", "balanced", "premium"])
@@ -39,6 +48,9 @@ def add_parsers(commands: Any) -> None:
 
 
 async def run(args: argparse.Namespace) -> None:
+    if args.command == "budget":
+        await _budget(args)
+        return
     if args.command == "select":
         await _select(args)
         return
@@ -52,6 +64,28 @@ async def run(args: argparse.Namespace) -> None:
         if args.action != "show":
             await _change(store, args.action, tuple(getattr(args, "models", ())))
         _show(store, as_json=args.json)
+
+
+async def _budget(args: argparse.Namespace) -> None:
+    async with LLMClient() as client:
+        budgets = client.budgets
+        assert budgets is not None
+        if args.action == "set":
+            if args.usd < 0:
+                raise InvalidRequestError("a budget is 0 USD or more")
+            await budgets.set(args.agent, args.usd)
+        elif args.action == "clear":
+            await budgets.clear(args.agent)
+        rows = await budgets.show()
+    if getattr(args, "json", False):
+        sys.stdout.write(json.dumps(rows) + "\n")
+        return
+    lines = [f"{'source_agent':<24} {'budget $':>10} {'spent today $':>14} {'left $':>10}"]
+    for r in rows:
+        budget = "-" if r["budget_usd"] is None else f"{r['budget_usd']:g}"
+        left = "-" if r["left_usd"] is None else f"{r['left_usd']:.4f}"
+        lines.append(f"{r['source_agent']:<24} {budget:>10} {r['spent_usd']:>14.4f} {left:>10}")
+    sys.stdout.write("\n".join(lines) + "\n")
 
 
 async def _select(args: argparse.Namespace) -> None:

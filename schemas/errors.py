@@ -12,6 +12,7 @@ Every error a caller can see is an `LLMError`. Errors cross Redis as plain JSON
     ├── RequestNotFoundError         no request with that id (or its result expired)
     ├── ResultTimeoutError           the caller stopped waiting
     ├── QueueFullError               the provider's queue is at its bound
+    ├── BudgetExceededError          the source_agent has spent its daily budget
     ├── FleetUnavailableError        Redis could not be reached in time
     │   └── FleetAccessDeniedError   Redis refused our credentials or rights (AUTH, ACL): final
     ├── RequestCancelledError        the request was cancelled
@@ -37,6 +38,7 @@ from typing import Any, ClassVar
 __all__ = [
     "AuthenticationError",
     "BadRequestError",
+    "BudgetExceededError",
     "ContentFilteredError",
     "DeadlineExceededError",
     "FleetAccessDeniedError",
@@ -161,6 +163,17 @@ class ResultTimeoutError(LLMError):
 
 class QueueFullError(LLMError):
     retryable = True
+
+
+class BudgetExceededError(LLMError):
+    def __init__(self, source_agent: str, *, spent_usd: float, budget_usd: float) -> None:
+        super().__init__(
+            f"source_agent {source_agent!r} has spent ${spent_usd:.4f} of its ${budget_usd:g} daily budget "
+            "(UTC day); `llm-fleet budget show` tells",
+            source_agent=source_agent,
+            spent_usd=spent_usd,
+            budget_usd=budget_usd,
+        )
 
 
 class FleetUnavailableError(LLMError):

@@ -30,6 +30,9 @@ class FleetSettings(BaseSettings):
     allowed_models: str | None = Field(None, alias="ALLOWED_MODELS")
     """The starting allowed-models policy: comma-separated ids, aliases or glob patterns (unset: every current
     and deprecated model); `llm-fleet policy` changes it at run time, fleet-wide."""
+    budgets: str | None = Field(None, alias="LLM_BUDGETS", pattern=r"^\s*([^=,\s]+\s*=\s*[0-9.]+\s*(,\s*|$))*$")
+    """Starting daily budgets, USD per source_agent: `agent=10,other=2.5` (an operator's `llm-fleet budget set`
+    stays)."""
     default_model: str | None = Field(None, alias="LLM_DEFAULT_MODEL")
     """The model of a request that names none and asks for no tier (unset: such a request is refused)."""
     retired_models: Literal["refuse", "replace"] = Field("refuse", alias="LLM_RETIRED_MODELS")
@@ -40,6 +43,12 @@ class FleetSettings(BaseSettings):
     heartbeat_s: float = Field(2.0, alias="LLM_HEARTBEAT_INTERVAL", gt=0)
     """How often a worker refreshes its heartbeat; it is presumed dead after 5 missed beats (`dead_after_s`),
     and the callers' and operators' counts of live workers use the same rule."""
+
+    @property
+    def budget_limits(self) -> dict[str, float]:
+        """`LLM_BUDGETS` as a mapping: source_agent → USD per day."""
+        pairs = (item.partition("=") for item in (self.budgets or "").split(",") if item.strip())
+        return {agent.strip(): float(usd) for agent, _, usd in pairs}
 
     @property
     def dead_after_s(self) -> float:

@@ -20,6 +20,7 @@ from jobstore.policy import PolicyStore
 from schemas.catalog import ModelInfo, Provider, resolve_model
 from schemas.codec import decode_request
 from schemas.errors import (
+    BudgetExceededError,
     DeadlineExceededError,
     InvalidRequestError,
     LLMError,
@@ -219,7 +220,10 @@ class Executor:
         if job.kind is Verdict.DENIED:  # by the policy an operator set, atomically at its start
             await self._denied(job, request, t0, self._model(request, job.route).id, called=True)
             return
-        if job.kind is Verdict.CANCELLED:
+        if job.kind is Verdict.OVER_BUDGET:
+            spent, budget = (float(x) for x in job.reason.split())
+            error = BudgetExceededError(str(request.source_agent), spent_usd=spent, budget_usd=budget)
+        elif job.kind is Verdict.CANCELLED:
             error = _cancel_error(request_id)
         elif job.kind is Verdict.EXPIRED:
             error = DeadlineExceededError(
@@ -363,8 +367,18 @@ class Executor:
         dead = isinstance(outcome, LLMError) and not isinstance(outcome, RequestCancelledError)
         tokens = 0 if isinstance(outcome, LLMError) else outcome.usage.total_tokens
         uncount = 0 if called or job.kind is not Verdict.RUN else 1 + job.rerun
+        cost = 0.0 if isinstance(outcome, LLMError) else outcome.cost_usd or 0.0
+        agent = request.source_agent if request is not None else None
         stored = await self.queue.finish(
-            job.claimed, encoded, health=health, terminal_event=terminal, dead=dead, tokens=tokens, uncount=uncount
+            job.claimed,
+            encoded,
+            health=health,
+            terminal_event=terminal,
+            dead=dead,
+            tokens=tokens,
+            uncount=uncount,
+            agent=agent,
+            cost_usd=cost,
         )
         log_outcome(self.provider, request_id, request, outcome, t0, stored)
 

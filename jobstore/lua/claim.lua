@@ -1,6 +1,6 @@
---! keys: claimed held slots cooldown circuit rate dropped policy policy_models queue inbox
+--! keys: claimed held slots cooldown circuit rate dropped policy policy_models budgets spend queue inbox
 --! args: request_prefix worker release max_reruns rpm tpm again
---! uses: start_job
+--! uses: budget start_job
 -- Sent with the BLMOVE that waits for a job (into our inbox), so Redis runs it the moment that BLMOVE is
 -- served: the job moves on to the claimed list, started. Nothing in the inbox: the BLMOVE timed out.
 -- Returns {{element, verdict, body}...} and how many jobs are still queued.

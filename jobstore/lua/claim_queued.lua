@@ -1,6 +1,6 @@
---! keys: claimed held slots cooldown circuit rate dropped policy policy_models queue
+--! keys: claimed held slots cooldown circuit rate dropped policy policy_models budgets spend queue
 --! args: request_prefix worker release max_reruns rpm tpm again most
---! uses: start_job
+--! uses: budget start_job
 -- The claim under load: up to `most` queued jobs, oldest first, each started, without waiting; it stops at a
 -- job that must wait (the provider is paused or at a rate limit: the rest stay queued).
 local taken = {}

@@ -1,6 +1,6 @@
---! keys: request claimed held slots health circuit probation events dead rate
+--! keys: request claimed held slots health circuit probation events dead rate spend
 --! args: request_id element release health bucket circuit_min circuit_rate open_ms outcome now ttl terminal
---! args: tokens_channel stream_ttl dead dead_ttl tokens tpm uncount
+--! args: tokens_channel stream_ttl dead dead_ttl tokens tpm uncount agent cost
 --! uses: settle conclude
 -- Store the outcome and push it to the waiting clients; never two results: a request already done keeps its
 -- first one. A stream's terminal event is written with the result, atomically, after every delta. `dead` '1':
@@ -11,6 +11,10 @@ if tonumber(arg_tpm) > 0 and tonumber(arg_tokens) > 0 then
   local tat = math.max(tonumber(redis.call('HGET', key_rate, 'tpm') or '0'), now_ms)
   redis.call('HSET', key_rate, 'tpm', string.format('%.3f', tat + 60000 * tonumber(arg_tokens) / tonumber(arg_tpm)))
   redis.call('PEXPIRE', key_rate, 120000)
+end
+if arg_agent ~= '' and tonumber(arg_cost) > 0 then  -- today's spend of its source_agent, for its budget
+  redis.call('HINCRBYFLOAT', key_spend, arg_agent, arg_cost)
+  redis.call('EXPIRE', key_spend, 259200)
 end
 if arg_dead == '1' then
   redis.call('EXPIRE', key_request, arg_dead_ttl)

@@ -1,5 +1,5 @@
 --! piece
---! keys: claimed held slots cooldown circuit rate dropped policy policy_models
+--! keys: claimed held slots cooldown circuit rate dropped policy policy_models budgets spend
 --! args: request_prefix worker release max_reruns rpm tpm again
 -- Whether a claimed job runs now and, when it does, the record that its provider call starts: the one step
 -- between a claim and the call. Returns the verdict {verdict, attempts, retries, rerun[, wait ms, reason]} and
@@ -8,7 +8,7 @@
 local function start(element)
   local job_key = arg_request_prefix .. string.match(element, '^[^\n]*')
   local job = redis.call('HMGET', job_key, 'state', 'retries', 'deadline_at', 'reruns', 'attempts', 'worker', 'body',
-    'cancel', 'model')
+    'cancel', 'model', 'agent')
   local state = job[1]
   if state ~= 'queued' and state ~= 'running' then
     if redis.call('LREM', key_claimed, -1, element) > 0 and arg_release == '1' then
@@ -37,6 +37,8 @@ local function start(element)
       and redis.call('SISMEMBER', key_policy_models, job[9]) == 0 then
     return {'denied', 0, retries, 0}, job[7] or ''
   end
+  local over = over_budget(job[10])
+  if over then return {'over_budget', 0, retries, 0, 0, over[1] .. ' ' .. over[2]}, job[7] or '' end
   local function wait(ms, reason) return {'wait', 0, retries, 0, ms, reason}, job[7] or '' end
   if redis.call('EXISTS', key_cooldown, key_circuit) > 0 then
     local ms = redis.call('PTTL', key_cooldown)

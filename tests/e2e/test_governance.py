@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from jobstore import Keys
 from producer import LLMClient
 from schemas.catalog import Provider, catalog
-from schemas.errors import InvalidRequestError, ModelNotAllowedError, ProviderUnavailableError
+from schemas.errors import BudgetExceededError, InvalidRequestError, ModelNotAllowedError, ProviderUnavailableError
 from schemas.policy import Policy
 from schemas.request import LLMRequest
 from schemas.response import LLMResponse
@@ -177,3 +177,45 @@ async def test_a_request_with_a_tier_runs_on_the_model_chosen_for_it_and_says_wh
     async with LLMClient(settings=defaulted) as client:
         served = await client.complete(LLMRequest(messages=[{"role": "user", "content": "x"}]), timeout=20)
         assert served.provider is Provider.ANTHROPIC and served.selection is None
+
+
+async def test_a_daily_budget_holds_fleet_wide_overshooting_by_at_most_the_requests_in_flight(fleet: Fleet) -> None:
+    """Two producers race eight requests at a time through three workers against one source_agent's budget:
+    once its spend reaches the budget, its next request is refused before any provider call; the spend
+    overshoots by at most what the requests in flight at the crossing cost."""
+    settings, _ = await fleet(Provider.OPENAI, n=3)
+    in_flight = 4  # per producer
+    async with LLMClient(settings=settings) as first, LLMClient(settings=settings) as second:
+        probe = await first.complete(request("gpt-6-luna", "a b c [[latency_ms=100]]"), timeout=20)
+        cost = probe.cost_usd
+        assert cost is not None and cost > 0
+        assert first.budgets is not None
+        budget = cost * 10.5
+        await first.budgets.set("racer", budget)
+
+        async def race(client: LLMClient, count: int) -> list[object]:
+            outcomes: list[object] = []
+            gate = asyncio.Semaphore(in_flight)
+
+            async def one() -> None:
+                async with gate:
+                    ask = request("gpt-6-luna", "a b c [[latency_ms=100]]", source_agent="racer")
+                    try:
+                        outcomes.append(await client.complete(ask, timeout=20))
+                    except BudgetExceededError as exc:
+                        outcomes.append(exc)
+
+            await asyncio.gather(*(one() for _ in range(count)))
+            return outcomes
+
+        results = [o for batch in await asyncio.gather(race(first, 20), race(second, 20)) for o in batch]
+        rows = {r["source_agent"]: r for r in await first.budgets.show()}
+    served = [r for r in results if isinstance(r, LLMResponse)]
+    refused = [r for r in results if isinstance(r, BudgetExceededError)]
+    spent = rows["racer"]["spent_usd"]
+    overshoot = spent - budget
+    print(f"budget ${budget:.8f}, spent ${spent:.8f}: overshoot {overshoot / cost:.2f} requests' cost")
+    assert len(served) + len(refused) == 40 and refused and len(served) >= 10
+    assert spent == pytest.approx(len(served) * cost)
+    assert 0 <= overshoot <= 2 * in_flight * cost + 1e-12  # at most the requests in flight at the crossing
+    assert refused[0].details["source_agent"] == "racer" and refused[0].details["budget_usd"] == pytest.approx(budget)

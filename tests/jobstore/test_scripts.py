@@ -92,7 +92,8 @@ def test_arguments_are_passed_by_name_and_a_missing_or_unknown_one_is_refused() 
     with pytest.raises(ValueError, match="publish.lua takes"):
         publish.bind({"streams": ["a"]}, {"events": events, "cap": 9})
     claim_queued = load("claim_queued")  # several names
-    names = ("claimed", "held", "slots", "cooldown", "circuit", "rate", "dropped", "policy", "policy_models", "queue")
+    names = ("claimed", "held", "slots", "cooldown", "circuit", "rate", "dropped", "policy", "policy_models")
+    names += ("budgets", "spend", "queue")
     keys = dict.fromkeys(names, "k")
     args = dict.fromkeys(("request_prefix", "worker", "release", "max_reruns", "rpm", "tpm", "again"), 0)
     assert claim_queued.bind(keys, {**args, "most": 7})[1][-1] == 7
