@@ -35,7 +35,7 @@ from schemas.errors import (
     ResultTimeoutError,
     error_from_dict,
 )
-from schemas.events import DoneEvent, ErrorEvent, StreamEvent
+from schemas.events import TERMINAL, DoneEvent, ErrorEvent, StreamEvent
 from schemas.request import LLMRequest, deprecation, digest_of, validate_for_model, with_replacements
 from schemas.response import LLMResponse
 from schemas.settings import FleetSettings
@@ -202,7 +202,7 @@ class LLMClient:
         ended = False
         try:
             async for event in events:
-                ended = event.type in ("done", "error", "cancelled")
+                ended = event.type in TERMINAL
                 yield event
         except TimeoutError:
             raise await self._timeout_error(request_id, wait_s) from None

@@ -19,11 +19,10 @@ from redis.asyncio import Redis
 
 from jobstore import riding_out
 from producer.channels import ChannelHub
-from schemas.events import StreamEvent, decode_event
+from schemas.events import TERMINAL, StreamEvent, decode_event
 
 __all__ = ["DEADLINE_GRACE_S", "read_events"]
 
-_TERMINAL = frozenset({"done", "error", "cancelled"})
 DEADLINE_GRACE_S = 0.5  # how long past a request's deadline a reader waits to hear the worker's verdict
 _CLOCKS_S = 0.05  # how far apart the caller's and the worker's clocks may tell a deadline
 
@@ -63,7 +62,7 @@ async def read_events(
                 if event.seq == next_seq:
                     yield event
                     next_seq += 1
-                    if event.type in _TERMINAL:
+                    if event.type in TERMINAL:
                         return
             raw = await live.get()
             live_event = None if raw is None else decode_event(raw)

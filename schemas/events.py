@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 
 from schemas.response import LLMResponse, Usage
 
-__all__ = ["CancelledEvent", "DeltaEvent", "DoneEvent", "ErrorEvent", "StreamEvent", "decode_event"]
+__all__ = ["TERMINAL", "CancelledEvent", "DeltaEvent", "DoneEvent", "ErrorEvent", "StreamEvent", "decode_event"]
 
 
 class DeltaEvent(BaseModel):
@@ -40,6 +40,9 @@ class CancelledEvent(BaseModel):
     cost_usd: float | None = None
     """What the tokens streamed before the cancel cost (the prompt's share is not known then)."""
 
+
+TERMINAL = frozenset({"done", "error", "cancelled"})
+"""The event types that end a stream: every stream ends with exactly one of them."""
 
 StreamEvent = Annotated[DeltaEvent | DoneEvent | ErrorEvent | CancelledEvent, Field(discriminator="type")]
 _EVENT: TypeAdapter[StreamEvent] = TypeAdapter(StreamEvent)
