@@ -10,9 +10,11 @@ running producer and worker within a second.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
+import structlog
 from redis.asyncio import Redis
 
 from jobstore.keys import Keys
@@ -20,9 +22,13 @@ from jobstore.lane import Lane
 from jobstore.outage import riding_out
 from jobstore.scripts import load
 from schemas.catalog import ModelInfo, catalog
+from schemas.errors import LLMError, ModelNotAllowedError
 from schemas.policy import Policy
+from schemas.request import LLMRequest
 
 __all__ = ["PolicyStore"]
+
+log = structlog.get_logger("llm_fleet.policy")
 
 
 class PolicyStore:
@@ -77,10 +83,26 @@ class PolicyStore:
         await riding_out(lambda: Lane(self.redis).run(script, *script.bind(keys, args)))
         return await self.load()
 
-    async def violated(self, model: str, source_agent: str | None) -> None:
-        """Count a request the policy refused, by model and source_agent."""
-        field = f"{model} {source_agent or '-'}"
-        await riding_out(lambda: self.redis.hincrby(self.keys.violations(), field, 1))  # type: ignore[arg-type,return-value]
+    async def refused(self, request: LLMRequest, model: str, where: str) -> ModelNotAllowedError:
+        """A request naming a model the policy refuses (`where`: submit, start or fallback): a `policy_violation`
+        line, a count by model and source_agent, and the error to end it with."""
+        version = self.current.version
+        log.warning(
+            "policy_violation",
+            where=where,
+            model=model,
+            policy_version=version,
+            request_id=request.request_id,
+            trace_id=request.trace_id,
+            source_agent=request.source_agent,
+            session_id=request.session_id,
+        )
+        field = f"{model} {request.source_agent or '-'}"
+        with contextlib.suppress(LLMError):  # the refusal stands even when it cannot be counted
+            await riding_out(lambda: self.redis.hincrby(self.keys.violations(), field, 1))  # type: ignore[arg-type,return-value]
+        return ModelNotAllowedError(
+            model, policy_version=version, request_id=request.request_id, trace_id=request.trace_id
+        )
 
     async def violations(self) -> list[dict[str, Any]]:
         """The refused requests, counted by model and source_agent, most first."""

@@ -6,7 +6,6 @@ providers that are ready (read from Redis at most once a second)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any, NoReturn
 
 import structlog
@@ -18,7 +17,7 @@ from jobstore.budgets import Budgets
 from jobstore.policy import PolicyStore
 from producer.channels import ChannelHub
 from schemas.catalog import ModelInfo, Provider, catalog
-from schemas.errors import InvalidRequestError, LLMError, ModelNotAllowedError
+from schemas.errors import InvalidRequestError, LLMError
 from schemas.policy import Policy
 from schemas.request import LLMRequest
 from schemas.selection import ModelSelector
@@ -84,22 +83,7 @@ class Governance:
 
     async def refuse(self, request: LLMRequest, model: ModelInfo) -> NoReturn:
         """A model the policy does not allow (`store.permits`): said, counted and raised (`ModelNotAllowedError`)."""
-        version = self.store.current.version
-        log.warning(
-            "policy_violation",
-            where="submit",
-            model=model.id,
-            policy_version=version,
-            request_id=request.request_id,
-            trace_id=request.trace_id,
-            source_agent=request.source_agent,
-            session_id=request.session_id,
-        )
-        with contextlib.suppress(LLMError):  # the refusal stands even when it cannot be counted
-            await self.store.violated(model.id, request.source_agent)
-        raise ModelNotAllowedError(
-            model.id, policy_version=version, request_id=request.request_id, trace_id=request.trace_id
-        )
+        raise await self.store.refused(request, model.id, "submit")
 
     def _changed(self, _: bytes) -> None:
         task = asyncio.create_task(self.reload())

@@ -310,7 +310,7 @@ class Executor:
 
     async def _denied(self, job: Started, request: LLMRequest, t0: float, model: str, *, called: bool) -> None:
         """The policy refuses the model of the job's route: its next allowed fallback, or the typed error."""
-        error = await self.governance.refused(request, model, "start")
+        error = await self.governance.policy.refused(request, model, "start")
         uncount = 0 if called else 1 + job.rerun
         if not await self._fall_back(job, request, error.message, health=Circuit.NONE, uncount=uncount):
             await self._end(job, request, error, t0, None, health=Circuit.NONE, called=called)

@@ -4,13 +4,11 @@ fallbacks a request may move to, never one the policy refuses."""
 
 from __future__ import annotations
 
-import contextlib
-
 import structlog
 
 from jobstore.policy import PolicyStore
 from schemas.catalog import ModelInfo, resolve_model
-from schemas.errors import LLMError, ModelNotAllowedError
+from schemas.errors import LLMError
 from schemas.request import LLMRequest
 
 __all__ = ["Enforcer"]
@@ -25,25 +23,6 @@ class Enforcer:
     def permits(self, model: ModelInfo) -> bool:
         return self.policy.permits(model)
 
-    async def refused(self, request: LLMRequest, model: str, where: str) -> ModelNotAllowedError:
-        """A model the policy refuses: said in a log line, counted, and the error to end the request with."""
-        version = self.policy.current.version
-        log.warning(
-            "policy_violation",
-            where=where,
-            model=model,
-            policy_version=version,
-            request_id=request.request_id,
-            trace_id=request.trace_id,
-            source_agent=request.source_agent,
-            session_id=request.session_id,
-        )
-        with contextlib.suppress(LLMError):  # the refusal stands even when it cannot be counted
-            await self.policy.violated(model, request.source_agent)
-        return ModelNotAllowedError(
-            model, policy_version=version, request_id=request.request_id, trace_id=request.trace_id
-        )
-
     async def next_route(self, request: LLMRequest, after: int) -> tuple[int, ModelInfo] | None:
         """The first fallback after route `after` that the policy allows (each one it refuses is a violation)."""
         for route in range(after + 1, len(request.routes)):
@@ -53,5 +32,5 @@ class Enforcer:
                 continue
             if self.permits(model):
                 return route, model
-            await self.refused(request, model.id, "fallback")
+            await self.policy.refused(request, model.id, "fallback")
         return None
