@@ -59,7 +59,7 @@ async def retry_dead_letter(redis: Redis, keys: Keys, request_id: str, *, timeou
     own = _own_model(body)
     return await Intake(redis, keys).retry_dead(
         request_id=request_id,
-        provider=own.provider.value if own else stored.decode(),
+        provider=own.queue if own else stored.decode(),
         model=own.id if own else "",
         deadline_at=time.time() + timeout_s,
         ttl_s=ttl_s,

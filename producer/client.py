@@ -273,7 +273,7 @@ class LLMClient:
                 request_id=request.request_id,
                 body=body,
                 digest=digest_of(body) if request is asked else asked.digest(),
-                provider=info.provider.value,
+                provider=info.queue,
                 model=info.id,
                 agent=request.source_agent,
                 now=now,
@@ -290,8 +290,8 @@ class LLMClient:
             raise BudgetExceededError(str(request.source_agent), spent_usd=spent, budget_usd=budget)
         if reply[0] == b"full":
             raise QueueFullError(
-                f"the {info.provider} queue is full ({int(reply[1])} requests waiting); retry later",
-                provider=info.provider.value,
+                f"the {info.queue} queue is full ({int(reply[1])} requests waiting); retry later",
+                provider=info.queue,
                 depth=int(reply[1]),
                 retry_after=1.0,
             )

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
+from pydantic import Field as PydanticField
 
 from schemas.errors import UnknownModelError
 from schemas.settings import FleetSettings
@@ -28,6 +29,7 @@ __all__ = [
     "Capabilities",
     "Catalog",
     "CatalogError",
+    "Endpoint",
     "Lifecycle",
     "ModelInfo",
     "Price",
@@ -78,6 +80,19 @@ class Lifecycle(BaseModel):
     replacement: str | None = None
 
 
+class Endpoint(BaseModel):
+    """A self-hosted, OpenAI-compatible server (vLLM, Ollama, llama.cpp's server): its requests get a queue of
+    their own, named `name`, served by `llm-fleet worker --endpoint NAME`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = PydanticField(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    base_url: str
+    """With the API's version, as OpenAI's is given (`http://host:8000/v1`)."""
+    key_env: str | None = None
+    """The variable holding its key (None: it takes any, as most self-hosted servers do)."""
+
+
 class ModelInfo(BaseModel):
     """One model. `id` is what is sent upstream; `aliases` are the short names callers may use."""
 
@@ -95,6 +110,13 @@ class ModelInfo(BaseModel):
     lifecycle: Lifecycle = Lifecycle()
     source: tuple[str, ...] = ()
     """Where the figures come from: ids of the catalog file's `sources`."""
+    endpoint: Endpoint | None = None
+    """Served by a self-hosted endpoint (`provider` openai: its API is OpenAI's), not the provider's own API."""
+
+    @property
+    def queue(self) -> str:
+        """The queue its requests wait on: its provider's, or its endpoint's."""
+        return self.endpoint.name if self.endpoint is not None else self.provider.value
 
     @property
     def status(self) -> str:

@@ -1,32 +1,51 @@
-"""`llm-fleet worker --provider openai|anthropic|gemini`."""
+"""`llm-fleet worker --provider openai|anthropic|gemini`, or `--endpoint NAME` for a self-hosted one."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
-from schemas.catalog import Provider
+from schemas.catalog import Provider, catalog
 from workers.settings import WorkerSettings
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="llm-fleet worker", description="Run a worker for one provider's queue.")
-    parser.add_argument("--provider", required=True, choices=[p.value for p in Provider])
+    serves = parser.add_mutually_exclusive_group(required=True)
+    serves.add_argument("--provider", choices=[p.value for p in Provider])
+    serves.add_argument("--endpoint", help="a self-hosted, OpenAI-compatible endpoint the catalog names")
     parser.add_argument("--concurrency", type=int, help="requests run at once (LLM_WORKER_CONCURRENCY)")
     args = parser.parse_args(argv)
-    provider = Provider(args.provider)
     try:
         chosen = {} if args.concurrency is None else {"LLM_WORKER_CONCURRENCY": args.concurrency}
         settings = WorkerSettings(**chosen)  # validated as the variable would be
+        provider, queue = Provider.OPENAI, args.endpoint
+        if args.endpoint:
+            settings = _for_endpoint(settings, args.endpoint)
+        else:
+            provider = Provider(args.provider)
         settings.api_key(provider)
     except (ValueError, ValidationError) as exc:
         sys.stderr.write(f"llm-fleet worker: {_first_line(exc)}\n")
         return 1
     from workers.runtime import run_worker  # imports arq and this provider's SDK only now
 
-    return run_worker(provider, settings)
+    return run_worker(provider, settings, queue)
+
+
+def _for_endpoint(settings: WorkerSettings, name: str) -> WorkerSettings:
+    """Settings for a worker of a self-hosted endpoint: the OpenAI adapter, pointed at it with its key."""
+    endpoint = next((m.endpoint for m in catalog().models if m.endpoint and m.endpoint.name == name), None)
+    if endpoint is None:
+        raise ValueError(f"no model in the catalog is served by an endpoint named {name!r} (LLM_CATALOG_FILE)")
+    key = os.environ.get(endpoint.key_env, "") if endpoint.key_env else "self-hosted"  # most take any key
+    if not key:
+        raise ValueError(f"{endpoint.key_env} is not set: the {name} endpoint's worker needs it to start")
+    update = {"openai_api_key": SecretStr(key), "openai_base_url": endpoint.base_url}
+    return settings.model_copy(update=update)
 
 
 def _first_line(exc: Exception) -> str:

@@ -17,7 +17,7 @@ import structlog
 
 from jobstore import Circuit, Element, Started, Verdict, WorkerQueue
 from jobstore.policy import PolicyStore
-from schemas.catalog import ModelInfo, Provider, resolve_model
+from schemas.catalog import ModelInfo, resolve_model
 from schemas.codec import decode_request
 from schemas.errors import (
     BudgetExceededError,
@@ -68,7 +68,7 @@ class Executor:
         self.governance = Enforcer(policy)
         self.adapter = adapter
         self.settings = settings
-        self.provider = Provider(queue.provider)
+        self.provider = adapter.provider  # the API it speaks; `queue.provider` names the queue it serves
         self.relay = EventRelay(queue, coalesce=settings.stream_coalesce)
         self._running: dict[str, asyncio.Task[None]] = {}
         self._cancelled: set[str] = set()
@@ -128,8 +128,8 @@ class Executor:
         try:
             request = decode_request(job.claimed.body)  # read by the script that started it
             model = self._model(request, job.route)
-            if model.provider is not self.provider:
-                raise InvalidRequestError(f"model {model.id!r} is served by {model.provider}, not {self.provider}")
+            if model.queue != self.queue.provider:
+                raise InvalidRequestError(f"model {model.id!r} is served by {model.queue}, not {self.queue.provider}")
         except LLMError as exc:  # a malformed job, or one for another provider: it fails alone, typed
             if job.kind is not Verdict.ENDED:
                 await self._end(job, None, exc, t0, None, health=Circuit.NONE, called=False)
@@ -297,13 +297,13 @@ class Executor:
         if found is None:
             return False
         route, model = found
-        await self.queue.reroute(job.claimed, route, model.provider.value, model.id, health=health, uncount=uncount)
+        await self.queue.reroute(job.claimed, route, model.queue, model.id, health=health, uncount=uncount)
         log.info(
             "request_fallback",
             request_id=job.claimed.request_id,
             trace_id=request.trace_id,
             to_model=model.id,
-            to_provider=model.provider.value,
+            to_provider=model.queue,
             error=why,
         )
         return True

@@ -57,10 +57,12 @@ _GC_THRESHOLDS = (200, 10, 1000)
 class FleetWorker(Worker):
     """arq's Worker with our queue: `_poll_iteration` blocks on the provider's queue instead of polling."""
 
-    def __init__(self, provider: Provider, settings: WorkerSettings) -> None:
+    def __init__(self, provider: Provider, settings: WorkerSettings, queue: str | None = None) -> None:
+        """`queue`: the queue it serves, its provider's by default (a self-hosted endpoint's: its name)."""
         self.provider = provider
+        queue = queue or provider.value
         self.settings = settings
-        self.worker_id = f"{provider.value}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.worker_id = f"{queue}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         keys = Keys(settings.key_prefix)
         self.redis = connect(settings.redis_url)
         limits = Limits(
@@ -76,7 +78,7 @@ class FleetWorker(Worker):
         self.queue = WorkerQueue(
             self.redis,
             keys,
-            provider.value,
+            queue,
             self.worker_id,
             result_ttl_s=settings.result_ttl_s,
             stream_ttl_s=settings.stream_ttl_s,
@@ -114,7 +116,7 @@ class FleetWorker(Worker):
         await self.queue.size_slots()
         await self._beat()
         control = self.redis.pubsub()
-        await control.subscribe(self.queue.keys.control(self.provider.value), self.queue.keys.policy_changed())
+        await control.subscribe(self.queue.keys.control(self.queue.provider), self.queue.keys.policy_changed())
         await self.policy.load()  # after subscribing: a change made meanwhile is heard
         # its confirmation, or its refusal raised (an ACL without our channels): a worker that could neither
         # hear cancels nor publish results must not start
@@ -351,14 +353,14 @@ class FleetWorker(Worker):
             await super().record_health()
 
 
-def run_worker(provider: Provider, settings: WorkerSettings) -> int:
+def run_worker(provider: Provider, settings: WorkerSettings, queue: str | None = None) -> int:
     """Run a worker until SIGTERM / SIGINT, on the event loop its settings name; its exit status."""
     if settings.event_loop == "uvloop":
         import uvloop
 
         asyncio.set_event_loop(uvloop.new_event_loop())  # arq's Worker runs on the current loop
     try:
-        FleetWorker(provider, settings).run()
+        FleetWorker(provider, settings, queue).run()
     except REFUSED as exc:  # our credentials: no wait mends that, and a traceback would not say more
         log.error("redis_refused", error=str(exc), advice="check the user and password in REDIS_URL")
         return 1

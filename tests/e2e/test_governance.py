@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from jobstore import Keys
+from launcher.processes import Process, start_emulator, worker_env
 from producer import LLMClient
 from schemas.catalog import Provider, catalog
 from schemas.errors import BudgetExceededError, InvalidRequestError, ModelNotAllowedError, ProviderUnavailableError
@@ -25,6 +27,7 @@ from schemas.response import LLMResponse
 from schemas.settings import FleetSettings
 from tests.e2e.conftest import Fleet, request
 from tests.e2e.emulator_api import requests_for
+from tests.servers import RedisServer
 
 pytestmark = pytest.mark.e2e
 
@@ -83,7 +86,7 @@ async def test_a_policy_change_reaches_a_running_producer_and_worker_within_a_se
 
 
 async def test_a_job_queued_before_a_deny_is_refused_without_a_provider_call(
-    fleet: Fleet, emulator_url: str, redis_server: object
+    fleet: Fleet, emulator_url: str, redis_server: RedisServer
 ) -> None:
     settings = FleetSettings(REDIS_URL=redis_server.url, LLM_KEY_PREFIX=f"g{uuid.uuid4().hex[:8]}")
     async with LLMClient(settings=settings) as client:
@@ -123,7 +126,7 @@ async def test_a_fallback_never_goes_to_a_model_the_policy_refuses(fleet: Fleet,
     assert {c["provider"] for c in calls} == {"openai", "gemini"}  # the emulator never saw an anthropic call
 
 
-async def test_the_starting_policy_comes_from_allowed_models(redis_server: object) -> None:
+async def test_the_starting_policy_comes_from_allowed_models(redis_server: RedisServer) -> None:
     settings = FleetSettings(
         REDIS_URL=redis_server.url, LLM_KEY_PREFIX=f"a{uuid.uuid4().hex[:8]}", ALLOWED_MODELS="claude-*"
     )
@@ -219,3 +222,55 @@ async def test_a_daily_budget_holds_fleet_wide_overshooting_by_at_most_the_reque
     assert spent == pytest.approx(len(served) * cost)
     assert 0 <= overshoot <= 2 * in_flight * cost + 1e-12  # at most the requests in flight at the crossing
     assert refused[0].details["source_agent"] == "racer" and refused[0].details["budget_usd"] == pytest.approx(budget)
+
+
+async def test_a_self_hosted_endpoint_is_served_by_a_worker_of_its_own(
+    redis_server: RedisServer, emulator_url: str, tmp_path: Path
+) -> None:
+    """A catalog entry naming an OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp's server): its requests wait
+    on a queue of their own, which `llm-fleet worker --endpoint NAME` serves. A second emulator's OpenAI face, on
+    another port, stands in for the endpoint."""
+    local, local_url = await start_emulator()
+    catalog_file = tmp_path / "catalog.json"
+    entry = {
+        "id": "llama-3.3-70b",
+        "provider": "openai",
+        "aliases": ["llama"],
+        "tier": "balanced",
+        "price": {"input": 0.0, "output": 0.0},
+        "endpoint": {"name": "local-vllm", "base_url": f"{local_url}/v1", "key_env": "LOCAL_VLLM_KEY"},
+    }
+    catalog_file.write_text(json.dumps({"models": [entry]}))
+    prefix = f"e{uuid.uuid4().hex[:8]}"
+    shared = {"LLM_KEY_PREFIX": prefix, "LLM_CATALOG_FILE": str(catalog_file)}
+    env = {**worker_env(redis_server.url, emulator_url, **shared), "LOCAL_VLLM_KEY": "a-local-key"}
+    worker = await Process.start(
+        ["worker", "--endpoint", "local-vllm"], name="endpoint worker", ready_event="worker_ready", env=env
+    )
+    try:
+        assert worker.ready_info["queue"] == f"{prefix}:queue:local-vllm"
+        caller = {**os.environ, "REDIS_URL": redis_server.url, **shared}
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "llm_fleet", "complete", "--model", "llama", "--json", "hello there"],
+            env=caller,
+            capture_output=True,
+            text=True,
+        )
+        answer = json.loads(done.stdout)
+        assert answer["model"] == "llama-3.3-70b" and answer["cost_usd"] == 0.0, done.stderr
+        assert len(await requests_for(local_url, answer["trace_id"])) == 1  # the endpoint answered
+        assert await requests_for(emulator_url, answer["trace_id"]) == []  # not OpenAI's own API
+    finally:
+        await worker.stop()
+        await local.stop()
+    unknown = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "llm_fleet", "worker", "--endpoint", "nowhere"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert (
+        unknown.returncode == 1 and "no model in the catalog is served by an endpoint named 'nowhere'" in unknown.stderr
+    )
