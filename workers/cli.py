@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
@@ -18,9 +19,12 @@ def main(argv: list[str]) -> int:
     serves.add_argument("--provider", choices=[p.value for p in Provider])
     serves.add_argument("--endpoint", help="a self-hosted, OpenAI-compatible endpoint the catalog names")
     parser.add_argument("--concurrency", type=int, help="requests run at once (LLM_WORKER_CONCURRENCY)")
+    parser.add_argument("--metrics-port", type=int, help="serve /metrics for Prometheus here (LLM_METRICS_PORT)")
     args = parser.parse_args(argv)
     try:
-        chosen = {} if args.concurrency is None else {"LLM_WORKER_CONCURRENCY": args.concurrency}
+        chosen: dict[str, Any] = {} if args.concurrency is None else {"LLM_WORKER_CONCURRENCY": args.concurrency}
+        if args.metrics_port is not None:
+            chosen["LLM_METRICS_PORT"] = args.metrics_port
         settings = WorkerSettings(**chosen)  # validated as the variable would be
         provider, queue = Provider.OPENAI, args.endpoint
         if args.endpoint:

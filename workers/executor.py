@@ -17,7 +17,7 @@ import structlog
 
 from jobstore import Circuit, Element, Started, Verdict, WorkerQueue
 from jobstore.policy import PolicyStore
-from schemas.catalog import ModelInfo, resolve_model
+from schemas.catalog import ModelInfo
 from schemas.codec import decode_request
 from schemas.errors import (
     BudgetExceededError,
@@ -36,7 +36,8 @@ from schemas.errors import (
 from schemas.request import LLMRequest, deprecation, validate_for_model
 from schemas.response import LLMResponse
 from workers.governance import Enforcer
-from workers.outcomes import log_outcome, stored_forms
+from workers.metrics import Metrics
+from workers.outcomes import log_outcome, route_model, stored_forms
 from workers.providers.base import Adapter
 from workers.settings import WorkerSettings
 from workers.streams import EventPublisher, EventRelay, relay
@@ -66,6 +67,7 @@ class Executor:
     def __init__(self, queue: WorkerQueue, adapter: Adapter, settings: WorkerSettings, policy: PolicyStore) -> None:
         self.queue = queue
         self.governance = Enforcer(policy)
+        self.metrics = Metrics(queue.provider)
         self.adapter = adapter
         self.settings = settings
         self.provider = adapter.provider  # the API it speaks; `queue.provider` names the queue it serves
@@ -112,9 +114,11 @@ class Executor:
     async def run(self, claimed: Element, job: Started | None, *, again: bool = False) -> None:
         """Run a claimed job: started by its claim (`job`), or adopted from our claimed list (None: it is
         started here; `again`: see `WorkerQueue.start`)."""
+        self.metrics.active.inc()
         try:
             await self._run(claimed, job, again)
         finally:
+            self.metrics.active.dec()
             self._running.pop(claimed.request_id, None)
             self._cancelled.discard(claimed.request_id)
 
@@ -148,6 +152,7 @@ class Executor:
             await self._denied(job, request, t0, model.id, called=False)
             return
         if job.rerun:
+            self.metrics.rerun(model.id)
             log.warning(
                 "request_rerun",
                 request_id=job.claimed.request_id,
@@ -277,6 +282,7 @@ class Executor:
                 if isinstance(error, ProviderTimeoutError):  # we closed that call
                     await asyncio.sleep(_CLOSED_CALL_LINGER_S)
                 await self.queue.defer(job.claimed, run_at, health=health, cooldown_s=cooldown, retried=not waiting)
+                self.metrics.retried(self._model(request, job.route).id)
                 self._schedule(run_at)
                 log.info(
                     "request_retry_later",
@@ -297,6 +303,7 @@ class Executor:
         if found is None:
             return False
         route, model = found
+        self.metrics.fell_back(model.id)
         await self.queue.reroute(job.claimed, route, model.queue, model.id, health=health, uncount=uncount)
         log.info(
             "request_fallback",
@@ -355,7 +362,7 @@ class Executor:
         if publisher is not None:
             await publisher.close()
         try:
-            encoded, terminal = stored_forms(outcome, publisher, _priced(request, job.route))
+            encoded, terminal = stored_forms(outcome, publisher, priced := route_model(request, job.route))
         except Exception as exc:  # whatever it is, the request must end
             log.exception("outcome_unwritable", request_id=request_id)
             outcome = MalformedResponseError(
@@ -381,17 +388,8 @@ class Executor:
             cost_usd=cost,
         )
         log_outcome(self.provider, request_id, request, outcome, t0, stored)
+        self.metrics.ended(priced.id if priced else "unknown", outcome, time.perf_counter() - t0, agent, dead)
 
 
 def _cancel_error(request_id: str) -> RequestCancelledError:
     return RequestCancelledError(f"request {request_id!r} was cancelled", request_id=request_id)
-
-
-def _priced(request: LLMRequest | None, route: int) -> ModelInfo | None:
-    """The catalog entry of the model a request's route names, to price what it used (None: none to price)."""
-    if request is None or not 0 <= route < len(request.routes):
-        return None
-    try:
-        return resolve_model(request.routes[route])
-    except LLMError:
-        return None

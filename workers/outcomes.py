@@ -6,7 +6,7 @@ import time
 
 import structlog
 
-from schemas.catalog import ModelInfo, Provider
+from schemas.catalog import ModelInfo, Provider, resolve_model
 from schemas.codec import encode_error, encode_response
 from schemas.errors import LLMError, RequestCancelledError
 from schemas.events import CancelledEvent, DoneEvent, ErrorEvent
@@ -14,7 +14,7 @@ from schemas.request import LLMRequest
 from schemas.response import LLMResponse, Usage
 from workers.streams import EventPublisher
 
-__all__ = ["log_outcome", "stored_forms"]
+__all__ = ["log_outcome", "route_model", "stored_forms"]
 
 log = structlog.get_logger("llm_fleet.worker")
 
@@ -70,3 +70,13 @@ def log_outcome(
             completion_tokens=outcome.usage.completion_tokens,
         )
     log.info("request_done", **fields)
+
+
+def route_model(request: LLMRequest | None, route: int) -> ModelInfo | None:
+    """The catalog entry of the model a request's route names, to price what it used (None: none to price)."""
+    if request is None or not 0 <= route < len(request.routes):
+        return None
+    try:
+        return resolve_model(request.routes[route])
+    except LLMError:
+        return None

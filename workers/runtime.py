@@ -32,6 +32,7 @@ from schemas.errors import LLMError
 from schemas.policy import Policy
 from workers import control as control_channel
 from workers.executor import Executor
+from workers.metrics import Metrics
 from workers.providers import build_adapter
 from workers.settings import WorkerSettings
 
@@ -133,12 +134,14 @@ class FleetWorker(Worker):
         ]
         gc.freeze()  # what startup made (modules, the SDK's client, settings) lives as long as we do: never walked again
         gc.set_threshold(*_GC_THRESHOLDS)
+        metrics = None if self.settings.metrics_port is None else Metrics.serve(self.settings.metrics_port)
         log.info(
             "worker_ready",
             worker_id=self.worker_id,
             provider=self.provider.value,
             queue=self.queue.queue_key,
             concurrency=self.settings.concurrency,
+            metrics=None if metrics is None else f"http://0.0.0.0:{metrics}/metrics",
             event_loop=type(asyncio.get_running_loop()).__module__.partition(".")[0],
         )
 

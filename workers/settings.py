@@ -29,6 +29,8 @@ class WorkerSettings(FleetSettings):
     anthropic_max_tokens: int = Field(4096, alias="LLM_ANTHROPIC_MAX_TOKENS", gt=0)
     """max_tokens sent to Anthropic (which requires it) when a request gives none."""
     provider_timeout_s: float = Field(600.0, alias="LLM_PROVIDER_TIMEOUT", gt=0)
+    metrics_port: int | None = Field(None, alias="LLM_METRICS_PORT", ge=0, le=65535)
+    """Where the worker serves `/metrics` for Prometheus (0: a free port; unset: not served)."""
     shutdown_grace_s: int = Field(30, alias="LLM_SHUTDOWN_GRACE", ge=0)
 
     max_retries: int = Field(3, alias="LLM_MAX_RETRIES", ge=0)
