@@ -28,13 +28,12 @@ A job's states (`State`, the hash's `state` field) and the script behind each mo
 from jobstore.intake import Intake
 from jobstore.keys import BUCKET_S, Element, Field, Keys, State
 from jobstore.lane import AWAY, REFUSED, Lane, connect
-from jobstore.outage import OUTAGE_S, access_denied, ride_out, riding_out
+from jobstore.outage import access_denied, ride_out, riding_out
 from jobstore.queue import Circuit, Limits, Started, Verdict, WorkerQueue
 
 __all__ = [
     "AWAY",
     "BUCKET_S",
-    "OUTAGE_S",
     "REFUSED",
     "Circuit",
     "Element",

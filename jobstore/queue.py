@@ -77,6 +77,9 @@ class Started:
     rerun: bool = False
     wait_s: float = 0.0
     reason: str = ""
+    spent_usd: float = 0.0
+    budget_usd: float = 0.0
+    """OVER_BUDGET: what its source_agent spent today, and its budget."""
 
     @property
     def route(self) -> int:
@@ -394,6 +397,8 @@ _VERDICTS = {v.value.encode(): v for v in Verdict}  # as the scripts answer them
 
 def _verdict(claimed: Element, reply: list[Any]) -> Started:
     job = Started(_VERDICTS[reply[0]], claimed, int(reply[1]), int(reply[2]), bool(reply[3]))
-    if job.kind is Verdict.WAIT or job.kind is Verdict.OVER_BUDGET:  # reason: why it waits, or "spent budget"
+    if job.kind is Verdict.WAIT:
         return replace(job, wait_s=int(reply[4]) / 1000, reason=reply[5].decode())
+    if job.kind is Verdict.OVER_BUDGET:
+        return replace(job, spent_usd=float(reply[4]), budget_usd=float(reply[5]))
     return job

@@ -119,24 +119,19 @@ def _picker(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], list[Any]]:
     script whose only name takes the rest gets that list itself (a stream's events: no copy per token)."""
     fixed = [n for n in names if not n.endswith("...")]
     rest = names[-1][:-3] if len(fixed) < len(names) else None
-    count = len(names)
-    if rest is not None and not fixed:
-        only: str = rest
-        return lambda values: values[only] if len(values) == count else _wrong()
-    get = operator.itemgetter(*fixed)
+    get = operator.itemgetter(*fixed) if fixed else None
 
     def pick(values: Mapping[str, Any]) -> list[Any]:
-        if len(values) != count:
+        if len(values) != len(names):
             raise KeyError
+        if get is None:  # no fixed name: `rest` is the only one, its list passed as it is
+            only: list[Any] = values[str(rest)]
+            return only
         got = get(values)
         ordered = list(got) if len(fixed) != 1 else [got]
         return ordered + list(values[rest]) if rest is not None else ordered
 
     return pick
-
-
-def _wrong() -> list[Any]:
-    raise KeyError
 
 
 @functools.cache

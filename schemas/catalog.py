@@ -188,9 +188,9 @@ class Catalog:
                 entries[entry["id"]] = _merged(entries.get(entry["id"], {}), entry)
         try:
             return cls(ModelInfo.model_validate(e) for e in entries.values())
-        except ValueError as exc:
-            if isinstance(exc, CatalogError):
-                raise
+        except CatalogError:
+            raise
+        except ValueError as exc:  # an entry pydantic refuses
             raise CatalogError(f"invalid catalog entry: {exc}") from None
 
 

@@ -226,8 +226,8 @@ class Executor:
             await self._denied(job, request, t0, self._model(request, job.route).id, called=True)
             return
         if job.kind is Verdict.OVER_BUDGET:
-            spent, budget = (float(x) for x in job.reason.split())
-            error = BudgetExceededError(str(request.source_agent), spent_usd=spent, budget_usd=budget)
+            agent = str(request.source_agent)
+            error = BudgetExceededError(agent, spent_usd=job.spent_usd, budget_usd=job.budget_usd)
         elif job.kind is Verdict.CANCELLED:
             error = _cancel_error(request_id)
         elif job.kind is Verdict.EXPIRED:

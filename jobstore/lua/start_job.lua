@@ -38,7 +38,7 @@ local function start(element)
     return {'denied', 0, retries, 0}, job[7] or ''
   end
   local over = over_budget(job[10])
-  if over then return {'over_budget', 0, retries, 0, 0, over[1] .. ' ' .. over[2]}, job[7] or '' end
+  if over then return {'over_budget', 0, retries, 0, over[1], over[2]}, job[7] or '' end
   local function wait(ms, reason) return {'wait', 0, retries, 0, ms, reason}, job[7] or '' end
   if redis.call('EXISTS', key_cooldown, key_circuit) > 0 then
     local ms = redis.call('PTTL', key_cooldown)

@@ -19,7 +19,10 @@ async def test_cancels_are_heard_and_a_silent_channel_is_renewed(redis_server: R
         assert await control.get_message(timeout=5) is not None  # the first confirmation, as at startup
         cancels: asyncio.Queue[str] = asyncio.Queue()
         renewed = asyncio.Event()
-        changed = _Heard()
+        changed = asyncio.Event()
+
+        async def policy_changed() -> None:
+            changed.set()
 
         async def resubscribed() -> None:
             renewed.set()
@@ -30,7 +33,7 @@ async def test_cancels_are_heard_and_a_silent_channel_is_renewed(redis_server: R
                 quiet_s=0.3,
                 cancel=cancels.put_nowait,
                 resubscribed=resubscribed,
-                policy_changed=changed.set_and_wait,
+                policy_changed=policy_changed,
             )
         )
         try:
@@ -43,17 +46,9 @@ async def test_cancels_are_heard_and_a_silent_channel_is_renewed(redis_server: R
             await publisher.publish("control", "cancel b")
             assert await asyncio.wait_for(cancels.get(), 5) == "b"
             await publisher.publish("control", "policy 7")  # the allowed-models policy changed
-            await asyncio.wait_for(changed.event.wait(), 5)
+            await asyncio.wait_for(changed.wait(), 5)
         finally:
             following.cancel()
             await control.aclose()
             await through_proxy.aclose()
             await publisher.aclose()
-
-
-class _Heard:
-    def __init__(self) -> None:
-        self.event = asyncio.Event()
-
-    async def set_and_wait(self) -> None:
-        self.event.set()
