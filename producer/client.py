@@ -67,11 +67,17 @@ class LLMClient:
         self._hub: ChannelHub | None = None
         self._waiters: dict[str, set[asyncio.Future[Outcome]]] = {}
         self._governance: Governance | None = None
-        self.policy: PolicyStore | None = None
-        self.budgets: Budgets | None = None
-        """The daily budgets per source_agent (`budgets.set`, `budgets.show`)."""
-        """The allowed-models policy this client follows (`policy.current`), and changes (`policy.change`)."""
         self._submitting: collections.Counter[str] = collections.Counter()  # submits under way, by request_id
+
+    @property
+    def policy(self) -> PolicyStore | None:
+        """The allowed-models policy this client follows (`policy.current`), and changes (`policy.change`)."""
+        return None if self._governance is None else self._governance.store
+
+    @property
+    def budgets(self) -> Budgets | None:
+        """The daily budgets per source_agent (`budgets.set`, `budgets.show`)."""
+        return None if self._governance is None else self._governance.budgets
 
     async def __aenter__(self) -> Self:
         await self.connect()
@@ -98,14 +104,13 @@ class LLMClient:
             await redis.aclose()
             raise
         self._redis, self._scripts, self._hub, self._governance = redis, Intake(redis, self.keys), hub, governance
-        self.policy, self.budgets = governance.store, governance.budgets
 
     async def aclose(self) -> None:
         if self._hub is not None:
             await self._hub.close()
         if self._redis is not None:
             await self._redis.aclose()
-        self._redis = self._scripts = self._hub = None
+        self._redis = self._scripts = self._hub = self._governance = None
 
     # -- requests and results -------------------------------------------------------------------
 
