@@ -3,7 +3,7 @@ drained by 1, 2 and 4 worker processes per provider. Per worker count: the throu
 the workers and Redis, Redis's share of a core, and how busy the machine was (ours, the emulator's, the
 caller's and everything else's), so the table shows where the curve bends and whether CPU or Redis bends it.
 
-    python -m bench scaling [--requests 2000] [--workers 1,2,4] [--latency-ms 0] [--worker-concurrency N]
+    python -m bench scaling [--requests 2000] [--workers 1,2,4] [--latency-ms 0] [--worker-concurrency 1000]
                             [--providers openai,anthropic,gemini] [--rounds 1]
 
 The queues are set aside (RENAME) while the workers start and handed back in one MULTI once every worker is
@@ -51,7 +51,7 @@ class Drain:
     caller_cpu: float
     machine_cpu: float
 
-    def row(self, base: float) -> str:
+    def row(self, base: float, bound: float) -> str:
         def core(seconds: float) -> str:
             return f"{100 * seconds / self.wall:.0f}"
 
@@ -59,7 +59,8 @@ class Drain:
         fleet_cpu = self.worker_cpu + self.redis_cpu
         others = self.machine_cpu - fleet_cpu - self.emulator_cpu - self.caller_cpu
         return (
-            f"| {self.workers} | {rate:,.0f} | {rate / base:.2f}× | {1000 * fleet_cpu / self.requests:.2f} "
+            f"| {self.workers} | {rate:,.0f} | {rate / base:.2f}× | {f'{bound * self.workers:,.0f}' if bound else '–'} "
+            f"| {1000 * fleet_cpu / self.requests:.2f} "
             f"| {1000 * self.redis_cpu / self.requests:.3f} | {core(self.worker_cpu)} | {core(self.redis_cpu)} "
             f"| {core(self.emulator_cpu)} / {core(self.caller_cpu)} / {core(max(others, 0.0))} "
             f"| {core(self.machine_cpu)} | {self.failed} |\n"
@@ -90,8 +91,8 @@ async def _drain(
         await asyncio.sleep(0.05)
     for q in queues:
         await redis.rename(q, f"{q}:aside")
-    extra = {"LLM_WORKER_CONCURRENCY": str(args.worker_concurrency)} if args.worker_concurrency else {}
-    await asyncio.gather(*(f.add_workers(p, n, **extra) for p in providers))
+    concurrency = str(args.worker_concurrency)
+    await asyncio.gather(*(f.add_workers(p, n, LLM_WORKER_CONCURRENCY=concurrency) for p in providers))
     workers, others = f.pids(), [f.redis.proc.pid, f.emulator.proc.pid, os.getpid()]
     clock, machine = Clock([*workers, *others]), _machine_busy_s()
     async with redis.pipeline(transaction=True) as back:
@@ -120,18 +121,20 @@ async def run(args: argparse.Namespace) -> None:
     w = sys.stdout.write
     providers = [Provider(p) for p in args.providers.split(",")]
     counts = [int(n) for n in args.workers.split(",")]
-    concurrency = args.worker_concurrency or "the default"
     w(
         f"{len(providers)} provider(s) at once, {args.requests} requests each queued before any worker starts; "
-        f"emulator latency {args.latency_ms:g} ms; worker concurrency {concurrency}; "
+        f"emulator latency {args.latency_ms:g} ms; worker concurrency {args.worker_concurrency}; "
         f"{os.cpu_count()} CPUs (shared); {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n\n"
     )
     w(
-        "| workers per provider | requests/s | × 1 worker's | CPU ms/request, workers + Redis "
+        "| workers per provider | requests/s | × 1 worker's | requests/s the workers' concurrency allows "
+        "| CPU ms/request, workers + Redis "
         "| of which Redis | workers, % of a core (sum) | Redis, % of a core "
         "| emulator / caller / others, % of a core | machine busy (of 200 %) | failed |\n"
     )
-    w("|---|---|---|---|---|---|---|---|---|---|\n")
+    w("|---|---|---|---|---|---|---|---|---|---|---|\n")
+    # Little's law: a worker holds at most its concurrency in flight, each for one emulator latency
+    bound = len(providers) * args.worker_concurrency * 1000 / args.latency_ms if args.latency_ms else 0.0
     async with fleet("--latency-ms", str(args.latency_ms)) as f, LLMClient(settings=f.settings) as client:
         redis = Redis.from_url(f.redis.url)
         base = 0.0
@@ -139,7 +142,7 @@ async def run(args: argparse.Namespace) -> None:
             for n in counts:
                 drained = await _drain(f, redis, client, providers, n, args)
                 base = base or drained.requests / drained.wall
-                w(drained.row(base))
+                w(drained.row(base, bound))
                 sys.stdout.flush()
         await redis.aclose()
 
@@ -149,7 +152,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--requests", type=int, default=2000, help="queued per provider")
     parser.add_argument("--workers", default="1,2,4", help="worker processes per provider, a drain each")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="the emulator's delay before each answer")
-    parser.add_argument("--worker-concurrency", type=int, default=0, help="LLM_WORKER_CONCURRENCY (0: default)")
+    parser.add_argument("--worker-concurrency", type=int, default=1000, help="LLM_WORKER_CONCURRENCY (its default)")
     parser.add_argument("--providers", default=",".join(p.value for p in Provider))
     parser.add_argument("--rounds", type=int, default=1, help="times to go through the worker counts")
     asyncio.run(run(parser.parse_args(argv)))
