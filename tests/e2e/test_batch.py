@@ -180,15 +180,16 @@ async def test_bad_lines_and_failed_requests_each_get_one_error_line(
         _ask(f"{run} [[fault=malformed]]"),
         "",
         _ask(f"{run} waits for an Anthropic worker", model="claude-sonnet-5-5"),
+        json.dumps({"model": MODEL, "messages": [{"role": "user", "content": f"{run} [[tokens=3]]"}], "stream": True}),
     ]
     source = _input(tmp_path / "in.jsonl", lines)
     out = tmp_path / "out.jsonl"
     code, summary, stderr = await _batch(settings, source, out, LLM_REQUEST_TIMEOUT="1")
     assert code == 1, stderr
     by_line = {r["line"]: r for r in _results(out)}
-    assert sorted(by_line) == [1, 2, 3, 4, 5]  # line 6 is blank; line 7 has no result yet
-    assert "response" in by_line[1]
-    errors = {n: r["error"] for n, r in by_line.items() if n > 1}
+    assert sorted(by_line) == [1, 2, 3, 4, 5, 8]  # line 6 is blank; line 7 has no result yet
+    assert "response" in by_line[1] and by_line[8]["response"]["usage"]["completion_tokens"] == 3  # streamed
+    errors = {n: r["error"] for n, r in by_line.items() if 1 < n < 8}
     assert errors[2]["type"] == "InvalidRequestError" and errors[2]["message"].startswith("line 2: not JSON")
     assert (
         errors[3]["message"]
@@ -196,14 +197,14 @@ async def test_bad_lines_and_failed_requests_each_get_one_error_line(
     )
     assert errors[4]["type"] == "UnknownModelError"
     assert errors[5]["type"] == "MalformedResponseError"
-    assert "5 of 6 done" in summary and "1 ok, 4 failed" in summary
+    assert "6 of 7 done" in summary and "2 ok, 4 failed" in summary
     assert "1 without a result yet (ResultTimeoutError)" in summary
     assert await _calls(emulator_url, [by_line[1]["request_id"], by_line[5]["request_id"]]) == [1, 1]
 
     # a second run sends only the line without a result, and still says some failed
     code, summary, _ = await _batch(settings, source, out, LLM_REQUEST_TIMEOUT="1")
-    assert code == 1 and "0 of 1 done" in summary and "5 from an earlier run (4 failed)" in summary
-    assert len(_results(out)) == 5
+    assert code == 1 and "0 of 1 done" in summary and "6 from an earlier run (4 failed)" in summary
+    assert len(_results(out)) == 6
 
 
 async def test_files_it_cannot_use_are_refused_typed(fleet: Fleet, tmp_path: Path) -> None:
