@@ -110,9 +110,9 @@ def take_results(out: Path) -> dict[str, bool]:
             try:
                 entry = json.loads(raw)
                 request_id = entry["request_id"]
-            except (ValueError, TypeError, KeyError):
-                entry, request_id = None, None
-            if not isinstance(request_id, str) or not isinstance(entry, dict):
+            except (ValueError, TypeError, KeyError):  # not JSON, not an object, no request_id
+                request_id = None
+            if not isinstance(request_id, str):
                 raise LLMError(f"{out}: line {number} is not a result of llm-fleet batch; give another --out")
             results[request_id] = "response" in entry
             whole += len(raw)
