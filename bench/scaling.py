@@ -127,7 +127,7 @@ async def run(args: argparse.Namespace) -> None:
         f"{os.cpu_count()} CPUs (shared); {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n\n"
     )
     w(
-        "| workers per provider | requests/s | × 1 worker's | requests/s the workers' concurrency allows "
+        "| workers per provider | requests/s | × the round's first | requests/s the workers' concurrency allows "
         "| CPU ms/request, workers + Redis "
         "| of which Redis | workers, % of a core (sum) | Redis, % of a core "
         "| emulator / caller / others, % of a core | machine busy (of 200 %) | failed |\n"
@@ -137,8 +137,8 @@ async def run(args: argparse.Namespace) -> None:
     bound = len(providers) * args.worker_concurrency * 1000 / args.latency_ms if args.latency_ms else 0.0
     async with fleet("--latency-ms", str(args.latency_ms)) as f, LLMClient(settings=f.settings) as client:
         redis = Redis.from_url(f.redis.url)
-        base = 0.0
         for _ in range(args.rounds):
+            base = 0.0  # the round's first drain: its fewest workers
             for n in counts:
                 drained = await _drain(f, redis, client, providers, n, args)
                 base = base or drained.requests / drained.wall
