@@ -1,5 +1,5 @@
 """`llm-fleet batch` as a user runs it: a real process against real workers, Redis and the emulator; stopped
-with Ctrl-C or killed, then run again."""
+with Ctrl-C (also from a real terminal, tmux) or killed, then run again."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -61,7 +62,7 @@ async def _finish(proc: asyncio.subprocess.Process) -> tuple[int, str, str]:
 
 
 async def _batch(settings: FleetSettings, source: Path, out: Path, *more: str, **env: str) -> tuple[int, str, str]:
-    return await _finish(await _start(settings, source, out, *more, **env))
+    return await _finish(await _start(settings, source, out, *more, file_limit=0, **env))
 
 
 def _whole_lines(out: Path) -> int:
@@ -218,3 +219,52 @@ async def test_files_it_cannot_use_are_refused_typed(fleet: Fleet, tmp_path: Pat
     assert foreign.read_text() == "my notes\n"
     usage = await _batch(settings, source, tmp_path / "out.jsonl", "--concurrency", "0")
     assert usage[0] == 2 and "'0' is not a whole number of at least 1" in usage[2]
+
+
+def _tmux(socket: str, *args: str, check: bool = True) -> str:
+    """A tmux command on our own server (`socket`): its output (blocking, for the few ms it takes)."""
+    return subprocess.run(["tmux", "-L", socket, *args], check=check, capture_output=True, text=True).stdout
+
+
+def _bar_done(screen: str) -> int:
+    """How many requests the progress bar on the screen counts done (-1 with no bar)."""
+    cells = [cell for line in screen.splitlines() if line.startswith("batch ") for cell in line.split()]
+    return next((int(cell.split("/")[0]) for cell in cells if cell.endswith("/40")), -1)
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+async def test_in_a_terminal_the_bar_moves_in_place_and_ctrl_c_stops_the_run(fleet: Fleet, tmp_path: Path) -> None:
+    settings, _ = await fleet(Provider.OPENAI)
+    run = uuid.uuid4().hex[:8]
+    source = _input(tmp_path / "in.jsonl", [_ask(f"{run} {i} [[latency_ms=200]]") for i in range(40)])
+    out = tmp_path / "out.jsonl"
+    socket = f"llmbatch{uuid.uuid4().hex[:8]}"  # a tmux server of our own, with our environment
+    env = {"REDIS_URL": settings.redis_url, "LLM_KEY_PREFIX": settings.key_prefix}
+    env["PYTHONPATH"] = os.environ.get("PYTHONPATH", ".")
+    # pytest sets COLUMNS=80, which rich would take over the terminal's own width
+    command = ["env", "-u", "COLUMNS", "-u", "LINES", *(f"{k}={v}" for k, v in env.items())]
+    command += [sys.executable, "-m", "llm_fleet", "batch", str(source), "--out", str(out), "--concurrency", "2"]
+    shell = f"{subprocess.list2cmdline(command)}; echo exit=$?; sleep 60"  # the pane stays to be read
+    _tmux(socket, "new-session", "-d", "-x", "160", "-y", "20", "-s", "batch", shell)
+    try:
+
+        async def screen_until(seen: str, done: int = 0) -> str:
+            """The screen once it shows `seen`, and a bar of at least `done` done."""
+            async with asyncio.timeout(30):
+                while True:
+                    screen = _tmux(socket, "capture-pane", "-p", "-t", "batch")
+                    if seen in screen and _bar_done(screen) >= done:
+                        return screen
+                    await asyncio.sleep(0.1)
+
+        screen = await screen_until("/40 ", done=2)
+        bars = [line.split() for line in screen.splitlines() if line.startswith("batch ")]
+        assert len(bars) == 1 and _bar_done(screen) < 40  # redrawn in place, never a line per refresh
+        assert bars[0][-2:] == ["0", "errors"] and "ETA" in bars[0] and any(c.endswith("/s") for c in bars[0])
+        _tmux(socket, "send-keys", "-t", "batch", "C-c")
+        screen = await screen_until("exit=")
+        assert "exit=130" in screen and "interrupted with" in screen
+        assert sum(line.startswith("batch ") for line in screen.splitlines()) == 1
+        assert 0 < len(_results(out)) < 40
+    finally:
+        _tmux(socket, "kill-server", check=False)
