@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from schemas.catalog import Provider
@@ -113,9 +114,12 @@ async def test_ctrl_c_leaves_whole_lines_and_a_second_run_finishes_without_calli
     fleet: Fleet, emulator_url: str, tmp_path: Path
 ) -> None:
     settings, _ = await fleet(Provider.OPENAI)
+    async with aiohttp.ClientSession() as session:
+        await session.post(f"{emulator_url}/_emulator/reset")
     source, out, run, first = await _stopped_midway(settings, tmp_path, 40, signal.SIGINT)
     code, summary, stderr = await _finish(first)
     assert code == 130, stderr
+    assert (await stats(emulator_url))["max_open"]["openai"] == 4  # --concurrency 4: never more in flight
     assert "interrupted with" in summary and "run the same command again" in summary
     interrupted = _results(out)
     assert 4 <= len(interrupted) < 40 and all("response" in r for r in interrupted)
