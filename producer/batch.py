@@ -40,9 +40,9 @@ from schemas.request import LLMRequest, explain
 from schemas.response import LLMResponse
 from schemas.settings import FleetSettings
 
-__all__ = ["INTERRUPTED", "Line", "line_id", "read_lines", "run", "take_results"]
+__all__ = ["Line", "line_id", "read_lines", "run", "take_results"]
 
-INTERRUPTED = 130  # the exit code of a run stopped by Ctrl-C (128 + SIGINT)
+_INTERRUPTED = 130  # the exit code of a run stopped by Ctrl-C (128 + SIGINT)
 _UNFINISHED = (ResultTimeoutError, FleetUnavailableError)  # the wait failed, not the request: left for a rerun
 
 
@@ -139,7 +139,7 @@ class Tally:
     @property
     def exit_code(self) -> int:
         if self.interrupted:
-            return INTERRUPTED
+            return _INTERRUPTED
         return 1 if self.failed or self.earlier_failed or self.unfinished else 0
 
     def summary(self, out: Path) -> str:
@@ -192,10 +192,8 @@ class _Run:
         entry: dict[str, Any] = {"line": line.number, "request_id": line.request_id}
         if isinstance(outcome, LLMError):
             entry["error"] = outcome.to_dict()
-            self.tally.failed += 1
         else:
             entry["response"] = outcome.model_dump(mode="json")
-            self.tally.ok += 1
         data = (json.dumps(entry) + "\n").encode()
         try:
             written = self.sink.write(data)  # unbuffered: one write(2) per line
@@ -203,6 +201,9 @@ class _Run:
             raise LLMError(f"cannot write to {self.sink.name}: {exc.strerror}") from None
         if written != len(data):  # a torn line, cut by the next run; nothing more may follow it
             raise LLMError(f"cannot write to {self.sink.name}: a line was cut short (is the disk full?)")
+        failed = "error" in entry
+        self.tally.failed += failed
+        self.tally.ok += not failed
         self.progress.update(self.bar, advance=1, errors=self.tally.failed)
 
     def _unfinished(self, exc: LLMError) -> None:
