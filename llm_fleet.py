@@ -13,6 +13,7 @@ USAGE = """usage: llm-fleet COMMAND [ARGS]
 commands:
   complete   send one request through the fleet and print the answer (producer)
   stream     follow a streaming request's tokens by its request_id (producer)
+  batch      one request per line of IN.jsonl, results to OUT.jsonl; resumes (producer)
   models     list the model catalog (producer)
   health     each provider's circuit, cooldown, error rate, queue depth and workers
   dlq        requests that failed for good: list, show ID, retry ID
@@ -26,7 +27,7 @@ commands:
 `llm-fleet COMMAND --help` shows a command's options.
 """
 
-_PRODUCER = {"complete", "stream", "models", "health", "dlq", "policy", "select", "budget"}
+_PRODUCER = {"complete", "stream", "batch", "models", "health", "dlq", "policy", "select", "budget"}
 
 
 def configure_logging() -> None:

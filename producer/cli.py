@@ -1,4 +1,4 @@
-"""The caller's and the operator's commands: `complete`, `stream`, `models`, `health`, `dlq`."""
+"""The caller's and the operator's commands: `complete`, `stream`, `batch`, `models`, `health`, `dlq`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -14,7 +15,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from jobstore import Keys
-from producer import governance_commands
+from producer import batch, governance_commands
 from producer.admin import dead_letters, provider_health, retry_dead_letter, show_request
 from producer.client import LLMClient
 from schemas.catalog import CatalogError, ModelInfo, catalog
@@ -49,6 +50,10 @@ def main(argv: list[str]) -> int:
     stream = commands.add_parser("stream", help="follow a streaming request's tokens by its request_id")
     stream.add_argument("request_id")
     stream.add_argument("--timeout", type=float, help="seconds to wait for each event (LLM_REQUEST_TIMEOUT)")
+    runs = commands.add_parser("batch", help="one request per line of a JSONL file; results to OUT; resumes")
+    runs.add_argument("input", type=Path, metavar="IN.jsonl")
+    runs.add_argument("--out", type=Path, required=True, metavar="OUT.jsonl", help="results, one JSON object a line")
+    runs.add_argument("--concurrency", type=_at_least_one, default=16, help="requests in flight at most (16)")
     models = commands.add_parser("models", help="list the model catalog")
     models.add_argument("--json", action="store_true", help="one JSON object per model")
     commands.add_parser("health", help="each provider's circuit, cooldown, error rate, queue and workers")
@@ -67,7 +72,15 @@ def main(argv: list[str]) -> int:
         return _run(_admin(args), as_json=False)
     if args.command == "stream":
         return _run(_follow(args.request_id, args.timeout), as_json=False)
+    if args.command == "batch":
+        return _run(batch.run(args.input, args.out, args.concurrency), as_json=False)
     return _complete(args)
+
+
+def _at_least_one(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
 
 
 def _models(as_json: bool) -> int:
@@ -128,14 +141,14 @@ def _complete(args: argparse.Namespace) -> int:
     return _run(_call(request, args.timeout, as_json=args.json), as_json=args.json)
 
 
-def _run(call: Coroutine[Any, Any, None], *, as_json: bool) -> int:
+def _run(call: Coroutine[Any, Any, int | None], *, as_json: bool) -> int:
+    """Run a command's coroutine: its exit code (0 when it returns none), or 1 with its typed error."""
     try:
-        asyncio.run(call)
+        return asyncio.run(call) or 0
     except LLMError as exc:
         return _fail(exc, as_json)
     except (RedisError, OSError) as exc:
         return _fail(LLMError(f"cannot reach Redis: {exc}", retryable=True), as_json)
-    return 0
 
 
 async def _call(request: LLMRequest, timeout: float | None, *, as_json: bool) -> None:
