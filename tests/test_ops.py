@@ -1,18 +1,18 @@
 """The operations files (ops/Dockerfile, docker-compose.yml, .env.example) agree with the settings they configure.
 
-No YAML library is a dependency, so docker-compose.yml keeps to a subset read here: block mappings whose
-values are plain or quoted scalars or JSON-style `[...]` / `{...}` values.
+docker-compose.yml is read with PyYAML (its anchors and merge keys resolved, as Compose resolves them);
+tests/ops/test_manifests.py validates it against the Compose Specification's schema.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import TypeAdapter
 
 from schemas.settings import FleetSettings
@@ -31,38 +31,10 @@ KNOWN = set(ALIASES) | DISPATCHER_VARS
 INTERPOLATION = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
 
 
-def _scalar(text: str) -> Any:
-    if text[:1] in "[{":
-        return json.loads(text)
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
-        return text[1:-1]
-    return text
-
-
-def _compose_subset(text: str) -> dict[str, Any]:
-    root: dict[str, Any] = {}
-    stack: list[tuple[int, dict[str, Any]]] = [(-1, root)]
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = re.sub(r"\s+#\s.*$", "", raw).rstrip()
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        indent = len(line) - len(line.lstrip())
-        key, sep, value = line.strip().partition(":")
-        assert sep and not key.startswith("- "), f"docker-compose.yml:{number}: outside the subset: {raw!r}"
-        while stack[-1][0] >= indent:
-            stack.pop()
-        parent = stack[-1][1]
-        if value.strip():
-            parent[key] = _scalar(value.strip())
-        else:
-            parent[key] = {}
-            stack.append((indent, parent[key]))
-    return root
-
-
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
-    return _compose_subset((ROOT / "docker-compose.yml").read_text())
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return loaded
 
 
 def _env_example() -> dict[str, str]:
@@ -90,18 +62,25 @@ def test_settings_aliases_cover_both_sides() -> None:
 
 
 def test_compose_services(compose: dict[str, Any]) -> None:
-    assert set(compose["services"]) == {"redis", "emulator", *(f"worker-{p}" for p in PROVIDERS)}
+    workers = {f"worker-{p}" for p in PROVIDERS}
+    assert set(compose["services"]) == {"redis", "emulator", *workers, "exporter", "prometheus", "grafana"}
     emulator = compose["services"]["emulator"]
     assert emulator["command"] == ["llm-fleet", "emulator", "--host", "0.0.0.0", "--port", "8400"]
     assert emulator["build"]["dockerfile"] == "ops/Dockerfile"
+    # Only the services that run our image's code share it, and only the emulator builds it.
+    ours = {name for name, s in compose["services"].items() if s.get("image") == emulator["image"]}
+    assert ours == {"emulator", "exporter", *workers}
 
 
-def test_redis_is_7_0_with_aof_on_a_volume(compose: dict[str, Any]) -> None:
+def test_redis_is_7_0_with_aof_on_a_volume_and_no_eviction(compose: dict[str, Any]) -> None:
     redis = compose["services"]["redis"]
     assert redis["image"] == "redis:7.0"
     command = " ".join(redis["command"])
     assert "--appendonly yes" in command
     assert "--appendfsync everysec" in command
+    # A full Redis refuses writes (the LLMRedisMemoryNearMax alert warns first) rather than drop queued jobs.
+    assert "--maxmemory-policy noeviction" in command
+    assert re.search(r"--maxmemory \d+[kmg]b\b", command)
     volume = redis["volumes"][0].split(":")[0]
     assert volume in compose["volumes"]
     assert "redis-cli ping" in " ".join(redis["healthcheck"]["test"])
@@ -131,6 +110,48 @@ def test_worker_service(compose: dict[str, Any], provider: str) -> None:
         str(ALIASES["LLM_SHUTDOWN_GRACE"].default),
     )
     assert _seconds(service["stop_grace_period"]) > ALIASES["LLM_SHUTDOWN_GRACE"].default
+    # Scalable with `--scale`: no fixed name or host port; /metrics on a fixed container port, for Prometheus.
+    assert "container_name" not in service
+    assert "ports" not in service
+    assert service["expose"] == [env["LLM_METRICS_PORT"]]
+
+
+def test_exporter_service(compose: dict[str, Any]) -> None:
+    exporter = compose["services"]["exporter"]
+    command = exporter["command"]
+    assert command[:2] == ["llm-fleet", "exporter"]
+    assert exporter["expose"] == [command[command.index("--port") + 1]]
+    assert set(exporter["environment"]) == {"REDIS_URL"}  # no provider key
+    assert exporter["depends_on"]["redis"] == {"condition": "service_healthy"}
+
+
+def test_prometheus_scrapes_every_worker_service_and_the_exporter(compose: dict[str, Any]) -> None:
+    config = yaml.safe_load((ROOT / "ops" / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    (workers,) = jobs["llm-fleet-workers"]["dns_sd_configs"]  # every replica: one DNS answer each
+    assert set(workers["names"]) == {f"worker-{p}" for p in PROVIDERS}
+    for name in workers["names"]:
+        assert compose["services"][name]["expose"] == [str(workers["port"])]
+    (exporter,) = jobs["llm-fleet-exporter"]["static_configs"]
+    assert exporter["targets"] == [f"exporter:{compose['services']['exporter']['expose'][0]}"]
+
+
+def test_prometheus_and_grafana_get_the_shipped_files(compose: dict[str, Any]) -> None:
+    mounts = {
+        target: source
+        for service in ("prometheus", "grafana")
+        for source, target, *_ in (v.split(":") for v in compose["services"][service]["volumes"])
+    }
+    assert mounts["/etc/prometheus/prometheus.yml"] == "./ops/prometheus.yml"
+    # prometheus.yml names its rule file relative to itself.
+    assert yaml.safe_load((ROOT / "ops" / "prometheus.yml").read_text())["rule_files"] == ["alerts.yml"]
+    assert mounts["/etc/prometheus/alerts.yml"] == "./ops/alerts.yml"
+    assert mounts["/etc/grafana/provisioning"] == "./ops/grafana/provisioning"
+    provider = yaml.safe_load((ROOT / "ops/grafana/provisioning/dashboards/llm-fleet.yml").read_text())
+    (dashboards,) = provider["providers"]
+    assert mounts[dashboards["options"]["path"]] == "./ops/grafana/dashboards"
+    for source in mounts.values():
+        assert source.startswith("./") and (ROOT / source).exists() or source in compose["volumes"], source
 
 
 def test_env_example_names_known_variables_with_their_defaults() -> None:
