@@ -13,6 +13,9 @@ from typing import Any
 
 import pytest
 import yaml
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from pydantic import TypeAdapter
 
 from schemas.settings import FleetSettings
@@ -183,9 +186,56 @@ def test_dockerfile_builds_the_wheel_as_non_root_without_keys() -> None:
         part.rstrip("/") for line in dockerfile.splitlines() if line.startswith("COPY ") for part in line.split()[1:-1]
     }
     assert set(wheel["only-include"]) | {"pyproject.toml", "README.md"} <= copied
-    assert re.search(r'pip install "\./\[workers,emulator\]"', dockerfile)
+    # The pinned tree first, then our package alone, checked whole.
+    assert "RUN pip install --require-hashes -r ops/requirements.lock" in dockerfile
+    assert "RUN pip install --no-deps . && pip check" in dockerfile
+    assert dockerfile.index("COPY ops/requirements.lock") < dockerfile.index("COPY pyproject.toml")
     imported = re.search(r'python -c "import ([\w, ]+)"', dockerfile)
     assert imported and set(wheel["packages"]) <= {name.strip() for name in imported[1].split(",")}
     user = re.findall(r"^USER (\S+)", dockerfile, re.MULTILINE)
     assert user and user[-1].split(":")[0] not in {"root", "0"}
     assert not re.search(r"^(ENV|ARG)\b.*API_KEY", dockerfile, re.MULTILINE)
+
+
+# The image's platform, for the requirements' markers (ops/Dockerfile: python:3.11-slim on linux).
+IMAGE_ENV = {
+    **default_environment(),
+    "python_version": "3.11",
+    "python_full_version": "3.11.0",
+    "sys_platform": "linux",
+}
+DEV_EXTRAS = {"demo", "dev", "bench"}  # tools and the demo: never in the image
+
+
+def _lock() -> dict[str, str]:
+    """ops/requirements.lock as {name: version}; every pin carries its hashes."""
+    text = (ROOT / "ops" / "requirements.lock").read_text()
+    pins = re.findall(r"^([A-Za-z0-9][\w.\-]*)==(\S+) \\\n\s+--hash=sha256:", text, re.MULTILINE)
+    assert len(pins) == len(re.findall(r"^\S+==", text, re.MULTILINE)), "a pin without --hash"
+    return {canonicalize_name(name): version for name, version in pins}
+
+
+def test_lock_pins_every_requirement_of_the_image() -> None:
+    """ops/requirements.lock is not stale against pyproject.toml: `make lock` covers every extra a deployed
+    process needs, and each requirement (the extras' own included) is met by its pinned version. Offline: the
+    lock is read, not resolved again."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    (line,) = re.findall(r"^LOCK_EXTRAS := (.*)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert set(line.split()) == set(extras) - DEV_EXTRAS, "add the new extra to LOCK_EXTRAS and run `make lock`"
+    pins = _lock()
+    pending = [Requirement(r) for r in project["dependencies"]] + [
+        Requirement(r) for extra in line.split() for r in extras[extra]
+    ]
+    while pending:
+        requirement = pending.pop()
+        if requirement.marker is not None and not requirement.marker.evaluate(IMAGE_ENV):
+            continue
+        name = canonicalize_name(requirement.name)
+        if name == canonicalize_name(project["name"]):  # llm-fleet[workers,...]: its extras' requirements
+            pending += [Requirement(r) for extra in requirement.extras for r in extras[extra]]
+            continue
+        assert name in pins, f"{requirement} is not in ops/requirements.lock: run `make lock`"
+        assert requirement.specifier.contains(pins[name], prereleases=True), (
+            f"{name}=={pins[name]} does not meet {requirement}: run `make lock`"
+        )
