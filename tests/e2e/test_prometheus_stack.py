@@ -56,6 +56,7 @@ class Stack:
     prometheus: str
     workers: dict[Provider, Process]
     worker_metrics: dict[Provider, str]
+    exporter: asyncio.subprocess.Process
     exporter_metrics: str
 
 
@@ -147,7 +148,7 @@ async def stack(
             _process(
                 [sys.executable, "-m", "llm_fleet", "exporter", "--port", str(exporter_port)],
                 {"REDIS_URL": settings.redis_url, "LLM_KEY_PREFIX": settings.key_prefix},
-            ),
+            ) as exporter,
             _process(
                 [
                     prometheus_bin,
@@ -168,6 +169,7 @@ async def stack(
                 prometheus,
                 workers,
                 {p: _metrics_url(w) for p, w in workers.items()},
+                exporter,
                 exporter_metrics,
             )
     finally:
@@ -268,6 +270,24 @@ async def test_every_dashboard_panel_query_returns_series_under_load(stack: Stac
     assert rounds > 0
 
 
+async def _promtool_check_metrics(url: str) -> str:
+    async with aiohttp.ClientSession() as session, session.get(url) as resp:
+        text = await resp.text()
+    proc = await asyncio.create_subprocess_exec(
+        "promtool", "check", "metrics", stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    out, _ = await proc.communicate(text.encode())
+    assert proc.returncode == 0, f"{url}\n{out.decode()}"
+    return text
+
+
+async def test_promtool_checks_the_metrics_a_worker_and_the_exporter_serve(stack: Stack) -> None:
+    worker = await _promtool_check_metrics(stack.worker_metrics[Provider.OPENAI])
+    assert "llm_requests_total{" in worker  # after the load above: a real worker's counters, not an empty page
+    exporter = await _promtool_check_metrics(stack.exporter_metrics)
+    assert 'llm_queue_depth{provider="gemini"}' in exporter
+
+
 async def _at_least(stack: Stack, expr: str, minimum: float) -> None:
     """Until Prometheus holds a sample of `expr` at `minimum` or more (the exporter scraped the new state)."""
     await _until_series(stack, {expr: f"({expr}) >= {minimum}"})
@@ -292,40 +312,33 @@ async def test_every_alert_expression_returns_series_once_its_condition_is_made(
         await stack.redis.hset(keys.request(ids[0]), "enqueued_at", repr(time.time() - 600))
         await _at_least(stack, 'llm_queue_depth{provider="gemini"}', 3)
         exprs = _alert_exprs()
-        memory = exprs.pop("LLMRedisMemoryNearMax")
-        await _until_series(stack, exprs)
+        later = {name: exprs[name] for name in ("LLMRedisMemoryNearMax", "LLMExporterDown")}
+        await _until_series(stack, {name: expr for name, expr in exprs.items() if name not in later})
         # Redis memory near maxmemory: a maxmemory just above what it uses now, put back at once after.
         (before,) = (await stack.redis.config_get("maxmemory")).values()
         used = int((await stack.redis.info("memory"))["used_memory"])
-        await stack.redis.config_set("maxmemory", str(int(used * 1.05) + 65536))
+        await stack.redis.config_set("maxmemory", str(int(used / 0.95)))
         try:
-            await _until_series(stack, {"LLMRedisMemoryNearMax": memory})
+            await _until_series(stack, {"LLMRedisMemoryNearMax": later["LLMRedisMemoryNearMax"]})
         finally:
             await stack.redis.config_set("maxmemory", before)
         for request_id in ids:
             await client.cancel(request_id)
-    # Prometheus itself loaded the shipped rules and evaluates them without error.
-    async with aiohttp.ClientSession() as session, session.get(f"{stack.prometheus}/api/v1/rules") as resp:
-        rules = [rule for group in (await resp.json())["data"]["groups"] for rule in group["rules"]]
+    # Prometheus itself loaded the shipped rules, evaluates them without error, and the alerts are pending or
+    # firing (those whose condition still holds).
+    active = {"LLMBudgetNearLimit", "LLMBacklogNoLiveWorker", "LLMCircuitOpen", "LLMErrorRateHigh"}
+    deadline = time.monotonic() + DEADLINE_S
+    while not active <= {rule["name"] for rule in await _rules(stack) if rule["state"] != "inactive"}:
+        assert time.monotonic() < deadline, await _rules(stack)
+        await asyncio.sleep(0.5)
+    rules = await _rules(stack)
     assert {rule["name"] for rule in rules} == set(_alert_exprs())
     assert {rule["health"] for rule in rules} == {"ok"}
-    firing = {rule["name"] for rule in rules if rule["state"] != "inactive"}
-    assert {"LLMBudgetNearLimit", "LLMBacklogNoLiveWorker", "LLMCircuitOpen"} <= firing
+    # The exporter gone: Prometheus's own `up` says so (last: the fleet's gauges stop with it).
+    stack.exporter.kill()
+    await _until_series(stack, {"LLMExporterDown": later["LLMExporterDown"]})
 
 
-async def _promtool_check_metrics(url: str) -> str:
-    async with aiohttp.ClientSession() as session, session.get(url) as resp:
-        text = await resp.text()
-    proc = await asyncio.create_subprocess_exec(
-        "promtool", "check", "metrics", stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    out, _ = await proc.communicate(text.encode())
-    assert proc.returncode == 0, f"{url}\n{out.decode()}"
-    return text
-
-
-async def test_promtool_checks_the_metrics_a_worker_and_the_exporter_serve(stack: Stack) -> None:
-    worker = await _promtool_check_metrics(stack.worker_metrics[Provider.OPENAI])
-    assert "llm_requests_total{" in worker  # after the load above: a real worker's counters, not an empty page
-    exporter = await _promtool_check_metrics(stack.exporter_metrics)
-    assert 'llm_queue_depth{provider="gemini"}' in exporter
+async def _rules(stack: Stack) -> list[dict[str, Any]]:
+    async with aiohttp.ClientSession() as session, session.get(f"{stack.prometheus}/api/v1/rules") as resp:
+        return [rule for group in (await resp.json())["data"]["groups"] for rule in group["rules"]]
