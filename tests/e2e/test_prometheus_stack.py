@@ -64,8 +64,12 @@ def _metrics_url(worker: Process) -> str:
     return str(worker.ready_info["metrics"]).replace("0.0.0.0", "127.0.0.1")
 
 
-async def _wait_http(url: str, deadline_s: float = 30.0) -> None:
-    """Until `url` answers 200 (a server just started)."""
+def _tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-2000:]
+
+
+async def _wait_http(url: str, proc: asyncio.subprocess.Process, log: Path, deadline_s: float = 30.0) -> None:
+    """Until `url` answers 200 (`proc` just started, writing its stderr to `log`)."""
     deadline = time.monotonic() + deadline_s
     async with aiohttp.ClientSession() as session:
         while True:
@@ -73,20 +77,23 @@ async def _wait_http(url: str, deadline_s: float = 30.0) -> None:
                 async with session.get(url) as resp:
                     if resp.status == 200:
                         return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{url} did not answer in {deadline_s:g}s")
+            if proc.returncode is not None or time.monotonic() > deadline:
+                raise TimeoutError(f"{url} did not answer (exit status {proc.returncode}):\n{_tail(log)}")
             await asyncio.sleep(0.1)
 
 
 @contextlib.asynccontextmanager
-async def _process(args: list[str], env: dict[str, str] | None = None) -> AsyncIterator[asyncio.subprocess.Process]:
-    proc = await asyncio.create_subprocess_exec(
-        *args,
-        env={**os.environ, **(env or {})},
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-        start_new_session=True,
-    )
+async def _process(
+    args: list[str], log: Path, env: dict[str, str] | None = None
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    with log.open("wb") as sink:
+        proc = await asyncio.create_subprocess_exec(
+            *args,
+            env={**os.environ, **(env or {})},
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=sink,
+            start_new_session=True,
+        )
     try:
         yield proc
     finally:
@@ -147,6 +154,7 @@ async def stack(
         async with (
             _process(
                 [sys.executable, "-m", "llm_fleet", "exporter", "--port", str(exporter_port)],
+                tmp / "exporter.log",
                 {"REDIS_URL": settings.redis_url, "LLM_KEY_PREFIX": settings.key_prefix},
             ) as exporter,
             _process(
@@ -156,13 +164,14 @@ async def stack(
                     f"--storage.tsdb.path={tmp / 'data'}",
                     f"--web.listen-address=127.0.0.1:{prometheus_port}",
                     "--log.level=warn",
-                ]
-            ),
+                ],
+                tmp / "prometheus.log",
+            ) as prometheus_proc,
         ):
             exporter_metrics = f"http://127.0.0.1:{exporter_port}/metrics"
             prometheus = f"http://127.0.0.1:{prometheus_port}"
-            await _wait_http(exporter_metrics)
-            await _wait_http(f"{prometheus}/-/ready")
+            await _wait_http(exporter_metrics, exporter, tmp / "exporter.log")
+            await _wait_http(f"{prometheus}/-/ready", prometheus_proc, tmp / "prometheus.log")
             yield Stack(
                 settings,
                 redis,
