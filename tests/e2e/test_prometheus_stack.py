@@ -153,7 +153,7 @@ async def stack(
     try:
         async with (
             _process(
-                [sys.executable, "-m", "llm_fleet", "exporter", "--port", str(exporter_port)],
+                [sys.executable, "-m", "llm_fleet", "exporter", "--host", "127.0.0.1", "--port", str(exporter_port)],
                 tmp / "exporter.log",
                 {"REDIS_URL": settings.redis_url, "LLM_KEY_PREFIX": settings.key_prefix},
             ) as exporter,
