@@ -2,12 +2,12 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PACKAGES := schemas jobstore producer workers emulator launcher llm_fleet.py
+PACKAGES := schemas jobstore producer workers emulator launcher monitor llm_fleet.py
 # The ops tests run promtool and a Prometheus server: Debian's `prometheus` package, installed where missing.
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 # The image's pinned dependency tree (ops/Dockerfile installs it): every extra a deployed process needs.
-LOCK_EXTRAS := workers emulator
+LOCK_EXTRAS := workers emulator monitor
 
 .PHONY: demo test bench lock clean
 

@@ -29,7 +29,8 @@ from jobstore.intake import Intake
 from jobstore.keys import BUCKET_S, Element, Field, Keys, State
 from jobstore.lane import AWAY, REFUSED, Lane, connect
 from jobstore.outage import access_denied, ride_out, riding_out
-from jobstore.queue import Circuit, Limits, Started, Verdict, WorkerQueue
+from jobstore.queue import Circuit, Limits, WorkerQueue
+from jobstore.verdict import Started, Verdict
 
 __all__ = [
     "AWAY",
