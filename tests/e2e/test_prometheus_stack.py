@@ -30,6 +30,7 @@ import pytest
 import yaml
 from redis.asyncio import Redis
 
+from jobstore.keys import Keys
 from launcher.processes import Process, start_worker, worker_env
 from producer import LLMClient
 from schemas.catalog import Provider
@@ -303,7 +304,7 @@ async def _at_least(stack: Stack, expr: str, minimum: float) -> None:
 
 
 async def test_every_alert_expression_returns_series_once_its_condition_is_made(stack: Stack) -> None:
-    keys = stack.settings.keys
+    keys = Keys(stack.settings.key_prefix)
     async with LLMClient(settings=stack.settings) as client:
         # A budget near its limit: a tiny one, then a request of that agent costs more than it.
         await _cli(stack, "budget", "set", BUDGET_AGENT, "0.0000001")
@@ -317,7 +318,7 @@ async def test_every_alert_expression_returns_series_once_its_condition_is_made(
         # A backlog with no live worker, growing, its oldest request too old: gemini jobs no worker takes,
         # queued after Prometheus has seen the queue empty, the oldest one's enqueue time put 10 minutes back.
         await _until_series(stack, {"gemini queue seen": 'llm_queue_depth{provider="gemini"} == 0'})
-        ids = [await client.submit(request("gemini-2.5-flash", f"q{i}")) for i in range(3)]
+        ids = [await client.submit(request("gemini-3.8-flash", f"q{i}")) for i in range(3)]
         await stack.redis.hset(keys.request(ids[0]), "enqueued_at", repr(time.time() - 600))
         await _at_least(stack, 'llm_queue_depth{provider="gemini"}', 3)
         exprs = _alert_exprs()
