@@ -345,7 +345,8 @@ async def test_every_alert_expression_returns_series_once_its_condition_is_made(
     assert {rule["name"] for rule in rules} == set(_alert_exprs())
     assert {rule["health"] for rule in rules} == {"ok"}
     # The exporter gone: Prometheus's own `up` says so (last: the fleet's gauges stop with it).
-    stack.exporter.kill()
+    stack.exporter.terminate()
+    await stack.exporter.wait()
     await _until_series(stack, {"LLMExporterDown": later["LLMExporterDown"]})
 
 
