@@ -278,6 +278,14 @@ async def test_every_dashboard_panel_query_returns_series_under_load(stack: Stac
             stop.set()
             rounds = await load
     assert rounds > 0
+    # The provider variable's choices: label_values(llm_queue_depth, provider), as Grafana asks Prometheus.
+    (variable,) = json.loads(DASHBOARD.read_text())["templating"]["list"]
+    metric = variable["query"]["query"].removeprefix("label_values(").split(",")[0]
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{stack.prometheus}/api/v1/label/provider/values", params={"match[]": metric}) as resp,
+    ):
+        assert {p.value for p in Provider} <= set((await resp.json())["data"])
 
 
 async def _promtool_check_metrics(url: str) -> str:
