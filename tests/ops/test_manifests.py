@@ -177,7 +177,7 @@ def test_scaledobject_scales_the_worker_on_its_queue(provider: Provider) -> None
     metadata = trigger["metadata"]
     assert set(metadata) <= REDIS_SCALER_KEYS, set(metadata) - REDIS_SCALER_KEYS
     # The LIST the workers claim from, under the default prefix.
-    assert metadata["listName"] == Keys(FleetSettings().key_prefix).queue(provider.value)
+    assert metadata["listName"] == Keys(FleetSettings.model_fields["key_prefix"].default).queue(provider.value)
     assert int(metadata["listLength"]) > 0
     redis_url = {e["name"]: e.get("value") for e in _container(deployment)["env"]}["REDIS_URL"]
     assert redis_url.startswith(f"redis://{metadata['address']}/{metadata['databaseIndex']}")
