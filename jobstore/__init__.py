@@ -1,8 +1,9 @@
 """A request's life in Redis, in one place: the key names (`keys.py`), the queue element, the job hash's fields,
 the states and what moves a request between them (the `.lua` scripts in `lua/`, run by name through
 `scripts.py`), and the connections that carry them (`lane.py`, `outage.py`). The callers' steps are in
-`intake.py`, the workers' in `queue.py`. `producer` and `workers` import this package and never each other;
-it imports neither (only the pure contract, `schemas`).
+`intake.py`, the workers' in `queue.py` (what their start step decides: `verdict.py`), what the operators' views
+read in `fleet.py`. `producer`, `workers` and `monitor` import this package; it imports none of them (only the
+pure contract, `schemas`).
 
 A job's states (`State`, the hash's `state` field) and the script behind each move:
 

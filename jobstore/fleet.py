@@ -100,7 +100,9 @@ class Activity:
 
 @dataclass(frozen=True, slots=True)
 class QueueState:
-    """One queue now. `limit`: the fleet-wide concurrency limit (0: none), `inflight`: its tokens taken."""
+    """One queue now. `limit`: the fleet-wide concurrency limit (0: none); `inflight`: its tokens taken, which
+    are the calls in flight plus one held by each idle worker for its next claim (exact per worker would be
+    O(workers))."""
 
     name: str
     depth: int = 0

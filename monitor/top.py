@@ -86,11 +86,13 @@ def frame(fleet: FleetState) -> Group:
     return Group(table, Text(fleet_line))
 
 
-async def watch(settings: FleetSettings, *, once: bool, interval_s: float) -> None:
+async def watch(settings: FleetSettings, *, once: bool, interval_s: float, console: Console | None = None) -> None:
+    """Show the fleet on `console` (default: stdout's), one frame or one every `interval_s` until cancelled."""
     redis = connect(settings.redis_url, retries=0)
     reader = FleetReader(redis, Keys(settings.key_prefix), dead_after_s=settings.dead_after_s)
     queues = fleet_queues()
-    console = Console(width=None if sys.stdout.isatty() else 160)  # to a file or a pipe: no column cut short
+    if console is None:  # to a file or a pipe: wide enough that no column is cut short
+        console = Console(width=None if sys.stdout.isatty() else 160)
 
     async def read() -> FleetState:
         async with asyncio.timeout(_READ_TIMEOUT_S):

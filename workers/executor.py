@@ -378,7 +378,8 @@ class Executor:
         uncount = 0 if called or job.kind is not Verdict.RUN else 1 + job.rerun
         cost = 0.0 if isinstance(outcome, LLMError) else outcome.cost_usd or 0.0
         agent = request.source_agent if request is not None else None
-        seconds = time.perf_counter() - t0
+        seconds = time.perf_counter() - t0  # counted before the caller can hear of it: a scrape after sees it
+        self.metrics.ended(priced.id if priced else "unknown", outcome, seconds, agent, dead, publisher)
         stored = await self.queue.finish(
             job.claimed,
             encoded,
@@ -392,7 +393,6 @@ class Executor:
             seconds=seconds,
         )
         log_outcome(self.provider, request_id, request, outcome, t0, stored)
-        self.metrics.ended(priced.id if priced else "unknown", outcome, seconds, agent, dead, publisher)
 
 
 def _cancel_error(request_id: str) -> RequestCancelledError:

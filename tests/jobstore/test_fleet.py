@@ -173,6 +173,27 @@ def test_percentiles_are_read_from_the_bins_as_prometheus_does() -> None:
     assert latency_bin(LATENCY_BOUNDS[0]) == 0 and latency_bin(1e9) == len(LATENCY_BOUNDS)
 
 
+def test_activity_is_read_over_the_last_two_buckets_and_the_current_one() -> None:
+    now = 1000 * 10 + 4.0  # 4 s into bucket 1000
+    flat = [
+        b"l3:1000",
+        b"2",
+        b"l3:998",
+        b"1",
+        b"l3:997",
+        b"5",
+        b"tok:999",
+        b"30",
+        b"usd:1000",
+        b"0.5",
+        b"ok:1000",
+        b"2",
+    ]
+    activity = Activity.parse(flat, now)
+    assert activity.window_s == 24 and activity.requests == 3  # bucket 997 is past: left out
+    assert (activity.tokens, activity.cost_usd, activity.ok, activity.err, activity.errors) == (30, 0.5, 2, 0, 0)
+
+
 def test_the_scripts_shed_every_latency_bin_the_bounds_make() -> None:
     [(first, last)] = re.findall(r"for i = (\d+), (\d+) do fields", source_of("settle"))
     assert (int(first), int(last)) == (0, len(LATENCY_BOUNDS))  # l0 .. l15: one bin past the last bound

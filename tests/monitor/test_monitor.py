@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import socket
 import time
 import uuid
@@ -145,10 +146,15 @@ async def test_a_scrape_that_cannot_reach_redis_still_answers_and_counts_it() ->
     assert {name for name, _ in second} == {"llm_exporter_scrape_errors_total"}  # nothing else, nothing stale
 
 
-def test_the_exporter_refuses_bad_arguments_typed(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_exporter_refuses_bad_arguments_and_a_port_in_use(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         exporter.main([])
     assert exited.value.code == 2 and "--port" in capsys.readouterr().err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        assert exporter.main(["--port", str(taken.getsockname()[1]), "--host", "127.0.0.1"]) == 1
+    assert "llm-fleet exporter: [Errno 98] Address already in use" in capsys.readouterr().err
 
 
 def _state() -> FleetState:
@@ -182,6 +188,29 @@ async def test_top_once_prints_one_frame_from_redis(
     await top.watch(settings, once=True, interval_s=1)
     anthropic = next(line.split() for line in capsys.readouterr().out.splitlines() if "anthropic" in line)
     assert anthropic[:2] == ["anthropic", "1"] and anthropic[2].endswith("ms")  # waiting for a few ms
+
+
+async def test_top_live_says_when_it_cannot_read_redis_and_keeps_trying() -> None:
+    gone = FleetSettings(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", LLM_KEY_PREFIX="gone")
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=160)
+    watching = asyncio.create_task(top.watch(gone, once=False, interval_s=0.05, console=console))
+    async with asyncio.timeout(10):
+        while True:  # a frame saying so, and the next
+            if screen.getvalue().count("cannot read Redis: ConnectionError") >= 2:
+                break
+            await asyncio.sleep(0.05)
+    watching.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await watching
+
+
+def test_top_once_from_the_environment(
+    settings: FleetSettings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("REDIS_URL", settings.redis_url)
+    assert top.main(["--once"]) == 0
+    assert "openai" in capsys.readouterr().out
 
 
 def test_top_says_why_it_cannot_start(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
