@@ -2,14 +2,21 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PACKAGES := schemas jobstore producer workers emulator launcher llm_fleet.py
+PACKAGES := schemas jobstore producer workers emulator launcher monitor llm_fleet.py
+# The ops tests run promtool and a Prometheus server: Debian's `prometheus` package, installed where missing.
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: demo test bench clean
+# The image's pinned dependency tree (ops/Dockerfile installs it): every extra a deployed process needs.
+LOCK_EXTRAS := workers emulator monitor
+
+.PHONY: demo test bench lock clean
 
 demo: $(VENV)/.demo
 	$(PY) -m llm_fleet demo
 
 test: $(VENV)/.dev
+	command -v promtool >/dev/null || { $(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; }
 	$(PY) -m ruff check $(PACKAGES) tests bench
 	$(PY) -m ruff format --check $(PACKAGES) tests bench
 	$(PY) -m mypy
@@ -21,6 +28,11 @@ test: $(VENV)/.dev
 
 bench: $(VENV)/.bench
 	$(PY) -m bench $(ARGS)
+
+lock: $(VENV)/.dev
+	$(PY) -m uv pip compile pyproject.toml $(LOCK_EXTRAS:%=--extra %) --python-version 3.11 \
+		--python-platform x86_64-unknown-linux-gnu --generate-hashes --quiet \
+		--custom-compile-command "make lock" -o ops/requirements.lock
 
 $(VENV)/.demo: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

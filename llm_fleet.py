@@ -16,6 +16,8 @@ commands:
   batch      one request per line of IN.jsonl, results to OUT.jsonl; resumes (producer)
   models     list the model catalog (producer)
   health     each provider's circuit, cooldown, error rate, queue depth and workers
+  top        the fleet, live: queues, rates, latency, tokens, cost, circuits, workers (--once: one frame)
+  exporter   serve the fleet's state for Prometheus: --port P [--host H] (monitor)
   dlq        requests that failed for good: list, show ID, retry ID
   select     the model the fleet would choose for a tier or a task complexity, and why
   budget     daily budgets per source_agent: set AGENT USD, clear AGENT, show
@@ -66,6 +68,14 @@ def main(argv: list[str] | None = None) -> int:
         from workers.cli import main as worker_main
 
         return worker_main(rest)
+    if command == "exporter":
+        from monitor.exporter import main as exporter_main
+
+        return exporter_main(rest)
+    if command == "top":
+        from monitor.top import main as top_main
+
+        return top_main(rest)
     if command == "emulator":
         from emulator.cli import main as emulator_main
 

@@ -1,8 +1,9 @@
 """A request's life in Redis, in one place: the key names (`keys.py`), the queue element, the job hash's fields,
 the states and what moves a request between them (the `.lua` scripts in `lua/`, run by name through
 `scripts.py`), and the connections that carry them (`lane.py`, `outage.py`). The callers' steps are in
-`intake.py`, the workers' in `queue.py`. `producer` and `workers` import this package and never each other;
-it imports neither (only the pure contract, `schemas`).
+`intake.py`, the workers' in `queue.py` (what their start step decides: `verdict.py`), what the operators' views
+read in `fleet.py`. `producer`, `workers` and `monitor` import this package; it imports none of them (only the
+pure contract, `schemas`).
 
 A job's states (`State`, the hash's `state` field) and the script behind each move:
 
@@ -29,7 +30,8 @@ from jobstore.intake import Intake
 from jobstore.keys import BUCKET_S, Element, Field, Keys, State
 from jobstore.lane import AWAY, REFUSED, Lane, connect
 from jobstore.outage import access_denied, ride_out, riding_out
-from jobstore.queue import Circuit, Limits, Started, Verdict, WorkerQueue
+from jobstore.queue import Circuit, Limits, WorkerQueue
+from jobstore.verdict import Started, Verdict
 
 __all__ = [
     "AWAY",

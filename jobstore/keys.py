@@ -22,7 +22,9 @@ No name spans two providers, so each provider's queue can later live on its own 
     {prefix}:cooldown:{provider}     STRING exists while a provider is cooling down after a 429 (PX retry-after)
     {prefix}:circuit:{provider}      STRING exists while a provider's circuit is open
     {prefix}:circuit:{provider}:probation  STRING the 30 s after it closes again (reported as half-open)
-    {prefix}:health:{provider}       HASH   recent outcomes per 10 s bucket: ok:{bucket}, err:{bucket}
+    {prefix}:health:{provider}       HASH   recent outcomes per 10 s bucket: for the circuit ok:{bucket}, err:{bucket};
+                                            per finished request (`llm-fleet top`) l{bin}:{bucket} (its latency's
+                                            bin of LATENCY_BOUNDS), fail:{bucket}, tok:{bucket}, usd:{bucket}
     {prefix}:rate:{provider}         HASH   the GCRA state of the provider's RPM and TPM limits
     {prefix}:dropped:{provider}      STRING how many queue elements with no job behind them a worker dropped
     {prefix}:policy                  HASH   the allowed-models policy an operator set: version, active, allow, deny
@@ -36,11 +38,12 @@ No name spans two providers, so each provider's queue can later live on its own 
 
 from __future__ import annotations
 
+import bisect
 import time
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["BUCKET_S", "Element", "Field", "Keys", "State", "today"]
+__all__ = ["BUCKET_S", "LATENCY_BOUNDS", "Element", "Field", "Keys", "State", "latency_bin", "today"]
 
 
 def today() -> str:
@@ -50,6 +53,15 @@ def today() -> str:
 
 BUCKET_S = 10
 """A provider's outcomes are counted per 10 s bucket in its health hash; the circuit reads the last three."""
+
+LATENCY_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+"""The upper bounds (seconds) of the latency bins a finished request is counted in (`l{bin}:{bucket}` of the
+health hash; one more bin past the last bound): fixed, so percentiles are read from the counts."""
+
+
+def latency_bin(seconds: float) -> int:
+    """The bin of LATENCY_BOUNDS `seconds` falls in (a bound belongs to its own bin, as Prometheus's `le`)."""
+    return bisect.bisect_left(LATENCY_BOUNDS, seconds)
 
 
 class Field(StrEnum):

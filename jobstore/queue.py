@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -24,12 +24,13 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import OutOfMemoryError
 
-from jobstore.keys import BUCKET_S, Element, Field, Keys, today
+from jobstore.keys import BUCKET_S, Element, Field, Keys, latency_bin, today
 from jobstore.lane import AWAY, Lane
 from jobstore.outage import ride_out
 from jobstore.scripts import Script, load
+from jobstore.verdict import Started, verdict
 
-__all__ = ["Circuit", "Limits", "Started", "Verdict", "WorkerQueue"]
+__all__ = ["Circuit", "Limits", "WorkerQueue"]
 
 T = TypeVar("T")
 
@@ -37,20 +38,6 @@ log = structlog.get_logger("llm_fleet.worker")
 
 # What a worker's Redis step waits out: a restart or failover, and a full Redis (memory frees as results expire)
 _WAITED_OUT: tuple[type[Exception], ...] = (*AWAY, OutOfMemoryError)
-
-
-class Verdict(StrEnum):
-    """What the start step (`start_job.lua`) decided about a claimed job, as the scripts spell it."""
-
-    RUN = "run"  # call the provider
-    WAIT = "wait"  # the provider must wait (`Started.reason`: cooldown, circuit, rpm, tpm) for `wait_s`
-    EXPIRED = "expired"  # its deadline passed: never sent
-    LOST = "lost"  # its worker died mid-call and re-runs are off or used up (`attempts` calls were started)
-    CANCELLED = "cancelled"  # a cancel came while a worker ran it, and it is back: not run again
-    DENIED = "denied"  # the allowed-models policy an operator set refuses its model: never sent
-    OVER_BUDGET = "over_budget"  # its source_agent has spent its daily budget: never sent
-    ENDED = "ended"  # it had ended already (its element was a leftover)
-    GONE = "gone"  # no job behind the element: garbage on the queue, dropped and counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,30 +51,6 @@ class Limits:
     circuit_min_requests: int = 20
     circuit_error_rate: float = 0.5
     circuit_open_s: float = 15.0
-
-
-@dataclass(frozen=True, slots=True)
-class Started:
-    """A claimed job and what the start step decided about it."""
-
-    kind: Verdict
-    claimed: Element
-    attempts: int = 0
-    retries: int = 0
-    rerun: bool = False
-    wait_s: float = 0.0
-    reason: str = ""
-    spent_usd: float = 0.0
-    budget_usd: float = 0.0
-    """OVER_BUDGET: what its source_agent spent today, and its budget."""
-
-    @property
-    def route(self) -> int:
-        return self.claimed.route
-
-    @property
-    def deadline_at(self) -> float:
-        return self.claimed.deadline_at
 
 
 class Circuit(StrEnum):
@@ -232,7 +195,7 @@ class WorkerQueue:
     def _verdicts(self, reply: list[Any]) -> list[Started]:
         jobs, backlog = reply
         self.backlog = int(backlog)
-        return [_verdict(Element.parse(element, body), verdict) for element, verdict, body in jobs]
+        return [verdict(Element.parse(element, body), said) for element, said, body in jobs]
 
     def _settle(self, claimed: Element, health: str, uncount: int) -> tuple[dict[str, Any], dict[str, Any]]:
         """What `settle.lua` reads, for finish, defer and reroute. `uncount`: 1 when the job's start counted a
@@ -271,10 +234,12 @@ class WorkerQueue:
         uncount: int = 0,
         agent: str | None = None,
         cost_usd: float = 0.0,
+        seconds: float = 0.0,
     ) -> bool:
         """Store the outcome and push it to the waiting clients (and, for a stream, its terminal event);
         a request that failed for good is kept as a dead letter (`uncount`: see `_settle`); what it cost counts
-        against its source_agent's daily budget (`agent`, `cost_usd`). False if it already had an outcome."""
+        against its source_agent's daily budget (`agent`, `cost_usd`); its latency (`seconds`), tokens, cost and
+        failure in the provider's recent activity. False if it already had an outcome."""
         keys, args = self._settle(claimed, health, uncount)
         request_id = claimed.request_id
         keys.update(
@@ -297,6 +262,7 @@ class WorkerQueue:
             tpm=self.limits.tpm,
             agent=agent or "",
             cost=cost_usd,
+            took=latency_bin(seconds),
         )
         return self._settled(await self._run(self._finish, keys, args))
 
@@ -390,15 +356,3 @@ class WorkerQueue:
             "inbox": self.keys.inbox(worker_id),
         }
         return int(await self._run(self._release, keys, {"worker": worker_id}))
-
-
-_VERDICTS = {v.value.encode(): v for v in Verdict}  # as the scripts answer them
-
-
-def _verdict(claimed: Element, reply: list[Any]) -> Started:
-    job = Started(_VERDICTS[reply[0]], claimed, int(reply[1]), int(reply[2]), bool(reply[3]))
-    if job.kind is Verdict.WAIT:
-        return replace(job, wait_s=int(reply[4]) / 1000, reason=reply[5].decode())
-    if job.kind is Verdict.OVER_BUDGET:
-        return replace(job, spent_usd=float(reply[4]), budget_usd=float(reply[5]))
-    return job

@@ -158,5 +158,6 @@ SCRIPTS = (
     "size_slots",
     "set_policy",
     "ready",
+    "fleet",
 )
 """Every script, by file name (the rest of `lua/` are pieces)."""

@@ -9,8 +9,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from jobstore import BUCKET_S, Intake, Keys
-from schemas.catalog import ModelInfo, Provider, resolve_model
+from jobstore import Intake, Keys
+from jobstore.fleet import FleetReader, fleet_queues
+from schemas.catalog import ModelInfo, resolve_model
 from schemas.codec import decode_request
 from schemas.errors import LLMError
 
@@ -76,44 +77,25 @@ def _own_model(body: bytes | None) -> ModelInfo | None:
 
 
 async def provider_health(redis: Redis, keys: Keys, *, dead_after_s: float) -> list[dict[str, Any]]:
-    """Per provider: circuit state (closed / open / half-open: traffic flows again after an open period and
-    the circuit reopens by the same rule), cooldown, recent error rate, queue depth, live workers, and the
-    queue elements dropped for having no job behind them."""
-    now = time.time()
-    bucket = int(now // BUCKET_S)
-    seconds, micros = await redis.time()  # the heartbeats are on Redis's clock
-    alive_since = seconds + micros / 1e6 - dead_after_s
+    """Per queue (each provider's, each self-hosted endpoint's): circuit state (closed / open / half-open:
+    traffic flows again after an open period and the circuit reopens by the same rule), cooldown, recent error
+    rate, queue depth, live workers, and the queue elements dropped for having no job behind them."""
+    fleet = await FleetReader(redis, keys, dead_after_s=dead_after_s).read(fleet_queues())
     rows = []
-    for provider in Provider:
-        p = provider.value
-        async with redis.pipeline(transaction=False) as pipe:
-            pipe.pttl(keys.circuit(p))
-            pipe.exists(keys.probation(p))
-            pipe.pttl(keys.cooldown(p))
-            pipe.hgetall(keys.health(p))
-            pipe.llen(keys.queue(p))
-            pipe.zcard(keys.delayed(p))
-            pipe.zcount(keys.workers(p), alive_since, "+inf")
-            pipe.get(keys.dropped(p))
-            circuit_ms, probation, cooldown_ms, counts, depth, delayed, workers, dropped = await pipe.execute()
-        ok = err = 0
-        for field, value in counts.items():
-            outcome, _, at = field.decode().partition(":")
-            if int(at) >= bucket - 2:
-                ok += int(value) if outcome == "ok" else 0
-                err += int(value) if outcome == "err" else 0
+    for queue in fleet.queues:
+        recent = queue.activity.ok + queue.activity.err
         rows.append(
             {
-                "provider": p,
-                "circuit": "open" if circuit_ms > 0 else "half-open" if probation else "closed",
-                "open_for_s": max(circuit_ms, 0) / 1000,
-                "cooldown_s": max(cooldown_ms, 0) / 1000,
-                "recent_requests": ok + err,
-                "error_rate": round(err / (ok + err), 3) if ok + err else 0.0,
-                "queued": depth,
-                "retrying": delayed,
-                "dropped": int(dropped or 0),  # queue elements with no job behind them
-                "workers": workers,
+                "provider": queue.name,
+                "circuit": queue.circuit,
+                "open_for_s": queue.open_for_s,
+                "cooldown_s": queue.cooldown_s,
+                "recent_requests": recent,
+                "error_rate": round(queue.activity.err / recent, 3) if recent else 0.0,
+                "queued": queue.depth,
+                "retrying": queue.retrying,
+                "dropped": queue.dropped,  # queue elements with no job behind them
+                "workers": queue.workers,
             }
         )
     return rows

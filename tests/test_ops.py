@@ -1,18 +1,21 @@
 """The operations files (ops/Dockerfile, docker-compose.yml, .env.example) agree with the settings they configure.
 
-No YAML library is a dependency, so docker-compose.yml keeps to a subset read here: block mappings whose
-values are plain or quoted scalars or JSON-style `[...]` / `{...}` values.
+docker-compose.yml is read with PyYAML (its anchors and merge keys resolved, as Compose resolves them);
+tests/ops/test_manifests.py validates it against the Compose Specification's schema.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from pydantic import TypeAdapter
 
 from schemas.settings import FleetSettings
@@ -31,38 +34,10 @@ KNOWN = set(ALIASES) | DISPATCHER_VARS
 INTERPOLATION = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
 
 
-def _scalar(text: str) -> Any:
-    if text[:1] in "[{":
-        return json.loads(text)
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
-        return text[1:-1]
-    return text
-
-
-def _compose_subset(text: str) -> dict[str, Any]:
-    root: dict[str, Any] = {}
-    stack: list[tuple[int, dict[str, Any]]] = [(-1, root)]
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = re.sub(r"\s+#\s.*$", "", raw).rstrip()
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        indent = len(line) - len(line.lstrip())
-        key, sep, value = line.strip().partition(":")
-        assert sep and not key.startswith("- "), f"docker-compose.yml:{number}: outside the subset: {raw!r}"
-        while stack[-1][0] >= indent:
-            stack.pop()
-        parent = stack[-1][1]
-        if value.strip():
-            parent[key] = _scalar(value.strip())
-        else:
-            parent[key] = {}
-            stack.append((indent, parent[key]))
-    return root
-
-
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
-    return _compose_subset((ROOT / "docker-compose.yml").read_text())
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return loaded
 
 
 def _env_example() -> dict[str, str]:
@@ -90,18 +65,25 @@ def test_settings_aliases_cover_both_sides() -> None:
 
 
 def test_compose_services(compose: dict[str, Any]) -> None:
-    assert set(compose["services"]) == {"redis", "emulator", *(f"worker-{p}" for p in PROVIDERS)}
+    workers = {f"worker-{p}" for p in PROVIDERS}
+    assert set(compose["services"]) == {"redis", "emulator", *workers, "exporter", "prometheus", "grafana"}
     emulator = compose["services"]["emulator"]
     assert emulator["command"] == ["llm-fleet", "emulator", "--host", "0.0.0.0", "--port", "8400"]
     assert emulator["build"]["dockerfile"] == "ops/Dockerfile"
+    # Only the services that run our image's code share it, and only the emulator builds it.
+    ours = {name for name, s in compose["services"].items() if s.get("image") == emulator["image"]}
+    assert ours == {"emulator", "exporter", *workers}
 
 
-def test_redis_is_7_0_with_aof_on_a_volume(compose: dict[str, Any]) -> None:
+def test_redis_is_7_0_with_aof_on_a_volume_and_no_eviction(compose: dict[str, Any]) -> None:
     redis = compose["services"]["redis"]
     assert redis["image"] == "redis:7.0"
     command = " ".join(redis["command"])
     assert "--appendonly yes" in command
     assert "--appendfsync everysec" in command
+    # A full Redis refuses writes (the LLMRedisMemoryNearMax alert warns first) rather than drop queued jobs.
+    assert "--maxmemory-policy noeviction" in command
+    assert re.search(r"--maxmemory \d+[kmg]b\b", command)
     volume = redis["volumes"][0].split(":")[0]
     assert volume in compose["volumes"]
     assert "redis-cli ping" in " ".join(redis["healthcheck"]["test"])
@@ -131,6 +113,48 @@ def test_worker_service(compose: dict[str, Any], provider: str) -> None:
         str(ALIASES["LLM_SHUTDOWN_GRACE"].default),
     )
     assert _seconds(service["stop_grace_period"]) > ALIASES["LLM_SHUTDOWN_GRACE"].default
+    # Scalable with `--scale`: no fixed name or host port; /metrics on a fixed container port, for Prometheus.
+    assert "container_name" not in service
+    assert "ports" not in service
+    assert service["expose"] == [env["LLM_METRICS_PORT"]]
+
+
+def test_exporter_service(compose: dict[str, Any]) -> None:
+    exporter = compose["services"]["exporter"]
+    command = exporter["command"]
+    assert command[:2] == ["llm-fleet", "exporter"]
+    assert exporter["expose"] == [command[command.index("--port") + 1]]
+    assert set(exporter["environment"]) == {"REDIS_URL"}  # no provider key
+    assert exporter["depends_on"]["redis"] == {"condition": "service_healthy"}
+
+
+def test_prometheus_scrapes_every_worker_service_and_the_exporter(compose: dict[str, Any]) -> None:
+    config = yaml.safe_load((ROOT / "ops" / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    (workers,) = jobs["llm-fleet-workers"]["dns_sd_configs"]  # every replica: one DNS answer each
+    assert set(workers["names"]) == {f"worker-{p}" for p in PROVIDERS}
+    for name in workers["names"]:
+        assert compose["services"][name]["expose"] == [str(workers["port"])]
+    (exporter,) = jobs["llm-fleet-exporter"]["static_configs"]
+    assert exporter["targets"] == [f"exporter:{compose['services']['exporter']['expose'][0]}"]
+
+
+def test_prometheus_and_grafana_get_the_shipped_files(compose: dict[str, Any]) -> None:
+    mounts = {
+        target: source
+        for service in ("prometheus", "grafana")
+        for source, target, *_ in (v.split(":") for v in compose["services"][service]["volumes"])
+    }
+    assert mounts["/etc/prometheus/prometheus.yml"] == "./ops/prometheus.yml"
+    # prometheus.yml names its rule file relative to itself.
+    assert yaml.safe_load((ROOT / "ops" / "prometheus.yml").read_text())["rule_files"] == ["alerts.yml"]
+    assert mounts["/etc/prometheus/alerts.yml"] == "./ops/alerts.yml"
+    assert mounts["/etc/grafana/provisioning"] == "./ops/grafana/provisioning"
+    provider = yaml.safe_load((ROOT / "ops/grafana/provisioning/dashboards/llm-fleet.yml").read_text())
+    (dashboards,) = provider["providers"]
+    assert mounts[dashboards["options"]["path"]] == "./ops/grafana/dashboards"
+    for source in mounts.values():
+        assert source.startswith("./") and (ROOT / source).exists() or source in compose["volumes"], source
 
 
 def test_env_example_names_known_variables_with_their_defaults() -> None:
@@ -162,9 +186,56 @@ def test_dockerfile_builds_the_wheel_as_non_root_without_keys() -> None:
         part.rstrip("/") for line in dockerfile.splitlines() if line.startswith("COPY ") for part in line.split()[1:-1]
     }
     assert set(wheel["only-include"]) | {"pyproject.toml", "README.md"} <= copied
-    assert re.search(r'pip install "\./\[workers,emulator\]"', dockerfile)
+    # The pinned tree first, then our package alone, checked whole.
+    assert "RUN pip install --require-hashes -r ops/requirements.lock" in dockerfile
+    assert "RUN pip install --no-deps . && pip check" in dockerfile
+    assert dockerfile.index("COPY ops/requirements.lock") < dockerfile.index("COPY pyproject.toml")
     imported = re.search(r'python -c "import ([\w, ]+)"', dockerfile)
     assert imported and set(wheel["packages"]) <= {name.strip() for name in imported[1].split(",")}
     user = re.findall(r"^USER (\S+)", dockerfile, re.MULTILINE)
     assert user and user[-1].split(":")[0] not in {"root", "0"}
     assert not re.search(r"^(ENV|ARG)\b.*API_KEY", dockerfile, re.MULTILINE)
+
+
+# The image's platform, for the requirements' markers (ops/Dockerfile: python:3.11-slim on linux).
+IMAGE_ENV = {
+    **default_environment(),
+    "python_version": "3.11",
+    "python_full_version": "3.11.0",
+    "sys_platform": "linux",
+}
+DEV_EXTRAS = {"demo", "dev", "bench"}  # tools and the demo: never in the image
+
+
+def _lock() -> dict[str, str]:
+    """ops/requirements.lock as {name: version}; every pin carries its hashes."""
+    text = (ROOT / "ops" / "requirements.lock").read_text()
+    pins = re.findall(r"^([A-Za-z0-9][\w.\-]*)==(\S+) \\\n\s+--hash=sha256:", text, re.MULTILINE)
+    assert len(pins) == len(re.findall(r"^\S+==", text, re.MULTILINE)), "a pin without --hash"
+    return {canonicalize_name(name): version for name, version in pins}
+
+
+def test_lock_pins_every_requirement_of_the_image() -> None:
+    """ops/requirements.lock is not stale against pyproject.toml: `make lock` covers every extra a deployed
+    process needs, and each requirement (the extras' own included) is met by its pinned version. Offline: the
+    lock is read, not resolved again."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    (line,) = re.findall(r"^LOCK_EXTRAS := (.*)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert set(line.split()) == set(extras) - DEV_EXTRAS, "add the new extra to LOCK_EXTRAS and run `make lock`"
+    pins = _lock()
+    pending = [Requirement(r) for r in project["dependencies"]] + [
+        Requirement(r) for extra in line.split() for r in extras[extra]
+    ]
+    while pending:
+        requirement = pending.pop()
+        if requirement.marker is not None and not requirement.marker.evaluate(IMAGE_ENV):
+            continue
+        name = canonicalize_name(requirement.name)
+        if name == canonicalize_name(project["name"]):  # llm-fleet[workers,...]: its extras' requirements
+            pending += [Requirement(r) for extra in requirement.extras for r in extras[extra]]
+            continue
+        assert name in pins, f"{requirement} is not in ops/requirements.lock: run `make lock`"
+        assert requirement.specifier.contains(pins[name], prereleases=True), (
+            f"{name}=={pins[name]} does not meet {requirement}: run `make lock`"
+        )

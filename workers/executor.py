@@ -151,6 +151,8 @@ class Executor:
         if not self.governance.permits(model):  # this worker's own starting policy (ALLOWED_MODELS)
             await self._denied(job, request, t0, model.id, called=False)
             return
+        if job.attempts == 1:  # its first call: how long it waited to be claimed
+            self.metrics.queued(model.id, job.queued_s)
         if job.rerun:
             self.metrics.rerun(model.id)
             log.warning(
@@ -376,6 +378,8 @@ class Executor:
         uncount = 0 if called or job.kind is not Verdict.RUN else 1 + job.rerun
         cost = 0.0 if isinstance(outcome, LLMError) else outcome.cost_usd or 0.0
         agent = request.source_agent if request is not None else None
+        seconds = time.perf_counter() - t0  # counted before the caller can hear of it: a scrape after sees it
+        self.metrics.ended(priced.id if priced else "unknown", outcome, seconds, agent, dead, publisher)
         stored = await self.queue.finish(
             job.claimed,
             encoded,
@@ -386,9 +390,9 @@ class Executor:
             uncount=uncount,
             agent=agent,
             cost_usd=cost,
+            seconds=seconds,
         )
         log_outcome(self.provider, request_id, request, outcome, t0, stored)
-        self.metrics.ended(priced.id if priced else "unknown", outcome, time.perf_counter() - t0, agent, dead)
 
 
 def _cancel_error(request_id: str) -> RequestCancelledError:

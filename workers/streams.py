@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncGenerator
 
 import structlog
@@ -98,6 +99,7 @@ class EventPublisher:
         self.request_id = request_id
         self.seq = seq
         self.tokens = 0
+        self.first_token_s = 0.0  # from the provider call's start to its first token (0: none came)
         self._relay = relay
         self._pending: list[str] = []
         self._in_flight = False
@@ -158,6 +160,7 @@ async def relay(
     the final response once every delta is kept. A stream whose first token, or next one, is late fails
     (`LLM_STREAM_FIRST_TOKEN_TIMEOUT`, `LLM_STREAM_IDLE_TIMEOUT`)."""
     final: LLMResponse | None = None
+    started = time.perf_counter()  # the provider call starts with the first chunk asked for
     loop = asyncio.get_running_loop()
     idle_s = settings.idle_timeout_s
     try:
@@ -166,6 +169,7 @@ async def relay(
                 if isinstance(item, str):
                     publisher.delta(item)
                     if publisher.tokens == 1:  # let its send leave before the chunks read with it are parsed
+                        publisher.first_token_s = time.perf_counter() - started
                         await asyncio.sleep(0)
                 else:
                     final = item

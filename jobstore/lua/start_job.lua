@@ -2,13 +2,13 @@
 --! keys: claimed held slots cooldown circuit rate dropped policy policy_models budgets spend
 --! args: request_prefix worker release max_reruns rpm tpm again
 -- Whether a claimed job runs now and, when it does, the record that its provider call starts: the one step
--- between a claim and the call. Returns the verdict {verdict, attempts, retries, rerun[, wait ms, reason]} and
--- the job's body. Redis's clock decides: a claim's script may run long after it was sent. `arg_again` '1': an
+-- between a claim and the call. Returns the verdict {verdict, attempts, retries, rerun[, wait ms, reason]} (run:
+-- {..., seconds since it was enqueued}) and the job's body. Redis's clock decides: a claim's script may run long after it was sent. `arg_again` '1': an
 -- adopted job of ours may be one whose verdict never reached us, so no call was made for it.
 local function start(element)
   local job_key = arg_request_prefix .. string.match(element, '^[^\n]*')
   local job = redis.call('HMGET', job_key, 'state', 'retries', 'deadline_at', 'reruns', 'attempts', 'worker', 'body',
-    'cancel', 'model', 'agent')
+    'cancel', 'model', 'agent', 'enqueued_at')
   local state = job[1]
   if state ~= 'queued' and state ~= 'running' then
     if redis.call('LREM', key_claimed, -1, element) > 0 and arg_release == '1' then
@@ -62,5 +62,6 @@ local function start(element)
   redis.call('HSET', job_key, 'state', 'running', 'worker', arg_worker, 'claimed_at', stamp, 'upstream_at', stamp)
   if rerun then redis.call('HINCRBY', job_key, 'reruns', 1) end
   local attempts = again and tonumber(job[5] or '0') or redis.call('HINCRBY', job_key, 'attempts', 1)
-  return {'run', attempts, retries, rerun and 1 or 0}, job[7] or ''
+  local waited = string.format('%.6f', math.max(now - tonumber(job[11] or now), 0))
+  return {'run', attempts, retries, rerun and 1 or 0, waited}, job[7] or ''
 end
