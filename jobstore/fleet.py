@@ -127,7 +127,8 @@ class QueueState:
 @dataclass(frozen=True, slots=True)
 class FleetState:
     """The whole fleet now (`at`: Redis's clock, unix seconds). `violations`: (model, source_agent) → requests
-    the policy refused; `budgets`, `spent`: per source_agent, USD, today (UTC); `maxmemory` 0: no limit."""
+    the policy refused; `budgets`, `spent`: per source_agent, USD, today (UTC); `maxmemory` 0: no limit; both
+    memory figures None where Redis refuses INFO (an ACL without it)."""
 
     at: float
     queues: tuple[QueueState, ...]
@@ -136,8 +137,8 @@ class FleetState:
     policy_version: int = 0
     budgets: dict[str, float] = field(default_factory=dict)
     spent: dict[str, float] = field(default_factory=dict)
-    memory_used: int = 0
-    maxmemory: int = 0
+    memory_used: int | None = None
+    maxmemory: int | None = None
 
 
 class FleetReader:
@@ -187,12 +188,12 @@ class FleetReader:
         if any(isinstance(r, NoScriptError) for r in replies):  # Redis restarted: its script cache is empty
             await self.lane.execute("SCRIPT", "LOAD", self._script.source)
             replies = await self.lane.pipeline(*commands)
-        for reply in replies:
+        for reply in replies[:-1]:  # INFO may be refused (an ACL): the rest still stands
             if isinstance(reply, ResponseError):
                 raise reply
         states = [_queue_state(name, reply, now) for name, reply in zip(queues, replies, strict=False)]
         (seconds, micros), dead, violations, version, budgets, spent, memory = replies[len(queues) :]
-        info = dict(line.partition(":")[::2] for line in memory.decode().splitlines() if ":" in line)
+        info = {} if isinstance(memory, ResponseError) else _info(memory)
         return FleetState(
             at=int(seconds) + int(micros) / 1e6,
             queues=tuple(states),
@@ -201,14 +202,19 @@ class FleetReader:
             policy_version=int(version or 0),
             budgets={agent.decode(): float(usd) for agent, usd in _pairs(budgets)},
             spent={agent.decode(): float(usd) for agent, usd in _pairs(spent)},
-            memory_used=int(info.get("used_memory", 0)),
-            maxmemory=int(info.get("maxmemory", 0)),
+            memory_used=int(info["used_memory"]) if "used_memory" in info else None,
+            maxmemory=int(info["maxmemory"]) if "maxmemory" in info else None,
         )
 
 
 def _pairs(flat: list[bytes]) -> zip[tuple[bytes, bytes]]:
     """A hash's fields and values, from HGETALL's flat reply."""
     return zip(flat[::2], flat[1::2], strict=True)
+
+
+def _info(reply: bytes) -> dict[str, str]:
+    """INFO's `name:value` lines."""
+    return dict(line.partition(":")[::2] for line in reply.decode().splitlines() if ":" in line)
 
 
 def _violation(key: bytes) -> tuple[str, str]:

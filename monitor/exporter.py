@@ -96,8 +96,10 @@ def _fleet_metrics(fleet: FleetState) -> Iterable[Metric]:
     for agent, usd in sorted(fleet.spent.items()):
         spent.add_metric([agent], usd)
     yield from (budget, spent)
-    yield GaugeMetricFamily("llm_redis_memory_used_bytes", "Redis's used_memory", value=fleet.memory_used)
-    yield GaugeMetricFamily("llm_redis_maxmemory_bytes", "Redis's maxmemory (0: no limit)", value=fleet.maxmemory)
+    if fleet.memory_used is not None:  # absent where Redis refuses INFO
+        yield GaugeMetricFamily("llm_redis_memory_used_bytes", "Redis's used_memory", value=fleet.memory_used)
+    if fleet.maxmemory is not None:
+        yield GaugeMetricFamily("llm_redis_maxmemory_bytes", "Redis's maxmemory (0: no limit)", value=fleet.maxmemory)
 
 
 async def serve(host: str, port: int, settings: FleetSettings, stop: asyncio.Event) -> None:
