@@ -5,14 +5,15 @@ dropped elements and recent activity (requests, errors, latency, tokens, cost); 
 the allowed-models policy's violations and version, budgets and today's spend, and Redis's memory.
 
 One read is one pipeline, one round trip: `fleet.lua` per queue (a fixed number of O(1) commands, on Redis's
-clock) and six commands for the rest. The recent activity is what the workers' finish script counts in the
-queue's health hash per 10 s bucket; it is read over the last two buckets and the current one.
+clock) and seven commands for the rest. The recent activity is what the workers' finish script counts per 10 s
+bucket in the provider's activity hash of that bucket; it is read over the last two buckets and the current one.
 """
 
 from __future__ import annotations
 
 import bisect
 import itertools
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,27 +75,32 @@ class Activity:
         return low + (LATENCY_BOUNDS[i] - low) * (rank - below) / self.latency[i]
 
     @classmethod
-    def parse(cls, flat: list[bytes], now: float) -> Activity:
-        """From the health hash's fields and values (`HGETALL`'s flat reply), at Redis's time `now`."""
+    def parse(cls, health: list[bytes], recent: list[list[bytes]], now: float) -> Activity:
+        """From the health hash's fields and values (`HGETALL`'s flat reply) and the activity hashes of the last
+        three buckets (the current one last), at `now` (unix seconds, the clock the workers count buckets by)."""
         bucket = int(now // BUCKET_S)
+        ok = err = 0
+        for name, value in _pairs(health):
+            outcome, _, at = name.partition(b":")
+            if int(at) >= bucket - 2:  # the buckets the circuit reads
+                ok += int(value) if outcome == b"ok" else 0
+                err += int(value) if outcome == b"err" else 0
         latency = [0] * (len(LATENCY_BOUNDS) + 1)
-        counts: dict[str, float] = {}
-        for name, value in _pairs(flat):
-            kind, _, at = name.decode().partition(":")
-            if int(at) < bucket - 2:  # a bucket about to be shed
-                continue
-            if kind[0] == "l":
-                latency[int(kind[1:])] += int(value)
-            else:
-                counts[kind] = counts.get(kind, 0) + float(value)
+        counts = {b"fail": 0, b"tok": 0, b"nusd": 0}
+        for flat in recent:
+            for name, value in _pairs(flat):
+                if name[:1] == b"l":
+                    latency[int(name[1:])] += int(value)
+                else:
+                    counts[name] = counts.get(name, 0) + int(value)
         return cls(
             window_s=2 * BUCKET_S + now - bucket * BUCKET_S,
             latency=tuple(latency),
-            errors=int(counts.get("fail", 0)),
-            tokens=int(counts.get("tok", 0)),
-            cost_usd=counts.get("usd", 0.0),
-            ok=int(counts.get("ok", 0)),
-            err=int(counts.get("err", 0)),
+            errors=counts[b"fail"],
+            tokens=counts[b"tok"],
+            cost_usd=counts[b"nusd"] / 1e9,
+            ok=ok,
+            err=err,
         )
 
 
@@ -121,7 +127,8 @@ class QueueState:
 @dataclass(frozen=True, slots=True)
 class FleetState:
     """The whole fleet now (`at`: Redis's clock, unix seconds). `violations`: (model, source_agent) → requests
-    the policy refused; `budgets`, `spent`: per source_agent, USD, today (UTC); `maxmemory` 0: no limit."""
+    the policy refused; `budgets`, `spent`: per source_agent, USD, today (UTC); `maxmemory` 0: no limit; both
+    memory figures None where Redis refuses INFO (an ACL without it)."""
 
     at: float
     queues: tuple[QueueState, ...]
@@ -130,8 +137,8 @@ class FleetState:
     policy_version: int = 0
     budgets: dict[str, float] = field(default_factory=dict)
     spent: dict[str, float] = field(default_factory=dict)
-    memory_used: int = 0
-    maxmemory: int = 0
+    memory_used: int | None = None
+    maxmemory: int | None = None
 
 
 class FleetReader:
@@ -143,7 +150,7 @@ class FleetReader:
         self.dead_after_s = dead_after_s
         self._script = load("fleet")
 
-    def _queue_command(self, name: str) -> tuple[Any, ...]:
+    def _queue_command(self, name: str, bucket: int) -> tuple[Any, ...]:
         k = self.keys
         keys, args = self._script.bind(
             {
@@ -157,6 +164,7 @@ class FleetReader:
                 "cooldown": k.cooldown(name),
                 "dropped": k.dropped(name),
                 "health": k.health(name),
+                "recent": [k.activity(name, b) for b in range(bucket - 2, bucket + 1)],
             },
             {"request_prefix": k.request(""), "dead_after": self.dead_after_s},
         )
@@ -165,7 +173,8 @@ class FleetReader:
     async def read(self, queues: Sequence[str]) -> FleetState:
         """The state of `queues` (e.g. `fleet_queues()`) and of the fleet, in one round trip."""
         k = self.keys
-        commands = [self._queue_command(name) for name in queues]
+        now = time.time()  # the activity's buckets are the workers' clocks', as this one
+        commands = [self._queue_command(name, int(now // BUCKET_S)) for name in queues]
         commands += [
             ("TIME",),
             ("ZCARD", k.dead()),
@@ -179,12 +188,12 @@ class FleetReader:
         if any(isinstance(r, NoScriptError) for r in replies):  # Redis restarted: its script cache is empty
             await self.lane.execute("SCRIPT", "LOAD", self._script.source)
             replies = await self.lane.pipeline(*commands)
-        for reply in replies:
+        for reply in replies[:-1]:  # INFO may be refused (an ACL): the rest still stands
             if isinstance(reply, ResponseError):
                 raise reply
-        states = [_queue_state(name, reply) for name, reply in zip(queues, replies, strict=False)]
+        states = [_queue_state(name, reply, now) for name, reply in zip(queues, replies, strict=False)]
         (seconds, micros), dead, violations, version, budgets, spent, memory = replies[len(queues) :]
-        info = dict(line.partition(":")[::2] for line in memory.decode().splitlines() if ":" in line)
+        info = {} if isinstance(memory, ResponseError) else _info(memory)
         return FleetState(
             at=int(seconds) + int(micros) / 1e6,
             queues=tuple(states),
@@ -193,8 +202,8 @@ class FleetReader:
             policy_version=int(version or 0),
             budgets={agent.decode(): float(usd) for agent, usd in _pairs(budgets)},
             spent={agent.decode(): float(usd) for agent, usd in _pairs(spent)},
-            memory_used=int(info.get("used_memory", 0)),
-            maxmemory=int(info.get("maxmemory", 0)),
+            memory_used=int(info["used_memory"]) if "used_memory" in info else None,
+            maxmemory=int(info["maxmemory"]) if "maxmemory" in info else None,
         )
 
 
@@ -203,15 +212,19 @@ def _pairs(flat: list[bytes]) -> zip[tuple[bytes, bytes]]:
     return zip(flat[::2], flat[1::2], strict=True)
 
 
+def _info(reply: bytes) -> dict[str, str]:
+    """INFO's `name:value` lines."""
+    return dict(line.partition(":")[::2] for line in reply.decode().splitlines() if ":" in line)
+
+
 def _violation(key: bytes) -> tuple[str, str]:
     """`{model} {source_agent}`, as the policy counts a refusal."""
     model, _, agent = key.decode().partition(" ")
     return model, agent
 
 
-def _queue_state(name: str, reply: list[Any]) -> QueueState:
-    now, depth, retrying, age, workers, size, free, circuit_ms, probation, cooldown_ms, dropped, health = reply
-    at = float(now)
+def _queue_state(name: str, reply: list[Any], now: float) -> QueueState:
+    depth, retrying, age, workers, size, free, circuit_ms, probation, cooldown_ms, dropped, health, recent = reply
     circuit = 2 if circuit_ms > 0 else 1 if probation else 0
     return QueueState(
         name=name,
@@ -225,5 +238,5 @@ def _queue_state(name: str, reply: list[Any]) -> QueueState:
         open_for_s=max(circuit_ms, 0) / 1000,
         cooldown_s=max(cooldown_ms, 0) / 1000,
         dropped=dropped,
-        activity=Activity.parse(health, at),
+        activity=Activity.parse(health, recent, now),
     )

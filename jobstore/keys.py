@@ -22,9 +22,10 @@ No name spans two providers, so each provider's queue can later live on its own 
     {prefix}:cooldown:{provider}     STRING exists while a provider is cooling down after a 429 (PX retry-after)
     {prefix}:circuit:{provider}      STRING exists while a provider's circuit is open
     {prefix}:circuit:{provider}:probation  STRING the 30 s after it closes again (reported as half-open)
-    {prefix}:health:{provider}       HASH   recent outcomes per 10 s bucket: for the circuit ok:{bucket}, err:{bucket};
-                                            per finished request (`llm-fleet top`) l{bin}:{bucket} (its latency's
-                                            bin of LATENCY_BOUNDS), fail:{bucket}, tok:{bucket}, usd:{bucket}
+    {prefix}:health:{provider}       HASH   recent outcomes per 10 s bucket: ok:{bucket}, err:{bucket}
+    {prefix}:activity:{provider}:{bucket}  HASH  the requests finished in a 10 s bucket (`llm-fleet top`), each
+                                            counted in its latency's bin (l0..l15, LATENCY_BOUNDS), with its tokens
+                                            (tok), cost (nusd: nano-USD) and failure (fail); kept a minute
     {prefix}:rate:{provider}         HASH   the GCRA state of the provider's RPM and TPM limits
     {prefix}:dropped:{provider}      STRING how many queue elements with no job behind them a worker dropped
     {prefix}:policy                  HASH   the allowed-models policy an operator set: version, active, allow, deny
@@ -55,8 +56,8 @@ BUCKET_S = 10
 """A provider's outcomes are counted per 10 s bucket in its health hash; the circuit reads the last three."""
 
 LATENCY_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
-"""The upper bounds (seconds) of the latency bins a finished request is counted in (`l{bin}:{bucket}` of the
-health hash; one more bin past the last bound): fixed, so percentiles are read from the counts."""
+"""The upper bounds (seconds) of the latency bins a finished request is counted in (field `l{bin}` of its bucket's
+activity hash; one more bin past the last bound): fixed, so percentiles are read from the counts."""
 
 
 def latency_bin(seconds: float) -> int:
@@ -171,6 +172,10 @@ class Keys:
 
     def health(self, provider: str) -> str:
         return f"{self.prefix}:health:{provider}"
+
+    def activity(self, provider: str, bucket: int) -> str:
+        """The requests a provider finished in a 10 s bucket (`int(unix seconds // BUCKET_S)`)."""
+        return f"{self.prefix}:activity:{provider}:{bucket}"
 
     def rate(self, provider: str) -> str:
         return f"{self.prefix}:rate:{provider}"

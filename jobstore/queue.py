@@ -247,6 +247,7 @@ class WorkerQueue:
             dead=self.keys.dead(),
             rate=self.keys.rate(self.provider),
             spend=self._spend(),
+            activity=self.keys.activity(self.provider, args["bucket"]),
         )
         args.update(
             request_id=request_id,
@@ -262,7 +263,7 @@ class WorkerQueue:
             tpm=self.limits.tpm,
             agent=agent or "",
             cost=cost_usd,
-            took=latency_bin(seconds),
+            took=f"l{latency_bin(seconds)}",
         )
         return self._settled(await self._run(self._finish, keys, args))
 

@@ -55,6 +55,7 @@ _VERDICTS = {v.value.encode(): v for v in Verdict}  # as the scripts answer them
 
 
 def verdict(claimed: Element, reply: list[Any]) -> Started:
+    """The start step's reply about `claimed`, as the worker reads it."""
     kind = _VERDICTS[reply[0]]
     if kind is Verdict.RUN:  # built whole: `replace` costs more than the rest, per request
         return Started(kind, claimed, int(reply[1]), int(reply[2]), bool(reply[3]), queued_s=float(reply[4]))

@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 
 import structlog
@@ -26,7 +27,7 @@ from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
 from jobstore import Keys, connect
-from jobstore.fleet import CIRCUIT_STATES, FleetReader, FleetState, fleet_queues
+from jobstore.fleet import CIRCUIT_STATES, FleetReader, FleetState, QueueState, fleet_queues
 from schemas.errors import LLMError
 from schemas.settings import FleetSettings
 
@@ -35,7 +36,7 @@ __all__ = ["FleetCollector", "main"]
 log = structlog.get_logger("llm_fleet.exporter")
 
 _SCRAPE_TIMEOUT_S = 5.0
-_QUEUE_GAUGES: tuple[tuple[str, str, Callable[..., float]], ...] = (
+_QUEUE_GAUGES: tuple[tuple[str, str, Callable[[QueueState], float]], ...] = (
     ("llm_queue_depth", "Jobs waiting on the queue", lambda q: q.depth),
     ("llm_queue_retrying", "Jobs put aside to retry later", lambda q: q.retrying),
     ("llm_queue_oldest_age_seconds", "Age of the oldest waiting job (0 when none)", lambda q: q.oldest_age_s),
@@ -52,12 +53,14 @@ class FleetCollector(Collector):
     def __init__(self, read: Callable[[], FleetState]) -> None:
         self.read = read
         self.errors = 0
+        self._counting = threading.Lock()  # scrapes may overlap (one server thread each)
 
     def collect(self) -> Iterator[Metric]:
         try:
             fleet = self.read()
         except (RedisError, OSError, TimeoutError, LLMError) as exc:
-            self.errors += 1
+            with self._counting:
+                self.errors += 1
             log.warning("scrape_failed", error=f"{type(exc).__name__}: {exc}")
         else:
             yield from _fleet_metrics(fleet)
@@ -96,8 +99,10 @@ def _fleet_metrics(fleet: FleetState) -> Iterable[Metric]:
     for agent, usd in sorted(fleet.spent.items()):
         spent.add_metric([agent], usd)
     yield from (budget, spent)
-    yield GaugeMetricFamily("llm_redis_memory_used_bytes", "Redis's used_memory", value=fleet.memory_used)
-    yield GaugeMetricFamily("llm_redis_maxmemory_bytes", "Redis's maxmemory (0: no limit)", value=fleet.maxmemory)
+    if fleet.memory_used is not None:  # absent where Redis refuses INFO
+        yield GaugeMetricFamily("llm_redis_memory_used_bytes", "Redis's used_memory", value=fleet.memory_used)
+    if fleet.maxmemory is not None:
+        yield GaugeMetricFamily("llm_redis_maxmemory_bytes", "Redis's maxmemory (0: no limit)", value=fleet.maxmemory)
 
 
 async def serve(host: str, port: int, settings: FleetSettings, stop: asyncio.Event) -> None:

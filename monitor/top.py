@@ -78,10 +78,13 @@ def frame(fleet: FleetState) -> Group:
         table.add_column(column, justify="left" if i == 0 else "right", no_wrap=True)
     for queue in fleet.queues:
         table.add_row(*_row(queue))
-    limit = f"{fleet.maxmemory / 2**20:.0f} MiB" if fleet.maxmemory else "no limit"
+    memory = "unknown (INFO refused)"
+    if fleet.memory_used is not None:
+        limit = f"{fleet.maxmemory / 2**20:.0f} MiB" if fleet.maxmemory else "no limit"
+        memory = f"{fleet.memory_used / 2**20:.1f} MiB of {limit}"
     fleet_line = (
         f"dead letters {fleet.dead_letters}   spent today ${sum(fleet.spent.values()):.4f}   "
-        f"policy v{fleet.policy_version}   Redis memory {fleet.memory_used / 2**20:.1f} MiB of {limit}"
+        f"policy v{fleet.policy_version}   Redis memory {memory}"
     )
     return Group(table, Text(fleet_line))
 

@@ -3,9 +3,9 @@
 The specification's five, with its names and labels, and what an operator also needs per worker: retries,
 fallbacks, re-runs after a crash, dead letters, cost, and two histograms: how long a request waited on its queue
 (enqueued to claimed, its first call only) and a stream's time to first token (provider call start to its first
-token). Labels stay bounded: provider, the catalog's model id,
-status, token type, error type, source_agent (for cost); never a request_id or a trace_id. What belongs to
-the whole fleet (queue depth, live workers, circuits) is not exported per replica.
+token). Labels stay bounded: provider, the catalog's model id, status, token type, error type, source_agent (for
+cost); never a request_id or a trace_id. What belongs to the whole fleet (queue depth, live workers, circuits)
+is not exported per replica: `llm-fleet exporter` (`monitor/exporter.py`) exports it once.
 """
 
 from __future__ import annotations

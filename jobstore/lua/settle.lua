@@ -8,22 +8,6 @@
 -- is; '2': and a re-run). The scripts return 1 when they changed the job (0: it had ended already), plus 2 when
 -- they opened the circuit.
 local opened, reply = 0, ''
--- Count `by` in this bucket's `name` field of the provider's health hash. A field's first count in a bucket
--- keeps the hash a minute past it and sheds the buckets no reader uses (any left from before a pause: the
--- hash outlives no gap of more than six buckets). Its fields: the circuit's ok and err, and per finished request
--- (finish.lua) fail, tok, usd and the 16 latency bins l0..l15 (keys.LATENCY_BOUNDS, and one past its last).
-local function tally(name, by)
-  local bucket = tonumber(arg_bucket)
-  if redis.call('HINCRBY', key_health, name .. ':' .. bucket, by) == by then
-    redis.call('EXPIRE', key_health, 60)
-    local fields, old = {'ok', 'err', 'fail', 'tok', 'usd'}, {}
-    for i = 0, 15 do fields[#fields + 1] = 'l' .. i end
-    for b = bucket - 8, bucket - 3 do
-      for _, field in ipairs(fields) do old[#old + 1] = field .. ':' .. b end
-    end
-    redis.call('HDEL', key_health, unpack(old))
-  end
-end
 local function settle()
   -- the token goes back once: a script run twice (its reply lost with the connection) finds the job gone
   if redis.call('LREM', key_claimed, -1, arg_element) > 0 and arg_release == '1' then
@@ -31,19 +15,27 @@ local function settle()
   end
   if arg_health ~= '' then
     local bucket = tonumber(arg_bucket)
-    tally(arg_health, 1)
+    if redis.call('HINCRBY', key_health, arg_health .. ':' .. bucket, 1) == 1 then
+      -- a new bucket: the hash lives a minute past it, and sheds the buckets the circuit no longer reads
+      -- (any left from before a pause: the hash outlives no gap of more than six buckets)
+      redis.call('EXPIRE', key_health, 60)
+      local old = {}
+      for b = bucket - 8, bucket - 3 do
+        old[#old + 1] = 'ok:' .. b
+        old[#old + 1] = 'err:' .. b
+      end
+      redis.call('HDEL', key_health, unpack(old))
+    end
     if arg_health == 'err' then
-      local ok, err, counted = 0, 0, {}
+      local ok, err = 0, 0
       for b = bucket - 2, bucket do
         ok = ok + tonumber(redis.call('HGET', key_health, 'ok:' .. b) or '0')
         err = err + tonumber(redis.call('HGET', key_health, 'err:' .. b) or '0')
-        counted[#counted + 1] = 'ok:' .. b
-        counted[#counted + 1] = 'err:' .. b
       end
       if err >= tonumber(arg_circuit_min) and err / (ok + err) >= tonumber(arg_circuit_rate) then
         redis.call('SET', key_circuit, 'open', 'PX', arg_open_ms)
         redis.call('SET', key_probation, '1', 'PX', arg_open_ms + 30000)
-        redis.call('HDEL', key_health, unpack(counted))  -- the circuit counts afresh (the activity stays)
+        redis.call('DEL', key_health)
         opened = 1
       end
     end

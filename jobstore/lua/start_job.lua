@@ -3,8 +3,9 @@
 --! args: request_prefix worker release max_reruns rpm tpm again
 -- Whether a claimed job runs now and, when it does, the record that its provider call starts: the one step
 -- between a claim and the call. Returns the verdict {verdict, attempts, retries, rerun[, wait ms, reason]} (run:
--- {..., seconds since it was enqueued}) and the job's body. Redis's clock decides: a claim's script may run long after it was sent. `arg_again` '1': an
--- adopted job of ours may be one whose verdict never reached us, so no call was made for it.
+-- {..., seconds since it was enqueued}) and the job's body. Redis's clock decides: a claim's script may run long
+-- after it was sent. `arg_again` '1': an adopted job of ours may be one whose verdict never reached us, so no call
+-- was made for it.
 local function start(element)
   local job_key = arg_request_prefix .. string.match(element, '^[^\n]*')
   local job = redis.call('HMGET', job_key, 'state', 'retries', 'deadline_at', 'reruns', 'attempts', 'worker', 'body',

@@ -115,7 +115,7 @@ async def test_top_in_a_terminal_shows_the_fleet_move(fleet: Fleet) -> None:
         openai = after["openai"]
         assert openai[1] == "0" and openai[-1] == "1" and openai[-2] == "closed"
         assert 20 / 30 - 0.05 <= float(openai[4]) <= 20 / 20 + 0.05  # 20 requests over the last 20-30 s
-        assert openai[5] == "0.0" and openai[6].endswith("ms") and openai[7].endswith("ms")  # p50, p95
+        assert openai[5] == "0.0" and 0 < _age(openai[6]) <= _age(openai[7])  # no error; p50 <= p95
         assert float(openai[8]) > 0 and openai[9].startswith("$")  # tokens/s, cost/h
         older = await screen_until("gemini")
         assert _age(older["gemini"][2]) > _age(before["gemini"][2])  # refreshed: the waiting jobs age

@@ -4,7 +4,6 @@ command writes it."""
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -17,7 +16,6 @@ import jobstore.fleet
 from jobstore import Keys, Limits, WorkerQueue
 from jobstore.fleet import Activity, FleetReader, fleet_queues
 from jobstore.keys import LATENCY_BOUNDS, latency_bin
-from jobstore.scripts import source_of
 from producer import LLMClient
 from schemas.catalog import Catalog, ModelInfo
 from schemas.codec import encode_error, encode_response
@@ -128,6 +126,8 @@ async def test_every_figure_of_a_busy_queue(redis: Redis, settings: FleetSetting
     assert 20 <= activity.window_s <= 30 and activity.per_s(activity.requests) == pytest.approx(2 / activity.window_s)
     assert fleet.dead_letters == 1 and fleet.violations == {("gpt-4o", "planner"): 3} and fleet.policy_version == 7
     assert fleet.budgets == {"planner": 2.5} and fleet.spent == {"planner": pytest.approx(0.5)}
+    buckets = await redis.keys(f"{settings.key_prefix}:activity:openai:*")
+    assert buckets and all(0 < ttl <= 60 for ttl in [await redis.ttl(b) for b in buckets])  # each expires whole
 
     await redis.set(keys.circuit("openai"), "open", px=5_000)
     assert await queue.acquire_slot(1)  # a token taken: in flight
@@ -175,28 +175,11 @@ def test_percentiles_are_read_from_the_bins_as_prometheus_does() -> None:
 
 def test_activity_is_read_over_the_last_two_buckets_and_the_current_one() -> None:
     now = 1000 * 10 + 4.0  # 4 s into bucket 1000
-    flat = [
-        b"l3:1000",
-        b"2",
-        b"l3:998",
-        b"1",
-        b"l3:997",
-        b"5",
-        b"tok:999",
-        b"30",
-        b"usd:1000",
-        b"0.5",
-        b"ok:1000",
-        b"2",
-    ]
-    activity = Activity.parse(flat, now)
-    assert activity.window_s == 24 and activity.requests == 3  # bucket 997 is past: left out
-    assert (activity.tokens, activity.cost_usd, activity.ok, activity.err, activity.errors) == (30, 0.5, 2, 0, 0)
-
-
-def test_the_scripts_shed_every_latency_bin_the_bounds_make() -> None:
-    [(first, last)] = re.findall(r"for i = (\d+), (\d+) do fields", source_of("settle"))
-    assert (int(first), int(last)) == (0, len(LATENCY_BOUNDS))  # l0 .. l15: one bin past the last bound
+    health = [b"ok:1000", b"2", b"err:998", b"1", b"err:997", b"5"]  # 997: no longer read
+    recent = [[b"l3", b"1", b"tok", b"30"], [], [b"l3", b"2", b"nusd", b"500000000", b"fail", b"1"]]
+    activity = Activity.parse(health, recent, now)
+    assert activity.window_s == 24 and activity.requests == 3 and activity.latency[3] == 3
+    assert (activity.tokens, activity.cost_usd, activity.ok, activity.err, activity.errors) == (30, 0.5, 2, 1, 1)
 
 
 def test_the_queues_are_the_providers_then_each_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -146,6 +146,33 @@ async def test_a_scrape_that_cannot_reach_redis_still_answers_and_counts_it() ->
     assert {name for name, _ in second} == {"llm_exporter_scrape_errors_total"}  # nothing else, nothing stale
 
 
+async def test_a_redis_that_refuses_info_leaves_out_its_memory_alone(
+    redis: Redis, redis_server: RedisServer, settings: FleetSettings
+) -> None:
+    user = f"noinfo{uuid.uuid4().hex[:6]}"
+    await redis.execute_command("ACL", "SETUSER", user, "on", ">pw", "~*", "&*", "+@all", "-info")
+    try:
+        port = redis_server.url.rsplit(":", 1)[1].split("/")[0]
+        limited = settings.model_copy(update={"redis_url": f"redis://{user}:pw@127.0.0.1:{port}/0"})
+        async with serving(limited) as url:
+            samples = await scrape(url)
+        console = Console(record=True, width=200)
+        await top.watch(limited, once=True, interval_s=1, console=console)
+    finally:
+        await redis.execute_command("ACL", "DELUSER", user)
+    names = {name for name, _ in samples}
+    assert names >= {
+        "llm_queue_depth",
+        "llm_workers_live",
+        "llm_circuit_state",
+        "llm_dead_letters",
+        "llm_policy_version",
+    }
+    assert not names & {"llm_redis_memory_used_bytes", "llm_redis_maxmemory_bytes"}
+    assert samples[("llm_exporter_scrape_errors_total", ())] == 0
+    assert "Redis memory unknown (INFO refused)" in console.export_text()
+
+
 def test_the_exporter_refuses_bad_arguments_and_a_port_in_use(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         exporter.main([])
