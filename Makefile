@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PACKAGES := schemas jobstore producer workers emulator launcher llm_fleet.py
+PACKAGES := schemas jobstore producer workers emulator launcher gateway llm_fleet.py
 
 .PHONY: demo test bench clean
 
