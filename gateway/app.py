@@ -38,7 +38,9 @@ def create_app(settings: GatewaySettings | None = None, fleet: FleetSettings | N
         fleet_settings = fleet or FleetSettings()
         keys = Keys(fleet_settings.key_prefix)
         redis = connect(fleet_settings.redis_url)
-        auth = Authenticator(gateway_settings.token_agents, TokenStore(redis, keys), time.monotonic)
+        auth = Authenticator(
+            gateway_settings.token_agents, TokenStore(redis, keys), time.monotonic, gateway_settings.token_cache_s
+        )
         try:
             async with LLMClient(settings=fleet_settings) as client:
                 app.state.gateway = Gateway(client, redis, keys, gateway_settings, metrics, auth)

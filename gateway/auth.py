@@ -20,7 +20,6 @@ from schemas.errors import LLMError
 __all__ = ["OPEN_PATHS", "AuthMiddleware", "Authenticator"]
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-CACHE_S = 5.0  # how long a token's agent (and whether Redis holds any token) is taken as read
 
 _REFUSAL = json.dumps(
     {"error": {"message": "a valid bearer token is required", "type": "authentication_error", "code": None}}
@@ -32,21 +31,24 @@ _AWAY = json.dumps(
 
 class Authenticator:
     """Which source_agent a bearer token is bound to: `LLM_GATEWAY_TOKENS` first, then Redis (read at most
-    once per `CACHE_S` per token)."""
+    once per `cache_s` per token, and whether Redis holds any token at all)."""
 
-    def __init__(self, env_tokens: dict[str, str], store: TokenStore, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, env_tokens: dict[str, str], store: TokenStore, clock: Callable[[], float], cache_s: float
+    ) -> None:
         self.env_tokens = env_tokens
         self.store = store
         self.clock = clock
+        self.cache_s = cache_s
         self._known: dict[str, tuple[str | None, float]] = {}  # digest → (agent or None, when read)
-        self._any_stored = (False, -CACHE_S)
+        self._any_stored = (False, float("-inf"))
 
     async def required(self) -> bool:
         """Whether any token is configured (else the gateway is open)."""
         if self.env_tokens:
             return True
         stored, at = self._any_stored
-        if self.clock() - at >= CACHE_S:
+        if self.clock() - at >= self.cache_s:
             stored = await self.store.count() > 0
             self._any_stored = (stored, self.clock())
         return stored
@@ -55,8 +57,8 @@ class Authenticator:
         key = digest(token)
         if key in self.env_tokens:
             return self.env_tokens[key]
-        agent, at = self._known.get(key, (None, -CACHE_S))
-        if self.clock() - at >= CACHE_S:
+        agent, at = self._known.get(key, (None, float("-inf")))
+        if self.clock() - at >= self.cache_s:
             agent = await self.store.agent_of(key)
             if len(self._known) > 10_000:  # bounded: a flood of made-up tokens cannot grow it
                 self._known.clear()

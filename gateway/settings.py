@@ -23,6 +23,8 @@ class GatewaySettings(BaseSettings):
     tokens add` stored in Redis)."""
     max_body_bytes: int = Field(4 * 1024 * 1024, alias="LLM_GATEWAY_MAX_BODY", gt=0)
     """The largest request body taken; a larger one is refused with 413."""
+    token_cache_s: float = Field(5.0, alias="LLM_GATEWAY_TOKEN_CACHE", ge=0)
+    """How long a token read from Redis is taken as read: a revoked token stops working within it."""
     max_wait_s: float = Field(60.0, alias="LLM_GATEWAY_MAX_WAIT", gt=0)
     """The longest a long poll (`?wait=`) or an RPC `llm.result` waits before it answers "pending"."""
 

@@ -2,7 +2,7 @@
 
 A token is stored as its SHA-256 only (`{prefix}:gateway:tokens`, digest → JSON of agent, label, when added);
 `add` prints the token once, `list` shows each token's id (the first 12 hex digits of its digest), never the
-token. A revoked token stops working on every gateway within `CACHE_S`.
+token. A revoked token stops working on every gateway within `LLM_GATEWAY_TOKEN_CACHE` seconds (default 5).
 """
 
 from __future__ import annotations
