@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-NAMES = ("latency", "stream", "chaos", "abstraction", "footprint", "soak", "capacity", "instructions", "selection")
+NAMES = ("latency", "stream", "chaos", "abstraction", "footprint", "soak", "capacity", "instructions", "selection", "gateway")
 
 
 def main() -> None:
