@@ -65,6 +65,7 @@ def error_response(error: LLMError, caller: Caller, *, request_id: str | None = 
     trace = getattr(error, "trace_id", None) or caller.trace_id or caller.traceparent_trace
     rid = request_id or getattr(error, "request_id", None)
     headers = caller.headers(request_id=rid, trace_id=trace)
+    headers["x-should-retry"] = "true" if error.retryable else "false"  # the openai SDKs follow it
     retry_after = error.details.get("retry_after")
     if isinstance(retry_after, int | float):
         headers["Retry-After"] = str(max(1, round(retry_after)))

@@ -162,7 +162,7 @@ def test_dockerfile_builds_the_wheel_as_non_root_without_keys() -> None:
         part.rstrip("/") for line in dockerfile.splitlines() if line.startswith("COPY ") for part in line.split()[1:-1]
     }
     assert set(wheel["only-include"]) | {"pyproject.toml", "README.md"} <= copied
-    assert re.search(r'pip install "\./\[workers,emulator\]"', dockerfile)
+    assert re.search(r'pip install "\./\[workers,emulator,gateway\]"', dockerfile)
     imported = re.search(r'python -c "import ([\w, ]+)"', dockerfile)
     assert imported and set(wheel["packages"]) <= {name.strip() for name in imported[1].split(",")}
     user = re.findall(r"^USER (\S+)", dockerfile, re.MULTILINE)
