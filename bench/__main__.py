@@ -5,7 +5,18 @@ from __future__ import annotations
 import importlib
 import sys
 
-NAMES = ("latency", "stream", "chaos", "abstraction", "footprint", "soak", "capacity", "instructions", "selection", "gateway")
+NAMES = (
+    "latency",
+    "stream",
+    "chaos",
+    "abstraction",
+    "footprint",
+    "soak",
+    "capacity",
+    "instructions",
+    "selection",
+    "gateway",
+)
 
 
 def main() -> None:
