@@ -130,9 +130,11 @@ async def chat_completions(request: Request) -> Response:
     events = gateway.client.events(llm)
     try:
         first = await anext(events)
-    except LLMError as exc:
+    except BaseException as exc:  # refused, or the caller went away before the first token: stop it
         await events.aclose()
-        return error_response(exc, caller, request_id=llm.request_id)
+        if isinstance(exc, LLMError):
+            return error_response(exc, caller, request_id=llm.request_id)
+        raise
     if first.type in ("error", "cancelled"):  # failed before its first token: an HTTP error, as OpenAI's is
         await events.aclose()
         gateway.metrics.relayed(llm.model, None)

@@ -47,3 +47,7 @@ async def http(gateway_url: str) -> AsyncIterator[httpx.AsyncClient]:
     headers = {"Authorization": f"Bearer {TOKEN}"}
     async with httpx.AsyncClient(base_url=gateway_url, headers=headers, timeout=30) as client:
         yield client
+
+
+# the end-to-end modules' fleet of workers started per test, on a key prefix of its own
+from tests.e2e.conftest import emulator_url, fleet  # noqa: F401
