@@ -75,7 +75,11 @@ class GatewayMetrics:
 
 
 async def fleet_metrics(redis: Redis, keys: Keys, metrics: GatewayMetrics, *, dead_after_s: float) -> dict[str, Any]:
-    """`llm.metrics`: the fleet's providers as Redis holds them, and the models as this gateway saw them."""
+    """`llm.metrics`: the fleet's providers as Redis holds them, and the models as this gateway saw them.
+
+    The providers' rows come from `producer.admin.provider_health` today; the fleet-wide reader of the
+    observability work (`jobstore.fleet.FleetReader.read(fleet_queues())`: per queue its depth, workers and
+    recent requests, errors, latency, tokens and cost, in one round trip) replaces it here once it lands."""
     providers = await provider_health(redis, keys, dead_after_s=dead_after_s)
     return {"providers": providers, "models": metrics.by_model(), "models_scope": "this gateway process"}
 
