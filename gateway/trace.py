@@ -1,7 +1,7 @@
 """Trace context in and out: `X-Trace-Id`, `X-Source-Agent`, `X-Session-Id` and W3C `traceparent`.
 
-In: the headers name the trace, the agent and the session of a request (a body's own values stand when no
-header is sent; an authenticated token's source_agent overrides both). Out: every response carries them back,
+In: the headers name the trace, the agent and the session of a request unless its body names them itself (an
+authenticated token's source_agent overrides both). Out: every response carries them back,
 with `X-Request-Id`, and a `traceparent` continuing the caller's trace (a new span of ours).
 """
 
