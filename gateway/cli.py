@@ -18,6 +18,7 @@ import socket
 import sys
 
 import uvicorn
+from pydantic import ValidationError
 from uvicorn.supervisors import Multiprocess
 
 from gateway import tokens
@@ -25,6 +26,7 @@ from gateway.settings import GatewaySettings
 from gateway.tokens import TokenStore
 from jobstore import Keys, connect
 from schemas.errors import LLMError
+from schemas.request import explain
 from schemas.settings import FleetSettings
 
 __all__ = ["main"]
@@ -53,6 +55,9 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     try:
         guarded = bool(GatewaySettings().token_agents) or asyncio.run(_stored_tokens())
+    except ValidationError as exc:
+        sys.stderr.write(f"llm-fleet gateway: a setting is not valid: {explain(exc)}\n")
+        return 2
     except LLMError as exc:
         sys.stderr.write(f"llm-fleet gateway: {type(exc).__name__}: {exc.message}\n")
         return 1

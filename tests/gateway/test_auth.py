@@ -23,8 +23,8 @@ pytestmark = pytest.mark.e2e
 HELLO = {"model": MODELS[Provider.OPENAI], "messages": [{"role": "user", "content": "auth [[tokens=2]]"}]}
 
 
-async def _cli(settings: FleetSettings, *args: str) -> tuple[int, str, str]:
-    env = {**os.environ, "REDIS_URL": settings.redis_url, "LLM_KEY_PREFIX": settings.key_prefix}
+async def _cli(settings: FleetSettings, *args: str, **extra: str) -> tuple[int, str, str]:
+    env = {**os.environ, "REDIS_URL": settings.redis_url, "LLM_KEY_PREFIX": settings.key_prefix, **extra}
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "llm_fleet", *args, env=env, stdout=-1, stderr=-1)
     out, err = await proc.communicate()
     return proc.returncode or 0, out.decode(), err.decode()
@@ -127,3 +127,10 @@ async def test_with_no_token_it_listens_on_loopback_only(fleet_settings: FleetSe
         assert str(proc.ready_info["url"]).startswith("http://0.0.0.0:")
     finally:
         await proc.stop()
+
+
+async def test_a_setting_or_option_that_is_wrong_is_said_at_start(fleet_settings: FleetSettings) -> None:
+    code, _, err = await _cli(fleet_settings, "gateway", "--port", "0", LLM_GATEWAY_TOKENS="no-agent-here")
+    assert code == 2 and "LLM_GATEWAY_TOKENS" in err and "Traceback" not in err
+    code, _, err = await _cli(fleet_settings, "gateway", "--port", "0", "--workers", "0")
+    assert code == 2 and "--workers" in err
