@@ -126,7 +126,7 @@ async def chat_completions(request: Request) -> Response:
             gateway.metrics.relayed(llm.model, None)
             return error_response(exc, caller, request_id=llm.request_id)
         gateway.metrics.relayed(llm.model, response)
-        return json_response(completion(response), caller, request_id=llm.request_id)
+        return json_response(_completion(response), caller, request_id=llm.request_id)
     events = gateway.client.events(llm)
     try:
         first = await anext(events)
@@ -144,7 +144,7 @@ async def chat_completions(request: Request) -> Response:
     return StreamingResponse(chunks, media_type="text/event-stream", headers=headers)
 
 
-def completion(response: LLMResponse) -> dict[str, Any]:
+def _completion(response: LLMResponse) -> dict[str, Any]:
     return {
         "id": f"chatcmpl-{response.request_id}",
         "object": "chat.completion",
