@@ -5,7 +5,7 @@ interleaved, requests round-robin over the providers:
     gateway  `POST /v1/chat/completions` to `llm-fleet gateway`, a process of its own, in front of the same fleet
     litellm  the same route of LiteLLM's proxy (`litellm --config`), a process of its own, calling the emulator
 
-    python -m bench gateway [--in-flight 1000] [--requests 3000] [--rounds 2] [--latency-ms 1000]
+    python -m bench gateway [--in-flight 1000,100] [--requests 3000] [--rounds 2] [--latency-ms 1000]
                             [--gateway-workers 1] [--litellm /work/venv-litellm/bin/litellm] [--no-litellm]
 
 The HTTP paths are driven by aiohttp with a bearer token (each server checks one). CPU per request is read from
@@ -49,6 +49,7 @@ _LITELLM_ROUTES = {
 @dataclass
 class Round:
     path: str
+    in_flight: int
     latencies: list[float]
     errors: int
     wall_s: float
@@ -183,6 +184,7 @@ async def litellm_proxy(command: str, emulator_url: str, logs: Path) -> AsyncIte
 
 async def one_round(
     path: str,
+    in_flight: int,
     call: Callable[[int], Awaitable[None]],
     errors: list[str],
     pids: dict[str, list[int]],
@@ -191,17 +193,18 @@ async def one_round(
     errors.clear()
     every = [pid for group in pids.values() for pid in group]
     clock = Clock([os.getpid(), *every])
-    latencies = await closed_loop(call, args.in_flight, args.requests, args.latency_ms / 1000)
+    latencies = await closed_loop(call, in_flight, args.requests, args.latency_ms / 1000)
     wall, cpu = clock.stop()
     n = len(latencies)
     parts = {"load generator": cpu[os.getpid()] * 1000 / n}
     parts |= {part: sum(cpu[pid] for pid in group) * 1000 / n for part, group in pids.items()}
     if errors:
         sys.stderr.write(f"{path}: {len(errors)} errors, first: {errors[0]}\n")
-    return Round(path, latencies, len(errors), wall, parts)
+    return Round(path, in_flight, latencies, len(errors), wall, parts)
 
 
-def report(rounds: list[Round]) -> str:
+def report(every: list[Round], in_flight: int) -> str:
+    rounds = [r for r in every if r.in_flight == in_flight]
     client = [r for r in rounds if r.path == "client"]
     base50, base99 = median([pct(r.latencies, 50) for r in client]), median([pct(r.latencies, 99) for r in client])
     lines = [
@@ -253,35 +256,47 @@ async def main_async(args: argparse.Namespace) -> None:
                         {"litellm proxy": family(proxy[1])},
                     )
                 for name, (call, _) in paths.items():  # warm-up: connections, imports, first-use caches
-                    await closed_loop(call, min(args.in_flight, 200), 400)
+                    await closed_loop(call, 200, 400)
                     sys.stderr.write(f"warmed up: {name} ({len(errors)} errors)\n")
                     errors.clear()
-                for n in range(args.rounds):
-                    for name, (call, pids) in paths.items():
-                        rounds.append(await one_round(name, call, errors, pids, args))
-                        sys.stderr.write(f"round {n + 1}: {name} {rounds[-1].rate:.0f} req/s\n")
+                for in_flight in args.in_flight:
+                    for n in range(args.rounds):
+                        for name, (call, pids) in paths.items():
+                            rounds.append(await one_round(name, in_flight, call, errors, pids, args))
+                            sys.stderr.write(f"{in_flight} in flight, round {n + 1}: {name} {rounds[-1].rate:.0f}/s\n")
         finally:
             await gateway.stop()
     load_after = os.getloadavg()
     out = Path("bench/results")
     out.mkdir(parents=True, exist_ok=True)
     record = [
-        {"path": r.path, "latencies_ms": r.latencies, "errors": r.errors, "wall_s": r.wall_s, "cpu_ms": r.cpu_ms}
+        {
+            "path": r.path,
+            "in_flight": r.in_flight,
+            "latencies_ms": r.latencies,
+            "errors": r.errors,
+            "wall_s": r.wall_s,
+            "cpu_ms": r.cpu_ms,
+        }
         for r in rounds
     ]
     (out / f"gateway-{int(time.time())}.json").write_text(json.dumps(record))
     sys.stdout.write(
-        f"{args.in_flight} in flight, {args.latency_ms} ms emulator latency, {args.requests} requests a round, "
-        f"{args.rounds} rounds, round-robin over {', '.join(MODELS.values())}; gateway --workers {args.gateway_workers}\n"
-        f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} (1 min), on {os.cpu_count()} cores\n\n"
-        + report(rounds)
-        + "\n"
+        f"{args.latency_ms} ms emulator latency, {args.requests} requests a round per path, {args.rounds} rounds, "
+        f"round-robin over {', '.join(MODELS.values())}; gateway --workers {args.gateway_workers}\n"
+        f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} (1 min), on {os.cpu_count()} cores\n"
     )
+    for in_flight in args.in_flight:
+        sys.stdout.write(f"\n{in_flight} in flight:\n\n{report(rounds, in_flight)}\n")
+
+
+def _numbers(value: str) -> list[int]:
+    return [int(n) for n in value.split(",")]
 
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench gateway")
-    parser.add_argument("--in-flight", type=int, default=1000)
+    parser.add_argument("--in-flight", type=_numbers, default=[1000, 100], help="the loads, in order")
     parser.add_argument("--requests", type=int, default=3000, help="per path and round")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--latency-ms", type=int, default=1000)
