@@ -85,11 +85,13 @@ async def fleet_metrics(redis: Redis, keys: Keys, metrics: GatewayMetrics, *, de
 
 
 class MetricsMiddleware:
-    """Counts every HTTP answer by the route's template (never the raw path: ids would explode the labels)."""
+    """Counts every HTTP answer by its route's template (never the raw path: ids would explode the labels),
+    found from the endpoint the router chose (`paths`: endpoint → template)."""
 
-    def __init__(self, app: ASGIApp, metrics: GatewayMetrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: GatewayMetrics, paths: dict[Any, str]) -> None:
         self.app = app
         self.metrics = metrics
+        self.paths = paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -107,7 +109,6 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, sending)
         finally:
-            route = scope.get("route")
-            name = getattr(route, "path", "unmatched")
+            name = self.paths.get(scope.get("endpoint"), "unmatched")
             self.metrics.requests.labels(name, scope["method"], str(status)).inc()
             self.metrics.duration.labels(name).observe(time.perf_counter() - started)

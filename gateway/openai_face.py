@@ -14,10 +14,10 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
 
 from gateway.errors import http_body
 from gateway.state import Gateway, error_response, gateway_of, invalid, json_body, json_response
@@ -28,7 +28,7 @@ from schemas.events import StreamEvent
 from schemas.request import LLMRequest
 from schemas.response import LLMResponse
 
-__all__ = ["SUPPORTED", "router", "to_request"]
+__all__ = ["SUPPORTED", "routes", "to_request"]
 
 SUPPORTED = frozenset(
     {"model", "messages", "temperature", "max_tokens", "max_completion_tokens", "stream", "stream_options", "n"}
@@ -38,8 +38,6 @@ MESSAGE_FIELDS = frozenset({"role", "content"})
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 PART_TYPES = frozenset({"text"})
 _FINISH = {"stop": "stop", "length": "length", "content_filter": "content_filter", "tool_calls": "tool_calls"}
-
-router = APIRouter()
 
 
 def to_request(body: Any, caller: Caller, request_id: str | None = None) -> tuple[LLMRequest, bool]:
@@ -110,7 +108,6 @@ def _unsupported(param: str, message: str) -> InvalidRequestError:
     return InvalidRequestError(message, param=param)
 
 
-@router.post("/v1/chat/completions")
 async def chat_completions(request: Request) -> Response:
     gateway, caller = gateway_of(request), caller_of(request)
     request_id = request.headers.get("idempotency-key") or None
@@ -224,7 +221,6 @@ def _sse(data: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
 
 
-@router.get("/v1/models")
 async def models(request: Request) -> Response:
     gateway, caller = gateway_of(request), caller_of(request)
     policy = gateway.client.policy
@@ -234,3 +230,9 @@ async def models(request: Request) -> Response:
         if m.lifecycle.status != "retired" and (policy is None or policy.permits(m))
     ]
     return json_response({"object": "list", "data": data}, caller)
+
+
+routes = [
+    Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+    Route("/v1/models", models, methods=["GET"]),
+]

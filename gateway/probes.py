@@ -4,27 +4,24 @@ Prometheus)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from gateway.state import gateway_of
 from schemas.catalog import Provider
 
-__all__ = ["router"]
+__all__ = ["routes"]
 
-router = APIRouter()
 _READY_WAIT_S = 2.0
 
 
-@router.get("/healthz")
-async def healthz() -> Response:
+async def healthz(_: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-@router.get("/readyz")
 async def readyz(request: Request) -> Response:
     gateway = gateway_of(request)
     redis, keys = gateway.redis, gateway.keys
@@ -42,6 +39,12 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"ready": ready, "redis": True, "workers": workers}, 200 if ready else 503)
 
 
-@router.get("/metrics")
 async def metrics(request: Request) -> Response:
     return Response(generate_latest(gateway_of(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+routes = [
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+]

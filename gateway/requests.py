@@ -14,10 +14,10 @@ import json
 import re
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
 
 from gateway.state import Gateway, error_response, gateway_of, invalid, json_body, json_response
 from gateway.trace import caller_of
@@ -28,14 +28,12 @@ from schemas.events import TERMINAL, DoneEvent, ErrorEvent, decode_event
 from schemas.request import LLMRequest
 from schemas.response import LLMResponse
 
-__all__ = ["router"]
+__all__ = ["routes"]
 
-router = APIRouter()
 _STREAM_ID = re.compile(r"^\d+-\d+$")
 KEEPALIVE_MS = 10_000  # an SSE comment this often while no event comes, so proxies keep the connection
 
 
-@router.post("/v1/requests")
 async def submit(request: Request) -> Response:
     gateway, caller = gateway_of(request), caller_of(request)
     try:
@@ -57,11 +55,11 @@ async def submit(request: Request) -> Response:
     return response
 
 
-@router.get("/v1/requests/{request_id}")
-async def result(request: Request, request_id: str, wait: float = 0.0) -> Response:
-    gateway, caller = gateway_of(request), caller_of(request)
+async def result(request: Request) -> Response:
+    gateway, caller, request_id = gateway_of(request), caller_of(request), request.path_params["request_id"]
     try:
-        response = await gateway.client.result(request_id, timeout=min(max(wait, 0.0), gateway.settings.max_wait_s))
+        wait = _seconds(request.query_params.get("wait", "0"))
+        response = await gateway.client.result(request_id, timeout=min(wait, gateway.settings.max_wait_s))
     except ResultTimeoutError:
         pending = {"request_id": request_id, "status": "pending"}
         answer = json_response(pending, caller, status=202, request_id=request_id)
@@ -72,9 +70,8 @@ async def result(request: Request, request_id: str, wait: float = 0.0) -> Respon
     return json_response(response.model_dump(mode="json"), caller, request_id=request_id)
 
 
-@router.delete("/v1/requests/{request_id}")
-async def cancel(request: Request, request_id: str) -> Response:
-    gateway, caller = gateway_of(request), caller_of(request)
+async def cancel(request: Request) -> Response:
+    gateway, caller, request_id = gateway_of(request), caller_of(request), request.path_params["request_id"]
     try:
         cancelled = await gateway.client.cancel(request_id)
     except LLMError as exc:
@@ -82,9 +79,8 @@ async def cancel(request: Request, request_id: str) -> Response:
     return json_response({"request_id": request_id, "cancelled": cancelled}, caller, request_id=request_id)
 
 
-@router.get("/v1/requests/{request_id}/events")
-async def events(request: Request, request_id: str) -> Response:
-    gateway, caller = gateway_of(request), caller_of(request)
+async def events(request: Request) -> Response:
+    gateway, caller, request_id = gateway_of(request), caller_of(request), request.path_params["request_id"]
     after = request.headers.get("last-event-id", "").strip() or "0-0"
     if not _STREAM_ID.match(after):
         return error_response(InvalidRequestError(f"Last-Event-ID {after!r} is not an event id"), caller)
@@ -95,6 +91,17 @@ async def events(request: Request, request_id: str) -> Response:
         return error_response(exc, caller, request_id=request_id)
     headers = {**caller.headers(request_id=request_id), "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(_follow(gateway, request_id, after), media_type="text/event-stream", headers=headers)
+
+
+def _seconds(value: str) -> float:
+    """`?wait=S`: seconds, 0 or more."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:  # negative, or NaN
+        raise InvalidRequestError(f"wait must be a number of seconds, 0 or more (not {value!r})", param="wait")
+    return seconds
 
 
 async def _follow(gateway: Gateway, request_id: str, after: str) -> AsyncIterator[bytes]:
@@ -147,3 +154,11 @@ def _ending(outcome: LLMResponse | LLMError) -> bytes:
         else DoneEvent(seq=0, response=outcome)
     )
     return f"event: {event.type}\ndata: {event.model_dump_json()}\n\n".encode()
+
+
+routes = [
+    Route("/v1/requests", submit, methods=["POST"]),
+    Route("/v1/requests/{request_id}", result, methods=["GET"]),
+    Route("/v1/requests/{request_id}", cancel, methods=["DELETE"]),
+    Route("/v1/requests/{request_id}/events", events, methods=["GET"]),
+]

@@ -12,9 +12,9 @@ import math
 from typing import Any
 
 import structlog
-from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from gateway.errors import (
     INTERNAL_ERROR,
@@ -30,14 +30,12 @@ from gateway.state import Gateway, gateway_of
 from gateway.trace import Caller, caller_of
 from schemas.errors import LLMError
 
-__all__ = ["router"]
+__all__ = ["routes"]
 
 log = structlog.get_logger("llm_fleet.gateway")
-router = APIRouter()
 _UNSET = object()
 
 
-@router.post("/rpc")
 async def rpc(request: Request) -> Response:
     gateway, caller = gateway_of(request), caller_of(request)
     try:
@@ -116,3 +114,6 @@ def _error(call_id: Any, code: int, message: str, data: dict[str, Any] | None = 
 def _reply(content: Any, caller: Caller) -> Response:
     body = json.dumps(content, separators=(",", ":"), allow_nan=False).encode()
     return Response(body, media_type="application/json", headers=caller.headers())
+
+
+routes = [Route("/rpc", rpc, methods=["POST"])]

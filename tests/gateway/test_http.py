@@ -84,7 +84,7 @@ async def test_bad_input_is_a_clear_400(
 
 async def test_a_bad_query_parameter_is_a_400(http: httpx.AsyncClient) -> None:
     answer = await http.get("/v1/requests/some-id", params={"wait": "soon"})
-    assert answer.status_code == 400 and answer.json()["error"]["param"] == "query.wait"
+    assert answer.status_code == 400 and answer.json()["error"]["param"] == "wait"
 
 
 async def test_a_body_over_the_limit_is_413_declared_or_chunked(http: httpx.AsyncClient) -> None:
