@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PACKAGES := schemas jobstore producer workers emulator launcher gateway llm_fleet.py
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench clean litellm-proxy
 
 demo: $(VENV)/.demo
 	$(PY) -m llm_fleet demo
@@ -33,6 +33,15 @@ $(VENV)/.dev: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@ $(VENV)/.demo
+
+# LiteLLM's proxy, the peer of `python -m bench gateway`, in a venv of its own (`litellm[proxy]` cannot resolve:
+# bench/litellm-proxy.txt says why): `make litellm-proxy`, then `make bench ARGS="gateway --litellm $(LITELLM_VENV)/bin/litellm"`
+LITELLM_VENV ?= /work/venv-litellm
+litellm-proxy: $(LITELLM_VENV)/bin/litellm
+$(LITELLM_VENV)/bin/litellm: bench/litellm-proxy.txt
+	$(PYTHON) -m venv $(LITELLM_VENV)
+	$(LITELLM_VENV)/bin/pip install -q -r bench/litellm-proxy.txt
+	touch $@
 
 $(VENV)/.bench: $(VENV)/.dev
 	$(PY) -m pip install -q -e '.[bench]'
