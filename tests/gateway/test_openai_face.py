@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import httpx
 import openai
 import pytest
 
@@ -138,3 +139,19 @@ async def test_models_lists_the_catalog(client: openai.AsyncOpenAI) -> None:
     ids = {m.id: m.owned_by async for m in client.models.list()}
     assert {ids.get("gpt-4.1-mini-2025-04-14"), ids.get("claude-haiku-4-5-20251001")} <= {"openai", "anthropic"}
     assert {"openai", "anthropic", "gemini"} <= set(ids.values())
+
+
+async def test_a_caller_that_stops_reading_a_stream_stops_its_request(gateway_url: str) -> None:
+    body = {
+        "model": MODELS[Provider.GEMINI],
+        "stream": True,
+        "messages": _user("long [[tokens=200]] [[tokens_per_s=20]]"),
+    }
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with httpx.AsyncClient(base_url=gateway_url, headers=headers, timeout=20) as http:
+        async with http.stream("POST", "/v1/chat/completions", json=body) as stream:
+            request_id = stream.headers["x-request-id"]
+            lines = stream.aiter_lines()
+            assert (await anext(lines)).startswith("data: ")  # the role chunk; then the caller goes away
+        after = await http.get(f"/v1/requests/{request_id}", params={"wait": 10})
+    assert after.status_code == 409 and after.json()["error"]["code"] == "RequestCancelledError"

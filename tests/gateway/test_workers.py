@@ -1,4 +1,5 @@
-"""`llm-fleet gateway --workers N`: N processes share the port, each its own producer of the fleet."""
+"""The gateway in front of a fleet of the test's own (the end-to-end `fleet` fixture): `--workers N` (N processes
+share the port, each its own producer of the fleet), and a provider that fails at once (no retries)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,24 @@ async def test_several_worker_processes_serve_one_port(fleet: Fleet) -> None:
         assert len(_children(gateway.proc.pid)) >= 2  # the supervisor's two servers (and its resource tracker)
     finally:
         assert await gateway.stop() in (0, -15)
+
+
+async def test_a_stream_that_fails_before_its_first_token_is_an_http_error(fleet: Fleet) -> None:
+    settings, _ = await fleet(Provider.ANTHROPIC, LLM_MAX_RETRIES="0")
+    gateway = await start_gateway(settings, LLM_GATEWAY_TOKENS="tok=agent-f")
+    try:
+        url = str(gateway.ready_info["url"]).replace("0.0.0.0", "127.0.0.1")
+        async with openai.AsyncOpenAI(api_key="tok", base_url=f"{url}/v1", max_retries=0) as client:
+            with pytest.raises(openai.InternalServerError) as caught:  # 502: the provider failed (overloaded)
+                await client.chat.completions.create(
+                    model=MODELS[Provider.ANTHROPIC],
+                    messages=[{"role": "user", "content": "busy [[fault=529]]"}],
+                    stream=True,
+                )
+        assert caught.value.status_code == 502 and caught.value.code == "OverloadedError"
+        assert caught.value.response.headers["x-should-retry"] == "true"
+    finally:
+        await gateway.stop()
 
 
 def _children(pid: int) -> list[int]:
