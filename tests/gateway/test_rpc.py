@@ -55,7 +55,7 @@ async def test_models_select_and_metrics(http: httpx.AsyncClient) -> None:
     metrics = await _call(http, request("llm.metrics", params=[]))
     assert isinstance(metrics, Ok)
     providers = {p["provider"]: p for p in metrics.result["providers"]}
-    assert providers["gemini"]["workers"] == 1 and "queued" in providers["gemini"]
+    assert providers["gemini"]["workers"] >= 1 and "queued" in providers["gemini"]
     gemini = next(m for m in metrics.result["models"] if m["model"] == MODELS[Provider.GEMINI])
     assert gemini["requests"] >= 1 and gemini["completion_tokens"] >= 3
 
