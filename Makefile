@@ -2,14 +2,14 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PACKAGES := schemas jobstore producer workers emulator launcher monitor llm_fleet.py
+PACKAGES := schemas jobstore producer workers emulator launcher monitor gateway llm_fleet.py
 # The ops tests run promtool and a Prometheus server: Debian's `prometheus` package, installed where missing.
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 # The image's pinned dependency tree (ops/Dockerfile installs it): every extra a deployed process needs.
-LOCK_EXTRAS := workers emulator monitor
+LOCK_EXTRAS := workers emulator monitor gateway
 
-.PHONY: demo test bench lock clean
+.PHONY: demo test bench lock clean litellm-proxy
 
 demo: $(VENV)/.demo
 	$(PY) -m llm_fleet demo
@@ -45,6 +45,15 @@ $(VENV)/.dev: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@ $(VENV)/.demo
+
+# LiteLLM's proxy, the peer of `python -m bench gateway`, in a venv of its own (`litellm[proxy]` cannot resolve:
+# bench/litellm-proxy.txt says why): `make litellm-proxy`, then `make bench ARGS="gateway --litellm $(LITELLM_VENV)/bin/litellm"`
+LITELLM_VENV ?= /work/venv-litellm
+litellm-proxy: $(LITELLM_VENV)/bin/litellm
+$(LITELLM_VENV)/bin/litellm: bench/litellm-proxy.txt
+	$(PYTHON) -m venv $(LITELLM_VENV)
+	$(LITELLM_VENV)/bin/pip install -q -r bench/litellm-proxy.txt
+	touch $@
 
 $(VENV)/.bench: $(VENV)/.dev
 	$(PY) -m pip install -q -e '.[bench]'

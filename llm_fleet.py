@@ -25,6 +25,8 @@ commands:
   demo       start everything locally and call all three providers (launcher)
   worker     run a worker for one provider's queue (workers)
   emulator   run the local provider emulator (tests, benchmarks, demo)
+  gateway    serve the fleet over HTTP: JSON-RPC, OpenAI-compatible, requests by id (llm-fleet[gateway])
+  tokens     the gateway's bearer tokens: add AGENT, list, revoke ID
 
 `llm-fleet COMMAND --help` shows a command's options.
 """
@@ -76,6 +78,13 @@ def main(argv: list[str] | None = None) -> int:
         from monitor.top import main as top_main
 
         return top_main(rest)
+    if command in ("gateway", "tokens"):
+        try:
+            from gateway.cli import main as gateway_main
+        except ImportError as exc:  # the extra is not installed
+            sys.stderr.write(f"llm-fleet: {command} needs `pip install 'llm-fleet[gateway]'` ({exc})\n")
+            return 2
+        return gateway_main(args)
     if command == "emulator":
         from emulator.cli import main as emulator_main
 

@@ -16,6 +16,7 @@ NAMES = (
     "instructions",
     "selection",
     "scaling",
+    "gateway",
 )
 
 

@@ -35,6 +35,8 @@ No name spans two providers, so each provider's queue can later live on its own 
     {prefix}:budgets                 HASH   the daily budget of each source_agent, USD
     {prefix}:spend:{YYYY-MM-DD}      HASH   what each source_agent spent that day (UTC), USD; kept 3 days
     {prefix}:dead                    ZSET   request ids that failed for good (dead letters), scored by when
+    {prefix}:gateway:tokens          HASH   the gateway's bearer tokens: SHA-256 of a token → JSON of its source_agent,
+                                            label and when it was added (`llm-fleet tokens`)
 """
 
 from __future__ import annotations
@@ -207,3 +209,6 @@ class Keys:
 
     def size(self, provider: str) -> str:
         return f"{self.slots(provider)}:size"
+
+    def gateway_tokens(self) -> str:
+        return f"{self.prefix}:gateway:tokens"

@@ -18,6 +18,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from pydantic import TypeAdapter
 
+from gateway.settings import GatewaySettings
 from schemas.settings import FleetSettings
 from workers.settings import WorkerSettings
 
@@ -28,6 +29,7 @@ PROVIDERS = {
     "gemini": ("GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", ""),
 }
 ALIASES = {f.alias: f for f in WorkerSettings.model_fields.values() if f.alias}
+ALIASES |= {f.alias: f for f in GatewaySettings.model_fields.values() if f.alias}  # the gateway's own
 # Read by the `llm-fleet` dispatcher itself (logging is configured before any settings object exists).
 DISPATCHER_VARS = {"LLM_LOG_LEVEL"}
 KNOWN = set(ALIASES) | DISPATCHER_VARS

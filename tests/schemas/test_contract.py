@@ -180,5 +180,6 @@ def test_keys_are_built_from_one_prefix() -> None:
         keys.health("openai"),
         keys.rate("openai"),
         keys.dead(),
+        keys.gateway_tokens(),
     ]
     assert all(n.startswith("p:") for n in names) and len(set(names)) == len(names)
