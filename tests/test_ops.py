@@ -68,13 +68,13 @@ def test_settings_aliases_cover_both_sides() -> None:
 
 def test_compose_services(compose: dict[str, Any]) -> None:
     workers = {f"worker-{p}" for p in PROVIDERS}
-    assert set(compose["services"]) == {"redis", "emulator", *workers, "exporter", "prometheus", "grafana"}
+    assert set(compose["services"]) == {"redis", "emulator", *workers, "exporter", "gateway", "prometheus", "grafana"}
     emulator = compose["services"]["emulator"]
     assert emulator["command"] == ["llm-fleet", "emulator", "--host", "0.0.0.0", "--port", "8400"]
     assert emulator["build"]["dockerfile"] == "ops/Dockerfile"
     # Only the services that run our image's code share it, and only the emulator builds it.
     ours = {name for name, s in compose["services"].items() if s.get("image") == emulator["image"]}
-    assert ours == {"emulator", "exporter", *workers}
+    assert ours == {"emulator", "exporter", "gateway", *workers}
 
 
 def test_redis_is_7_0_with_aof_on_a_volume_and_no_eviction(compose: dict[str, Any]) -> None:
@@ -130,6 +130,16 @@ def test_exporter_service(compose: dict[str, Any]) -> None:
     assert exporter["depends_on"]["redis"] == {"condition": "service_healthy"}
 
 
+def test_gateway_service_is_opt_in_and_holds_no_provider_key(compose: dict[str, Any]) -> None:
+    gateway = compose["services"]["gateway"]
+    command = gateway["command"]
+    assert command[:2] == ["llm-fleet", "gateway"]
+    assert gateway["profiles"] == ["gateway"]
+    assert set(gateway["environment"]) == {"REDIS_URL", "LLM_GATEWAY_TOKENS"}
+    assert _substitution(gateway["environment"]["LLM_GATEWAY_TOKENS"]) == ("LLM_GATEWAY_TOKENS", "")
+    assert gateway["ports"] == [f"127.0.0.1:{command[command.index('--port') + 1]}:8000"]
+
+
 def test_prometheus_scrapes_every_worker_service_and_the_exporter(compose: dict[str, Any]) -> None:
     config = yaml.safe_load((ROOT / "ops" / "prometheus.yml").read_text())
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
@@ -139,6 +149,9 @@ def test_prometheus_scrapes_every_worker_service_and_the_exporter(compose: dict[
         assert compose["services"][name]["expose"] == [str(workers["port"])]
     (exporter,) = jobs["llm-fleet-exporter"]["static_configs"]
     assert exporter["targets"] == [f"exporter:{compose['services']['exporter']['expose'][0]}"]
+    (gateway,) = jobs["llm-fleet-gateway"]["dns_sd_configs"]
+    assert gateway["names"] == ["gateway"]
+    assert compose["services"]["gateway"]["ports"] == [f"127.0.0.1:{gateway['port']}:{gateway['port']}"]
 
 
 def test_prometheus_and_grafana_get_the_shipped_files(compose: dict[str, Any]) -> None:

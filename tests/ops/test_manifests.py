@@ -18,6 +18,7 @@ from referencing import Registry, Resource
 from jobstore.keys import Keys
 from schemas.catalog import Provider
 from schemas.settings import FleetSettings
+from gateway.settings import GatewaySettings
 from workers.settings import KEY_VARS, WorkerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -185,8 +186,7 @@ def test_scaledobject_scales_the_worker_on_its_queue(provider: Provider) -> None
 
 
 def test_exporter_deployment_and_service() -> None:
-    (deployment,) = [d for d in _by_kind("Deployment") if _container(d)["command"][1] == "exporter"]
-    (service,) = _by_kind("Service")
+    deployment, service = _deployment_and_service("exporter")
     container = _container(deployment)
     port = int(container["command"][container["command"].index("--port") + 1])
     assert {"name": "metrics", "containerPort": port, "protocol": "TCP"} in container["ports"]
@@ -196,6 +196,33 @@ def test_exporter_deployment_and_service() -> None:
     (service_port,) = service["spec"]["ports"]
     assert service_port["targetPort"] == "metrics"
     assert service["metadata"]["annotations"]["prometheus.io/port"] == str(service_port["port"])
+
+
+def _deployment_and_service(command: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    (deployment,) = [d for d in _by_kind("Deployment") if _container(d)["command"][1] == command]
+    (service,) = [s for s in _by_kind("Service") if s["metadata"]["name"] == deployment["metadata"]["name"]]
+    return deployment, service
+
+
+def test_gateway_deployment_and_service() -> None:
+    deployment, service = _deployment_and_service("gateway")
+    pod = deployment["spec"]["template"]["spec"]
+    container = _container(deployment)
+    port = int(container["command"][container["command"].index("--port") + 1])
+    assert {"name": "http", "containerPort": port, "protocol": "TCP"} in container["ports"]
+    # Its tokens from a Secret that holds them and no provider key; no provider key in its environment.
+    (source,) = container["envFrom"]
+    secrets = {s["metadata"]["name"]: s for s in _by_kind("Secret")}
+    assert set(secrets[source["secretRef"]["name"]]["stringData"]) == {"LLM_GATEWAY_TOKENS"}
+    assert not {e["name"] for e in container["env"]} & set(KEY_VARS.values())
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    # A long-poll in progress ends before Kubernetes's SIGKILL.
+    assert pod["terminationGracePeriodSeconds"] > GatewaySettings.model_fields["max_wait_s"].default
+    assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    (service_port,) = service["spec"]["ports"]
+    assert service_port["targetPort"] == "http"
+    assert service["metadata"]["annotations"]["prometheus.io/port"] == str(port)
 
 
 def test_compose_file_matches_the_compose_specification() -> None:
