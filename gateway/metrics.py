@@ -1,6 +1,7 @@
 """The gateway's own metrics (`/metrics`: requests by route, method and status, and their duration), and what
-`llm.metrics` tells: per provider the fleet's queue depth, live workers and recent error rate (from Redis), and
-per model the requests, errors, tokens and latency this gateway process relayed."""
+`llm.metrics` tells: per provider the fleet as Redis holds it (queue depth and oldest age, workers, in flight,
+circuit, and the whole fleet's requests, errors, latency, tokens and cost over the last 20-30 s), and per model
+the requests, errors, tokens and latency this gateway process relayed."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from redis.asyncio import Redis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobstore import Keys
-from producer.admin import provider_health
+from jobstore.fleet import FleetReader, QueueState, fleet_queues
 from schemas.response import LLMResponse
 
 __all__ = ["GatewayMetrics", "MetricsMiddleware", "fleet_metrics"]
@@ -75,13 +76,37 @@ class GatewayMetrics:
 
 
 async def fleet_metrics(redis: Redis, keys: Keys, metrics: GatewayMetrics, *, dead_after_s: float) -> dict[str, Any]:
-    """`llm.metrics`: the fleet's providers as Redis holds them, and the models as this gateway saw them.
+    """`llm.metrics`: every queue of the fleet as Redis holds it (one round trip), and the models as this
+    gateway saw them."""
+    fleet = await FleetReader(redis, keys, dead_after_s=dead_after_s).read(fleet_queues())
+    return {
+        "providers": [_queue_row(queue) for queue in fleet.queues],
+        "models": metrics.by_model(),
+        "models_scope": "this gateway process",
+    }
 
-    The providers' rows come from `producer.admin.provider_health` today; the fleet-wide reader of the
-    observability work (`jobstore.fleet.FleetReader.read(fleet_queues())`: per queue its depth, workers and
-    recent requests, errors, latency, tokens and cost, in one round trip) replaces it here once it lands."""
-    providers = await provider_health(redis, keys, dead_after_s=dead_after_s)
-    return {"providers": providers, "models": metrics.by_model(), "models_scope": "this gateway process"}
+
+def _queue_row(queue: QueueState) -> dict[str, Any]:
+    recent = queue.activity
+    p50, p95 = recent.quantile(0.5), recent.quantile(0.95)
+    return {
+        "provider": queue.name,
+        "queued": queue.depth,
+        "retrying": queue.retrying,
+        "oldest_age_s": round(queue.oldest_age_s, 3),
+        "workers": queue.workers,
+        "inflight": queue.inflight,
+        "limit": queue.limit or None,
+        "circuit": queue.circuit,
+        "window_s": round(recent.window_s, 1),
+        "requests": recent.requests,
+        "errors": recent.errors,
+        "requests_per_s": round(recent.per_s(recent.requests), 3),
+        "p50_ms": None if p50 is None else round(p50 * 1000, 1),
+        "p95_ms": None if p95 is None else round(p95 * 1000, 1),
+        "tokens_per_s": round(recent.per_s(recent.tokens), 3),
+        "cost_usd": round(recent.cost_usd, 9),
+    }
 
 
 class MetricsMiddleware:
