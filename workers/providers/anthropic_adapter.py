@@ -97,7 +97,7 @@ class AnthropicAdapter:
 
 def request_body(request: LLMRequest, model: ModelInfo, max_tokens: int) -> dict[str, Any]:
     """The Messages request body for `request`; `max_tokens` when the request sets none (the API requires one)."""
-    system = [m.content for m in request.messages if m.role == "system"]
+    system = [m.text for m in request.messages if m.role == "system"]
     messages = cast(
         "list[MessageParam]",
         [{"role": m.role, "content": m.content} for m in request.messages if m.role != "system"],

@@ -180,7 +180,7 @@ def request_body(request: LLMRequest) -> dict[str, object]:
         {"role": _ROLES[m.role], "parts": [{"text": m.content}]} for m in request.messages if m.role != "system"
     ]
     body: dict[str, object] = {"contents": contents}
-    system = [m.content for m in request.messages if m.role == "system"]
+    system = [m.text for m in request.messages if m.role == "system"]
     if system:
         body["systemInstruction"] = {"parts": [{"text": "\n\n".join(system)}], "role": "user"}
     generation: dict[str, object] = {}

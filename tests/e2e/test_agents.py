@@ -1,0 +1,83 @@
+"""An agent's loop through the fleet, on each provider: a request with tools, the model's tool call, the tool's
+result sent back, the final answer; non-streamed and streamed, with real worker processes and the emulator."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from producer import LLMClient
+from schemas.agents import Tool
+from schemas.catalog import Provider
+from schemas.events import StreamEvent, ToolCallEvent
+from schemas.request import LLMRequest, Message
+from schemas.response import LLMResponse
+from tests.e2e.conftest import Fleet
+from tests.e2e.emulator_api import requests_for
+
+pytestmark = pytest.mark.e2e
+
+MODELS = {Provider.OPENAI: "gpt-4.1-mini", Provider.ANTHROPIC: "claude-haiku-4-5", Provider.GEMINI: "gemini-3.8-flash"}
+WEATHER = Tool(
+    name="get_weather",
+    description="The weather in a city",
+    parameters={
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["c", "f"]}},
+        "required": ["city", "unit"],
+    },
+)
+
+
+async def _ask(client: LLMClient, request: LLMRequest) -> tuple[LLMResponse, list[StreamEvent]]:
+    """The response, and (streamed) the events that came before it."""
+    if not request.stream:
+        return await client.complete(request, timeout=20), []
+    events = [e async for e in client.events(request, timeout=20)]
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    done = events[-1]
+    assert done.type == "done" and all(e.type not in ("error", "cancelled", "done") for e in events[:-1])
+    return done.response, events[:-1]
+
+
+def _assembled(events: list[StreamEvent]) -> list[tuple[str | None, str | None, str]]:
+    calls: dict[int, list[str | None]] = {}
+    for event in events:
+        if isinstance(event, ToolCallEvent):
+            call = calls.setdefault(event.index, [None, None, ""])
+            call[0], call[1] = event.id or call[0], event.name or call[1]
+            call[2] = (call[2] or "") + event.arguments
+    return [(c[0], c[1], c[2] or "") for _, c in sorted(calls.items())]
+
+
+@pytest.mark.parametrize("provider", [Provider.OPENAI])
+async def test_an_agent_loop_through_the_fleet(provider: Provider, fleet: Fleet, emulator_url: str) -> None:
+    settings, _ = await fleet(provider)
+    async with LLMClient(settings=settings) as client:
+        for stream in (False, True):
+            messages = [
+                Message(role="system", content="You are a weather agent."),
+                Message(role="user", content="What is the weather in Paris? [[tool=get_weather]]"),
+            ]
+            first = LLMRequest(model=MODELS[provider], messages=messages, tools=[WEATHER], stream=stream)
+            asked, events = await _ask(client, first)
+
+            assert asked.finish_reason == "tool_calls" and asked.content == ""
+            (call,) = asked.tool_calls
+            assert call.name == "get_weather" and call.id
+            assert json.loads(call.arguments) == {"city": "city", "unit": "c"}  # built from the tool's schema
+            if stream:  # the deltas, joined, are the calls of the done event
+                assert _assembled(events) == [(c.id, c.name, c.arguments) for c in asked.tool_calls]
+                assert len([e for e in events if isinstance(e, ToolCallEvent)]) >= 1
+
+            answered = [*messages, asked.message(), Message(role="tool", content="12 C, sunny", tool_call_id=call.id)]
+            second = LLMRequest(model=MODELS[provider], messages=answered, tools=[WEATHER], stream=stream)
+            final, events = await _ask(client, second)
+
+            assert final.finish_reason == "stop" and not final.tool_calls
+            assert final.content.startswith("Echo: Result: 12 C, sunny")
+            if stream:
+                assert "".join(e.text for e in events if e.type == "delta") == final.content  # type: ignore[union-attr]
+            sent = (await requests_for(emulator_url, second.trace_id))[-1]["body"]
+            assert call.id in json.dumps(sent) or provider is Provider.GEMINI  # Gemini's ids are ours alone
