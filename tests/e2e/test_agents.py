@@ -51,7 +51,7 @@ def _assembled(events: list[StreamEvent]) -> list[tuple[str | None, str | None, 
     return [(c[0], c[1], c[2] or "") for _, c in sorted(calls.items())]
 
 
-@pytest.mark.parametrize("provider", [Provider.OPENAI])
+@pytest.mark.parametrize("provider", [Provider.OPENAI, Provider.ANTHROPIC])
 async def test_an_agent_loop_through_the_fleet(provider: Provider, fleet: Fleet, emulator_url: str) -> None:
     settings, _ = await fleet(provider)
     async with LLMClient(settings=settings) as client:
@@ -81,3 +81,32 @@ async def test_an_agent_loop_through_the_fleet(provider: Provider, fleet: Fleet,
                 assert "".join(e.text for e in events if e.type == "delta") == final.content  # type: ignore[union-attr]
             sent = (await requests_for(emulator_url, second.trace_id))[-1]["body"]
             assert call.id in json.dumps(sent) or provider is Provider.GEMINI  # Gemini's ids are ours alone
+
+
+REASONING_MODELS = {
+    Provider.OPENAI: "gpt-6-luna",
+    Provider.ANTHROPIC: "claude-haiku-4-5",
+    Provider.GEMINI: "gemini-3.8-flash",
+}
+
+
+@pytest.mark.parametrize("provider", [Provider.OPENAI, Provider.ANTHROPIC])
+async def test_reasoning_streams_apart_and_goes_back_with_the_calls(provider: Provider, fleet: Fleet) -> None:
+    """Reasoning deltas come before the call; the reasoning (and Anthropic's signature) travels back with the
+    assistant's turn, which Anthropic refuses without it (as the emulator does)."""
+    settings, _ = await fleet(provider)
+    model = REASONING_MODELS[provider]
+    async with LLMClient(settings=settings) as client:
+        messages = [Message(role="user", content="Weather in Oslo? [[tool=get_weather]]")]
+        first = LLMRequest(model=model, messages=messages, tools=[WEATHER], reasoning={"effort": "low"}, stream=True)
+        asked, events = await _ask(client, first)
+        assert asked.finish_reason == "tool_calls" and asked.usage.reasoning_tokens
+        shown = "".join(e.text for e in events if e.type == "reasoning")  # type: ignore[union-attr]
+        assert shown == (asked.reasoning or "")  # OpenAI shows none of it; the others all of it
+        if provider is not Provider.OPENAI:
+            assert shown == "Let me think this through." and asked.reasoning_signature
+        (call,) = asked.tool_calls
+        answered = [*messages, asked.message(), Message(role="tool", content="-3 C", tool_call_id=call.id)]
+        then = LLMRequest(model=model, messages=answered, tools=[WEATHER], reasoning={"effort": "low"})
+        final, _ = await _ask(client, then)
+        assert final.content.startswith("Echo: Result: -3 C") and final.finish_reason == "stop"
