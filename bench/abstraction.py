@@ -43,7 +43,7 @@ def cases() -> dict[str, Callable[[], object]]:
     def gemini_case() -> object:
         request = LLMRequest(model="gemini-3.8-flash", messages=MESSAGES, trace_id="t", source_agent="a")
         model = validate_for_model(request)
-        gemini_adapter.request_body(request)
+        gemini_adapter.request_body(request, model)
         trace_headers(request)  # the call's HTTP options (google-genai takes the headers apart from the body)
         return gemini_adapter.read_response(request, model, json_object(reply), time.perf_counter())
 

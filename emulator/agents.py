@@ -59,7 +59,13 @@ def _planned_calls(agent: Agentic, tags: Tags) -> tuple[PlannedCall, ...]:
         raise ApiError(400, f"tool {unknown[0]!r} is not among the request's tools")
     if not agent.parallel:
         names = names[:1]
-    return tuple(PlannedCall(name, json.dumps(example(agent.tools[name]))) for name in names)
+    return tuple(PlannedCall(name, json.dumps(_arguments(agent.tools[name]))) for name in names)
+
+
+def _arguments(schema: Any) -> Any:
+    """A call's arguments: an object, built from the tool's schema (none: no arguments)."""
+    value = example(schema) if schema else {}
+    return value if isinstance(value, dict) else {}
 
 
 def example(schema: Any, name: str = "value", depth: int = 0) -> Any:
@@ -77,6 +83,7 @@ def example(schema: Any, name: str = "value", depth: int = 0) -> Any:
     kind = schema.get("type")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
+    kind = kind.lower() if isinstance(kind, str) else kind  # Gemini's OpenAPI schemas write OBJECT, STRING
     if kind == "object" or (kind is None and "properties" in schema):
         properties = schema.get("properties") or {}
         return {key: example(value, key, depth + 1) for key, value in properties.items()}

@@ -7,6 +7,7 @@ written (and digested) exactly as before they existed.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -86,6 +87,14 @@ class ToolCall(BaseModel):
     signature: str | None = Field(default=None, exclude_if=absent)
     """Gemini's `thoughtSignature` of the call, sent back with it on the next turn (opaque)."""
 
+    def parsed_arguments(self) -> dict[str, Any]:
+        """The arguments as the object Anthropic and Gemini take back (arguments that do not parse: none)."""
+        try:
+            value = json.loads(self.arguments or "{}")
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
 
 class Tool(BaseModel):
     """A function the model may call; `parameters` is the JSON schema of its arguments (an object)."""
@@ -138,6 +147,20 @@ class Reasoning(BaseModel):
         if (self.effort is None) == (self.budget_tokens is None):
             raise ValueError("reasoning takes an effort or budget_tokens, one of them")
         return self
+
+    def as_effort(self) -> Literal["low", "medium", "high"]:
+        """The effort asked, or what a budget comes to for a provider that takes an effort: up to 2 048 tokens
+        low, up to 8 192 medium, more high."""
+        if self.effort is not None:
+            return self.effort
+        budget = self.budget_tokens or 0
+        return "low" if budget <= 2048 else "medium" if budget <= 8192 else "high"
+
+    def as_budget(self) -> int:
+        """The budget asked, or what an effort comes to for a provider that takes a budget: 1 024, 4 096, 16 384."""
+        if self.budget_tokens is not None:
+            return self.budget_tokens
+        return {"low": 1024, "medium": 4096, "high": 16384}[self.effort or "medium"]
 
 
 def check_agent_fields(request: LLMRequest, info: ModelInfo) -> None:

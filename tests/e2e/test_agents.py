@@ -51,7 +51,7 @@ def _assembled(events: list[StreamEvent]) -> list[tuple[str | None, str | None, 
     return [(c[0], c[1], c[2] or "") for _, c in sorted(calls.items())]
 
 
-@pytest.mark.parametrize("provider", [Provider.OPENAI, Provider.ANTHROPIC])
+@pytest.mark.parametrize("provider", list(Provider))
 async def test_an_agent_loop_through_the_fleet(provider: Provider, fleet: Fleet, emulator_url: str) -> None:
     settings, _ = await fleet(provider)
     async with LLMClient(settings=settings) as client:
@@ -90,10 +90,11 @@ REASONING_MODELS = {
 }
 
 
-@pytest.mark.parametrize("provider", [Provider.OPENAI, Provider.ANTHROPIC])
+@pytest.mark.parametrize("provider", list(Provider))
 async def test_reasoning_streams_apart_and_goes_back_with_the_calls(provider: Provider, fleet: Fleet) -> None:
-    """Reasoning deltas come before the call; the reasoning (and Anthropic's signature) travels back with the
-    assistant's turn, which Anthropic refuses without it (as the emulator does)."""
+    """Reasoning deltas come before the call; the reasoning and its signature (Anthropic's, on the thinking;
+    Gemini's, on the call) travel back with the assistant's turn, which both refuse without them (as the emulator
+    does)."""
     settings, _ = await fleet(provider)
     model = REASONING_MODELS[provider]
     async with LLMClient(settings=settings) as client:
@@ -104,7 +105,9 @@ async def test_reasoning_streams_apart_and_goes_back_with_the_calls(provider: Pr
         shown = "".join(e.text for e in events if e.type == "reasoning")  # type: ignore[union-attr]
         assert shown == (asked.reasoning or "")  # OpenAI shows none of it; the others all of it
         if provider is not Provider.OPENAI:
-            assert shown == "Let me think this through." and asked.reasoning_signature
+            assert shown == "Let me think this through."
+        signed = {Provider.ANTHROPIC: asked.reasoning_signature, Provider.GEMINI: asked.tool_calls[0].signature}
+        assert signed.get(provider, "none to send back")  # what the provider checks on the next turn
         (call,) = asked.tool_calls
         answered = [*messages, asked.message(), Message(role="tool", content="-3 C", tool_call_id=call.id)]
         then = LLMRequest(model=model, messages=answered, tools=[WEATHER], reasoning={"effort": "low"})

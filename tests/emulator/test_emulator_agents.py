@@ -9,6 +9,9 @@ from typing import Any
 import anthropic
 import openai
 import pytest
+from google import genai
+from google.genai import errors as genai_errors
+from google.genai import types
 
 from emulator.agents import example
 
@@ -142,3 +145,67 @@ async def test_anthropic_structured_output_and_images(anthropic_client: anthropi
     image["source"]["media_type"] = "image/bmp"
     with pytest.raises(anthropic.BadRequestError, match="media type"):
         await anthropic_client.messages.create(model="claude-haiku-4-5", max_tokens=100, messages=messages)
+
+
+GEMINI_SDK_WARNING = (
+    "ignore:Inheritance class AiohttpClientSession from ClientSession is discouraged:DeprecationWarning"
+)
+
+
+@pytest.mark.filterwarnings(GEMINI_SDK_WARNING)
+async def test_gemini_calls_thoughts_and_signatures(gemini_client: genai.Client) -> None:
+    declaration = types.FunctionDeclaration(
+        name="get_weather", description=TOOL["description"], parameters_json_schema=TOOL["parameters"]
+    )
+    config = types.GenerateContentConfig(
+        tools=[types.Tool(function_declarations=[declaration])],
+        thinking_config=types.ThinkingConfig(include_thoughts=True, thinking_level=types.ThinkingLevel.LOW),
+        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+    )
+    ask = "weather? [[tool=get_weather]]"
+    whole = await gemini_client.aio.models.generate_content(model="gemini-3.8-flash", contents=ask, config=config)
+    (call,) = whole.function_calls or []
+    assert (call.name, call.args) == ("get_weather", ARGUMENTS)
+    parts = whole.candidates[0].content.parts  # type: ignore[index,union-attr]
+    assert parts[0].thought and parts[0].text == "Let me think this through."  # type: ignore[index]
+    assert parts[1].thought_signature  # type: ignore[index]
+    assert whole.usage_metadata and whole.usage_metadata.thoughts_token_count == 5
+
+    chunks = [
+        c
+        async for c in await gemini_client.aio.models.generate_content_stream(
+            model="gemini-3.8-flash", contents=ask, config=config
+        )
+    ]
+    assert [p.thought for p in chunks[0].candidates[0].content.parts] == [True]  # type: ignore[index,union-attr]
+    assert chunks[-1].function_calls and chunks[-1].function_calls[0].args == ARGUMENTS
+
+    turn = types.Content(role="model", parts=[types.Part(function_call=call)])  # its signature dropped
+    answer = types.Content(
+        role="user", parts=[types.Part.from_function_response(name="get_weather", response={"result": "sunny"})]
+    )
+    with pytest.raises(genai_errors.ClientError, match="thought_signature"):
+        await gemini_client.aio.models.generate_content(
+            model="gemini-3.8-flash", contents=[ask, turn, answer], config=config
+        )
+    signed = types.Content(role="model", parts=[parts[1]])  # type: ignore[index]
+    final = await gemini_client.aio.models.generate_content(
+        model="gemini-3.8-flash", contents=[ask, signed, answer], config=config
+    )
+    assert (final.text or "").startswith("Echo: Result: sunny")
+
+
+@pytest.mark.filterwarnings(GEMINI_SDK_WARNING)
+async def test_gemini_json_output_and_images(gemini_client: genai.Client) -> None:
+    image = types.Part.from_bytes(data=b"hi", mime_type="image/png")
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}}
+    config = types.GenerateContentConfig(response_mime_type="application/json", response_json_schema=schema)
+    made = await gemini_client.aio.models.generate_content(
+        model="gemini-3.8-flash", contents=[image, "what?"], config=config
+    )
+    assert json.loads(made.text or "") == {"ok": True}
+    plain = types.GenerateContentConfig(response_mime_type="application/json")
+    echoed = await gemini_client.aio.models.generate_content(
+        model="gemini-3.8-flash", contents=[image, "what?"], config=plain
+    )
+    assert json.loads(echoed.text or "") == {"echo": "what? <image>"}

@@ -8,29 +8,20 @@ from typing import Any
 
 from schemas.agents import ImagePart, NamedTool, ToolCall
 from schemas.request import LLMRequest, Message
+from workers.providers import normalised
 
 __all__ = ["add_agent_fields", "messages", "read_blocks"]
-
-EFFORT_BUDGETS = {"low": 1024, "medium": 4096, "high": 16384}
-"""What an effort comes to as a thinking budget (`thinking.type: enabled`), for the budget Anthropic needs."""
 
 
 def messages(request: LLMRequest) -> list[dict[str, Any]]:
     """The conversation without its system messages; a run of tool results is one user message of `tool_result`
     blocks (as the API wants them, right after the assistant's `tool_use`)."""
     out: list[dict[str, Any]] = []
-    results: list[dict[str, Any]] | None = None  # the tool_result blocks of the user message being filled
-    for m in request.messages:
-        if m.role == "system":
-            continue
-        if m.role == "tool":
-            if results is None:
-                results = []
-                out.append({"role": "user", "content": results})
-            results.append({"type": "tool_result", "tool_use_id": m.tool_call_id, "content": m.text})
-            continue
-        results = None
-        if m.role == "assistant" and (m.tool_calls or m.reasoning_signature):
+    for m in normalised.turns(request.messages):
+        if isinstance(m, list):
+            results = [{"type": "tool_result", "tool_use_id": r.tool_call_id, "content": r.text} for r in m]
+            out.append({"role": "user", "content": results})
+        elif m.role == "assistant" and (m.tool_calls or m.reasoning_signature):
             out.append({"role": "assistant", "content": _assistant_blocks(m)})
         else:
             content = m.content if isinstance(m.content, str) else [_block(p) for p in m.content]
@@ -45,17 +36,8 @@ def _assistant_blocks(m: Message) -> list[dict[str, Any]]:
     if m.text:
         blocks.append({"type": "text", "text": m.text})
     for call in m.tool_calls or ():
-        blocks.append({"type": "tool_use", "id": call.id, "name": call.name, "input": _arguments(call)})
+        blocks.append({"type": "tool_use", "id": call.id, "name": call.name, "input": call.parsed_arguments()})
     return blocks
-
-
-def _arguments(call: ToolCall) -> Any:
-    """The call's arguments as the object Anthropic takes back (arguments that do not parse: none)."""
-    try:
-        value = json.loads(call.arguments or "{}")
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def _block(part: Any) -> dict[str, Any]:
@@ -83,7 +65,7 @@ def add_agent_fields(request: LLMRequest, params: dict[str, Any], max_tokens: in
         params["output_config"] = {"format": {"type": "json_schema", "schema": request.response_format.json_schema}}
     reasoning = request.reasoning
     if reasoning is not None:
-        budget = reasoning.budget_tokens or EFFORT_BUDGETS[reasoning.effort or "medium"]
+        budget = reasoning.as_budget()
         params["thinking"] = {"type": "enabled", "budget_tokens": budget}
         if request.max_tokens is None:
             params["max_tokens"] = max_tokens + budget

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from schemas.agents import ToolCall
 from schemas.catalog import Provider
-from schemas.request import LLMRequest
+from schemas.request import LLMRequest, Message
 from schemas.response import FinishReason, LLMResponse, Usage
 
-__all__ = ["ReasoningDelta", "ToolCallDelta", "ToolCalls", "response"]
+__all__ = ["ReasoningDelta", "ToolCallDelta", "ToolCalls", "response", "turns"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +56,8 @@ class ToolCalls:
             for index, call in sorted(self._calls.items())
         ]
 
-    def __bool__(self) -> bool:
-        return bool(self._calls)
+    def __len__(self) -> int:
+        return len(self._calls)
 
 
 def response(
@@ -88,3 +89,20 @@ def response(
         reasoning=reasoning or None,
         reasoning_signature=reasoning_signature or None,
     )
+
+
+def turns(messages: Sequence[Message]) -> Iterator[Message | list[Message]]:
+    """The conversation as Anthropic and Gemini take it: system messages left out (they go apart), and each run
+    of tool results as one list (one user turn, right after the assistant's calls)."""
+    run: list[Message] = []
+    for m in messages:
+        if m.role == "tool":
+            run.append(m)
+            continue
+        if run:
+            yield run
+            run = []
+        if m.role != "system":
+            yield m
+    if run:
+        yield run

@@ -5,22 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemas.agents import ImagePart, NamedTool, Reasoning, ToolCall
+from schemas.agents import ImagePart, NamedTool, ToolCall
 from schemas.request import LLMRequest, Message
 from workers.providers.normalised import ToolCallDelta
 
-__all__ = ["add_agent_fields", "effort", "message", "tool_call_deltas", "tool_calls"]
-
-_EFFORT_UP_TO = ((2048, "low"), (8192, "medium"))
-"""A thinking budget as an effort: up to 2 048 tokens low, up to 8 192 medium, more high."""
-
-
-def effort(reasoning: Reasoning) -> str:
-    """The effort asked, or the effort a thinking budget comes to."""
-    if reasoning.effort is not None:
-        return reasoning.effort
-    budget = reasoning.budget_tokens or 0
-    return next((name for limit, name in _EFFORT_UP_TO if budget <= limit), "high")
+__all__ = ["add_agent_fields", "message", "tool_call_deltas", "tool_calls"]
 
 
 def message(m: Message) -> dict[str, Any]:
@@ -65,7 +54,7 @@ def add_agent_fields(request: LLMRequest, params: dict[str, Any], *, reasoning_m
             else {"type": "json_object"}
         )
     if request.reasoning is not None and reasoning_model:
-        params["reasoning_effort"] = effort(request.reasoning)
+        params["reasoning_effort"] = request.reasoning.as_effort()
 
 
 def tool_calls(message: dict[str, Any]) -> list[ToolCall]:
