@@ -3,7 +3,13 @@ result sent back, the final answer; non-streamed and streamed, with real worker 
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +19,7 @@ from schemas.catalog import Provider
 from schemas.events import StreamEvent, ToolCallEvent
 from schemas.request import LLMRequest, Message
 from schemas.response import LLMResponse
+from schemas.settings import FleetSettings
 from tests.e2e.conftest import Fleet
 from tests.e2e.emulator_api import requests_for
 
@@ -113,3 +120,60 @@ async def test_reasoning_streams_apart_and_goes_back_with_the_calls(provider: Pr
         then = LLMRequest(model=model, messages=answered, tools=[WEATHER], reasoning={"effort": "low"})
         final, _ = await _ask(client, then)
         assert final.content.startswith("Echo: Result: -3 C") and final.finish_reason == "stop"
+
+
+async def test_late_subscribers_get_every_piece_and_stream_yields_text_only(fleet: Fleet) -> None:
+    settings, _ = await fleet(Provider.ANTHROPIC)
+    ask = Message(role="user", content="Weather? [[tool=get_weather]] [[tokens_per_s=200]]")
+    request = LLMRequest(
+        model="claude-haiku-4-5", messages=[ask], tools=[WEATHER], reasoning={"effort": "low"}, stream=True
+    )
+    async with LLMClient(settings=settings) as client:
+        first = client.events(request, timeout=20)
+        head = [await anext(first)]
+        async with LLMClient(settings=settings) as late:  # joins while the pieces are going out
+            during = [e async for e in late.subscribe(request.request_id, timeout=20)]
+        rest = [e async for e in first]
+        assert during == head + rest  # every event, in order, once
+        assert [e.type for e in during].count("done") == 1 and during[-1].type == "done"
+        assert {e.type for e in during[:-1]} == {"reasoning", "tool_call"}
+        assert _assembled(during) == [(c.id, c.name, c.arguments) for c in during[-1].response.tool_calls]  # type: ignore[union-attr]
+        async with LLMClient(settings=settings) as later:  # after the end: the kept copy
+            assert [e async for e in later.subscribe(request.request_id, timeout=5)] == during
+        again = request.model_copy(update={"request_id": "agents-stream-text"})
+        assert [t async for t in client.stream(again, timeout=20)] == []  # no text: a call, and thinking
+
+
+def _cli(args: list[str], settings: FleetSettings) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "REDIS_URL": settings.redis_url, "LLM_KEY_PREFIX": settings.key_prefix}
+    return subprocess.run(
+        [sys.executable, "-m", "llm_fleet", "complete", *args],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def test_the_cli_sends_tools_and_prints_the_calls(fleet: Fleet, tmp_path: Path) -> None:
+    settings, _ = await fleet(Provider.OPENAI)
+    tools = tmp_path / "tools.json"
+    tools.write_text(json.dumps([WEATHER.model_dump()]))
+    base = ["--model", "gpt-4.1-mini", "--tools", str(tools)]
+
+    as_json = await asyncio.to_thread(_cli, [*base, "--json", "weather? [[tool=get_weather]]"], settings)
+    assert as_json.returncode == 0, as_json.stderr
+    (call,) = json.loads(as_json.stdout)["tool_calls"]
+    assert (call["name"], json.loads(call["arguments"])) == ("get_weather", {"city": "city", "unit": "c"})
+
+    plain = await asyncio.to_thread(_cli, [*base, "--stream", "--tool-choice", "get_weather", "weather?"], settings)
+    assert plain.returncode == 0, plain.stderr
+    assert re.fullmatch(r'\ntool call call_\w+ get_weather\(\{"city": "city", "unit": "c"\}\)\n', plain.stdout)
+
+    refused = await asyncio.to_thread(_cli, [*base, "--json", "--tool-choice", "nope", "x"], settings)
+    assert refused.returncode == 1 and "'nope', which is not among the tools" in refused.stderr
+    missing = await asyncio.to_thread(
+        _cli, ["--model", "gpt-4.1-mini", "--tools", str(tmp_path / "none"), "x"], settings
+    )
+    assert missing.returncode == 1 and "--tools" in missing.stderr
