@@ -5,10 +5,11 @@ coalescing.
 
     python -m bench stream [--providers openai,anthropic,gemini] [--rounds 3]
 
-`--case tools` streams tool calls instead of text (the relay runs only): each stream one call whose arguments
+`--cases tools` streams tool calls instead of text (the relay runs only): each stream one call whose arguments
 come in ~`--tokens` pieces (the emulator's 8-character fragments), every piece a `tool_call` event, the
 assembled arguments checked against the done event's call; the SDK reads the same stream (its typed chunks'
-argument fragments) for the baseline.
+argument fragments) for the baseline. `--cases text,tools` runs the relay for both, interleaved per provider
+(and no TTFT runs): a tool-call piece's cost beside a text token's, in one run.
 """
 
 from __future__ import annotations
@@ -92,7 +93,9 @@ class Case:
 def _case(kind: str, tokens: int) -> Case:
     if kind == "tools":
         return Case("relay [[tool=big]] [[tokens_per_s=50]]", [_big_tool(tokens)])
-    return Case(f"relay [[tokens={tokens}]] [[tokens_per_s=50]]", None)
+    if kind == "text":
+        return Case(f"relay [[tokens={tokens}]] [[tokens_per_s=50]]", None)
+    raise SystemExit(f"--cases: {kind!r} is not text or tools")
 
 
 async def closed_loop(
@@ -227,13 +230,13 @@ async def main_async(args: argparse.Namespace) -> None:
         "| provider | streams | SDK TTFT p50 / p99 ms | adapter TTFT p50 / p99 ms | fleet TTFT p50 / p99 ms | "
         "**added to the SDK p50 / p99 ms** | added to the adapter p50 / p99 ms |\n|---|---|---|---|---|---|---|\n"
     )
-    relays: list[tuple[Relay, tuple[float, float]]] = []
-    case = _case(args.case, args.tokens)
+    relays: list[tuple[str, Relay, tuple[float, float]]] = []
+    kinds = args.cases.split(",")
     async with fleet() as f:
         for provider in [Provider(p) for p in args.providers.split(",")]:
             await f.stop_workers()
             await f.add_workers(provider)
-            for concurrency in (1, 20) if args.case == "text" else ():
+            for concurrency in (1, 20) if kinds == ["text"] else ():
                 r = await ttft(f, provider, concurrency, args.rounds, 100 if concurrency == 1 else 200)
 
                 def added(base: str, q: str, r: dict[str, list[float]] = r) -> float:
@@ -247,19 +250,21 @@ async def main_async(args: argparse.Namespace) -> None:
                     f"{added('sdk', 'p99'):.2f}** | {added('adapter', 'p50'):.2f} / {added('adapter', 'p99'):.2f} |\n"
                 )
                 out.flush()
-            alone = await direct_stream_cpu(f, provider, 100, case)
-            for coalesce in (True, False):
-                relays.append((await relay(f, provider, coalesce, 100, case), alone))
+            for kind in kinds:
+                case = _case(kind, args.tokens)
+                alone = await direct_stream_cpu(f, provider, 100, case)
+                for coalesce in (True, False):
+                    relays.append((kind, await relay(f, provider, coalesce, 100, case), alone))
     out.write(
-        "\n| provider | coalescing | streams × tokens | lost, duplicated or out of order | events per token | "
+        "\n| provider | case | coalescing | streams × tokens | lost, duplicated or out of order | events per token | "
         "CPU µs/token: client + worker + redis | SDK alone µs/token | adapter alone µs/token | "
         "**fleet minus SDK µs/token** | relay (fleet minus adapter) µs/token | Redis cmds/token | Redis bytes/token |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
-    for r, (sdk, adapter) in relays:
+    for kind, r, (sdk, adapter) in relays:
         total = sum(r.cpu_us_per_token.values())
         out.write(
-            f"| {r.provider} | {'on' if r.coalesce else 'off'} | {r.streams} × {r.tokens // r.streams} | "
+            f"| {r.provider} | {kind} | {'on' if r.coalesce else 'off'} | {r.streams} × {r.tokens // r.streams} | "
             f"{r.lost_or_disordered} | {r.events / r.tokens:.2f} | "
             f"{' + '.join(f'{v:.1f}' for v in r.cpu_us_per_token.values())} = {total:.1f} | {sdk:.1f} | "
             f"{adapter:.1f} | **{total - sdk:.1f}** | {total - adapter:.1f} | {r.redis_cmds_per_token:.2f} | "
@@ -272,5 +277,5 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--providers", default="openai,anthropic,gemini")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tokens", type=int, default=100, help="tokens per stream in the relay runs")
-    parser.add_argument("--case", choices=["text", "tools"], default="text", help="stream text, or tool calls")
+    parser.add_argument("--cases", default="text", help="what the relay runs stream: text, tools, or text,tools")
     asyncio.run(main_async(parser.parse_args(argv)))

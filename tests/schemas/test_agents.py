@@ -221,3 +221,21 @@ def test_each_providers_own_rules() -> None:
     _refused(forced, "no forced tool_choice")
     assert validate_for_model(_request(claude, reasoning={"budget_tokens": 2000})).id == resolve_model(claude).id
     validate_for_model(_request("gpt-5", reasoning={"budget_tokens": 500}))  # mapped to an effort
+
+
+def test_arguments_as_the_object_a_provider_takes_back() -> None:
+    assert ToolCall(id="c", name="n", arguments='{"a": 1}').parsed_arguments() == {"a": 1}
+    for sent in ("", "not json", "[1, 2]"):  # what a model wrote need not parse, nor be an object
+        assert ToolCall(id="c", name="n", arguments=sent).parsed_arguments() == {}
+
+
+def test_a_budget_and_an_effort_stand_for_each_other() -> None:
+    assert [Reasoning(budget_tokens=b).as_effort() for b in (1024, 2048, 2049, 8192, 8193)] == [
+        "low",
+        "low",
+        "medium",
+        "medium",
+        "high",
+    ]
+    assert [Reasoning(effort=e).as_budget() for e in ("low", "medium", "high")] == [1024, 4096, 16384]
+    assert (Reasoning(effort="high").as_effort(), Reasoning(budget_tokens=7).as_budget()) == ("high", 7)
