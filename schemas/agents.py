@@ -7,8 +7,10 @@ written (and digested) exactly as before they existed.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -40,9 +42,9 @@ IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 ANTHROPIC_MIN_BUDGET = 1024
 
 
-def absent(value: object) -> bool:
-    """Left out of the JSON: an optional field that is unset (None, or an empty list)."""
-    return value is None or value == []
+absent: Callable[[object], bool] = functools.partial(operator.is_, None)
+"""Left out of the JSON: an optional field that is None. In C (no Python frame per field written): a request is
+written for its digest, its job and its worker's log, and a response for its result and its done event."""
 
 
 class TextPart(BaseModel):
@@ -180,6 +182,10 @@ def check_agent_fields(request: LLMRequest, info: ModelInfo) -> None:
 def _check_messages(messages: Sequence[Message], info: ModelInfo) -> None:
     called: set[str] = set()
     for index, message in enumerate(messages):
+        if isinstance(message.content, str) and message.tool_calls is None and message.tool_call_id is None:
+            if message.role == "tool":
+                raise InvalidRequestError(f"messages[{index}]: a tool message has a tool_call_id", model=info.id)
+            continue  # text: nothing more to check
         where = f"messages[{index}]"
         if message.tool_calls and message.role != "assistant":
             raise InvalidRequestError(f"{where}: only an assistant message carries tool_calls", model=info.id)

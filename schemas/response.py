@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -44,7 +45,7 @@ class LLMResponse(BaseModel):
     """What the call cost, from its usage and the catalog's prices (None: a price the catalog lacks)."""
     selection: Selection | None = None
     """How the fleet chose the model, when the request named none."""
-    tool_calls: list[ToolCall] = Field(default_factory=list, exclude_if=absent)
+    tool_calls: list[ToolCall] = Field(default_factory=list, exclude_if=operator.not_)
     """The calls the model made (finish_reason "tool_calls"), in its order; left out of the JSON when none."""
     reasoning: str | None = Field(default=None, exclude_if=absent)
     """The model's reasoning text, where its provider returns it (kept apart from `content`)."""

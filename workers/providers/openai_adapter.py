@@ -134,7 +134,15 @@ def _http_client(settings: WorkerSettings) -> httpx2.AsyncClient:
 
 def request_body(request: LLMRequest, model: ModelInfo) -> dict[str, Any]:
     """The Chat Completions request body for `request` (the SDK sends it as it is)."""
-    messages = cast("list[ChatCompletionMessageParam]", [openai_agents.message(m) for m in request.messages])
+    messages = cast(
+        "list[ChatCompletionMessageParam]",
+        [
+            {"role": m.role, "content": m.content}  # text, as it always was sent
+            if m.tool_calls is None and m.role != "tool" and isinstance(m.content, str)
+            else openai_agents.message(m)
+            for m in request.messages
+        ],
+    )
     params: dict[str, Any] = {"model": model.id, "messages": messages}
     openai_agents.add_agent_fields(request, params, reasoning_model=model.reasoning)
     if model.reasoning:
