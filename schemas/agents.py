@@ -33,7 +33,9 @@ __all__ = [
     "ToolCall",
     "ToolChoice",
     "absent",
+    "asks_for_agent_fields",
     "check_agent_fields",
+    "serves",
 ]
 
 _NAME = r"^[A-Za-z0-9_-]{1,64}$"
@@ -163,6 +165,29 @@ class Reasoning(BaseModel):
         if self.budget_tokens is not None:
             return self.budget_tokens
         return {"low": 1024, "medium": 4096, "high": 16384}[self.effort or "medium"]
+
+
+def asks_for_agent_fields(request: LLMRequest) -> bool:
+    """Whether the request uses any of the agents' fields (tools, tool calls or results, images, an output
+    format, reasoning): then a model chosen for it must be able to serve them."""
+    fields = (request.tools, request.tool_choice, request.parallel_tool_calls, request.response_format)
+    return (
+        request.reasoning is not None
+        or any(f is not None for f in fields)
+        or any(
+            not isinstance(m.content, str) or m.tool_calls is not None or m.tool_call_id is not None
+            for m in request.messages
+        )
+    )
+
+
+def serves(request: LLMRequest, info: ModelInfo) -> bool:
+    """Whether `info`'s model can serve what the request asks of it (`check_agent_fields` would pass)."""
+    try:
+        check_agent_fields(request, info)
+    except InvalidRequestError:
+        return False
+    return True
 
 
 def check_agent_fields(request: LLMRequest, info: ModelInfo) -> None:

@@ -177,3 +177,17 @@ async def test_the_cli_sends_tools_and_prints_the_calls(fleet: Fleet, tmp_path: 
         _cli, ["--model", "gpt-4.1-mini", "--tools", str(tmp_path / "none"), "x"], settings
     )
     assert missing.returncode == 1 and "--tools" in missing.stderr
+
+
+async def test_a_model_the_fleet_chooses_can_serve_the_request(fleet: Fleet) -> None:
+    settings, _ = await fleet(*Provider)
+    ask = [Message(role="user", content="hello there")]
+    async with LLMClient(settings=settings) as client:
+        plain = await client.complete(LLMRequest(messages=ask, tier="fast"), timeout=20)
+        as_json = await client.complete(
+            LLMRequest(messages=ask, tier="fast", response_format={"type": "json_object"}), timeout=20
+        )
+    assert plain.provider is Provider.ANTHROPIC  # the fast tier's cheapest, for text
+    assert as_json.provider is not Provider.ANTHROPIC  # Anthropic has no JSON mode: left out of the choice
+    assert json.loads(as_json.content) == {"echo": "hello there"}
+    assert as_json.selection is not None and not any("claude" in m for m in as_json.selection.fallbacks)

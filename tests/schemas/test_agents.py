@@ -9,12 +9,23 @@ import jsonschema
 import pytest
 from pydantic import ValidationError
 
-from schemas.agents import ImagePart, NamedTool, Reasoning, ResponseFormat, Tool, ToolCall, check_agent_fields
-from schemas.catalog import Capabilities, ModelInfo, Provider, resolve_model
+from schemas.agents import (
+    ImagePart,
+    NamedTool,
+    Reasoning,
+    ResponseFormat,
+    Tool,
+    ToolCall,
+    asks_for_agent_fields,
+    check_agent_fields,
+    serves,
+)
+from schemas.catalog import Capabilities, ModelInfo, Provider, catalog, resolve_model
 from schemas.errors import InvalidRequestError
 from schemas.json_schema import schema_problem
 from schemas.request import LLMRequest, Message, digest_of, validate_for_model
 from schemas.response import LLMResponse, Usage
+from schemas.selection import ModelSelector
 
 WEATHER = Tool(
     name="get_weather",
@@ -239,3 +250,20 @@ def test_a_budget_and_an_effort_stand_for_each_other() -> None:
     ]
     assert [Reasoning(effort=e).as_budget() for e in ("low", "medium", "high")] == [1024, 4096, 16384]
     assert (Reasoning(effort="high").as_effort(), Reasoning(budget_tokens=7).as_budget()) == ("high", 7)
+
+
+def test_a_model_chosen_for_the_request_can_serve_it() -> None:
+    """The producer's choice (`Governance.choose`) keeps to models that `serves` the request: JSON mode leaves
+    Anthropic's out (it has none), so the fast tier's cheapest becomes another provider's."""
+    json_mode = LLMRequest(
+        messages=[{"role": "user", "content": "x"}], tier="fast", response_format={"type": "json_object"}
+    )
+    plain = LLMRequest(messages=[{"role": "user", "content": "x"}], tier="fast")
+    assert asks_for_agent_fields(json_mode) and not asks_for_agent_fields(plain)
+    image = Message(role="user", content=[{"type": "image", "url": "u"}])
+    assert asks_for_agent_fields(LLMRequest(messages=[image], tier="fast"))
+    anyone = ModelSelector(catalog().models).select(tier="fast")
+    able = ModelSelector(catalog().models, permits=lambda m: serves(json_mode, m)).select(tier="fast")
+    assert resolve_model(anyone.model).provider is Provider.ANTHROPIC
+    assert all(resolve_model(m).provider is not Provider.ANTHROPIC for m in (able.model, *able.fallbacks))
+    assert serves(plain, resolve_model(anyone.model))
