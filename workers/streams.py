@@ -171,7 +171,8 @@ class EventPublisher:
     def take(self) -> list[tuple[int, str]]:
         """The waiting tokens as numbered events (the numbers become the stream's once `sent`)."""
         if self._mixed:
-            pieces = _coalesced(self._pending) if self._relay.coalesce else list(self._pending)
+            many = self._relay.coalesce and len(self._pending) > 1
+            pieces = _coalesced(self._pending) if many else list(self._pending)
             self._pending.clear()
             self._mixed = False
             self._in_flight = bool(pieces)

@@ -67,11 +67,12 @@ def tool_calls(message: dict[str, Any]) -> list[ToolCall]:
 
 
 def tool_call_deltas(pieces: list[dict[str, Any]]) -> list[ToolCallDelta]:
-    """A chunk's `delta.tool_calls` as pieces of calls (id and name on a call's first piece)."""
+    """A chunk's `delta.tool_calls` as pieces of calls (id and name on a call's first piece; a piece without an
+    index is the first call's, as some OpenAI-compatible servers send a lone call)."""
     out = []
     for piece in pieces:
         function = piece.get("function") or {}
         out.append(
-            ToolCallDelta(piece["index"], piece.get("id"), function.get("name"), function.get("arguments") or "")
+            ToolCallDelta(piece.get("index", 0), piece.get("id"), function.get("name"), function.get("arguments") or "")
         )
     return out

@@ -154,13 +154,16 @@ async def test_reasoning_text_of_a_compatible_server_is_kept_apart(server, make_
     sse = (
         b'data: {"model":"m","choices":[{"index":0,"delta":{"reasoning_content":"Think"},"finish_reason":null}]}\n\n'
         b'data: {"model":"m","choices":[{"index":0,"delta":{"reasoning_content":"ing."},"finish_reason":null}]}\n\n'
-        b'data: {"model":"m","choices":[{"index":0,"delta":{"content":"Yes"},"finish_reason":"stop"}]}\n\n'
+        b'data: {"model":"m","choices":[{"index":0,"delta":{"content":"Yes"},"finish_reason":null}]}\n\n'
+        b'data: {"model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"id":"c1","type":"function",'
+        b'"function":{"name":"f","arguments":"{}"}}]},"finish_reason":"tool_calls"}]}\n\n'
         b"data: [DONE]\n\n"
     )
     server.reply(sse, sse=True)
     items, final = await collect_items(make_adapter(P).stream(make_request(REASONING.id), REASONING))
-    assert items == [ReasoningDelta("Think"), ReasoningDelta("ing."), "Yes"]
+    assert items == [ReasoningDelta("Think"), ReasoningDelta("ing."), "Yes", ToolCallDelta(0, "c1", "f", "{}")]
     assert (final.content, final.reasoning) == ("Yes", "Thinking.")
+    assert final.tool_calls == [ToolCall(id="c1", name="f", arguments="{}")]  # a lone call sent with no index
     body = json.loads(
         b'{"model":"m","choices":[{"index":0,"message":{"content":"Yes","reasoning_content":"Hm."},"finish_reason":"stop"}]}'
     )
