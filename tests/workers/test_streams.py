@@ -7,15 +7,20 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import AsyncGenerator
 
 import pytest
 from redis.asyncio import Redis
 
 from jobstore import Keys, WorkerQueue
+from schemas.catalog import Provider
 from schemas.events import DeltaEvent, ErrorEvent, ToolCallEvent, decode_event
+from schemas.response import LLMResponse, Usage
 from tests.servers import free_port
+from workers.providers.base import StreamItem
 from workers.providers.normalised import ReasoningDelta, ToolCallDelta
-from workers.streams import EventRelay, _delta
+from workers.settings import WorkerSettings
+from workers.streams import EventRelay, _delta, relay
 
 
 @pytest.fixture
@@ -154,3 +159,30 @@ async def test_tool_call_and_reasoning_pieces_keep_their_order_and_types(
         )
     # the hand-written JSON is what pydantic would write
     assert all(fields[b"e"].decode() == decode_event(fields[b"e"]).model_dump_json() for _, fields in entries)
+
+
+async def test_relay_publishes_every_kind_of_piece_then_returns_the_answer(redis: Redis, keys: Keys) -> None:
+    relay_ = _relay(redis, keys)
+    answer = LLMResponse(
+        content="ok",
+        usage=Usage(),
+        latency_ms=1,
+        provider=Provider.ANTHROPIC,
+        model="m",
+        finish_reason="tool_calls",
+        request_id="r",
+        trace_id="r",
+    )
+
+    async def chunks() -> AsyncGenerator[StreamItem]:
+        yield ReasoningDelta("hm")  # the stream's first piece: it leaves at once
+        yield "ok"
+        yield ToolCallDelta(0, "c", "f", "{}")
+        yield answer
+
+    publisher = relay_.publisher("r")
+    settings = WorkerSettings(REDIS_URL="redis://unused", LLM_KEY_PREFIX=keys.prefix)
+    assert await relay(chunks(), publisher, Provider.ANTHROPIC, settings) is answer
+    entries = await redis.xrange(keys.events("r"))
+    assert [decode_event(fields[b"e"]).type for _, fields in entries] == ["reasoning", "delta", "tool_call"]
+    assert publisher.tokens == 3
