@@ -163,16 +163,8 @@ async def test_tool_call_and_reasoning_pieces_keep_their_order_and_types(
 
 async def test_relay_publishes_every_kind_of_piece_then_returns_the_answer(redis: Redis, keys: Keys) -> None:
     relay_ = _relay(redis, keys)
-    answer = LLMResponse(
-        content="ok",
-        usage=Usage(),
-        latency_ms=1,
-        provider=Provider.ANTHROPIC,
-        model="m",
-        finish_reason="tool_calls",
-        request_id="r",
-        trace_id="r",
-    )
+    fields = {"content": "ok", "latency_ms": 1, "model": "m", "request_id": "r", "trace_id": "r"}
+    answer = LLMResponse(usage=Usage(), provider=Provider.ANTHROPIC, finish_reason="tool_calls", **fields)  # type: ignore[arg-type]
 
     async def chunks() -> AsyncGenerator[StreamItem]:
         yield ReasoningDelta("hm")  # the stream's first piece: it leaves at once
