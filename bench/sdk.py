@@ -66,21 +66,41 @@ class DirectSDK:
         return str(response.text)
 
     async def stream(self, request: LLMRequest) -> AsyncIterator[str]:
+        """Text deltas, and the argument fragments of tool calls (the request's tools are offered)."""
         model, messages = resolve_model(request.model).id, _messages(request)
         if self.provider is Provider.OPENAI:
+            tools = [{"type": "function", "function": t.model_dump()} for t in request.tools or ()]
             chunks = await self._client.chat.completions.create(
-                model=model, messages=messages, stream=True, stream_options={"include_usage": True}
+                model=model,
+                messages=messages,
+                stream=True,
+                stream_options={"include_usage": True},
+                **_given(tools=tools),
             )
             async for chunk in chunks:
-                if chunk.choices and chunk.choices[0].delta.content:
-                    yield chunk.choices[0].delta.content
+                delta = chunk.choices[0].delta if chunk.choices else None
+                if delta and delta.content:
+                    yield delta.content
+                for call in (delta.tool_calls or ()) if delta else ():
+                    if call.function and call.function.arguments:
+                        yield call.function.arguments
         elif self.provider is Provider.ANTHROPIC:
+            tools = [
+                {"name": t.name, "description": t.description, "input_schema": t.parameters}
+                for t in request.tools or ()
+            ]
             events = await self._client.messages.create(
-                model=model, messages=messages, max_tokens=request.max_tokens or 4096, stream=True
+                model=model,
+                messages=messages,
+                max_tokens=request.max_tokens or 4096,
+                stream=True,
+                **_given(tools=tools),
             )
             async for event in events:
                 if event.type == "content_block_delta" and event.delta.type == "text_delta":
                     yield event.delta.text
+                elif event.type == "content_block_delta" and event.delta.type == "input_json_delta":
+                    yield event.delta.partial_json
         else:
             stream = await self._client.aio.models.generate_content_stream(
                 model=model, contents=_contents(request), config={"max_output_tokens": request.max_tokens}
@@ -97,8 +117,13 @@ class DirectSDK:
 
 
 def _messages(request: LLMRequest) -> list[dict[str, str]]:
-    return [{"role": m.role, "content": m.content} for m in request.messages]
+    return [{"role": m.role, "content": m.text} for m in request.messages]
 
 
 def _contents(request: LLMRequest) -> list[dict[str, Any]]:
-    return [{"role": "user", "parts": [{"text": m.content}]} for m in request.messages]
+    return [{"role": "user", "parts": [{"text": m.text}]} for m in request.messages]
+
+
+def _given(**fields: list[Any]) -> dict[str, Any]:
+    """The fields that hold something (an SDK call takes no empty `tools`)."""
+    return {name: value for name, value in fields.items() if value}

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 from aiohttp import web
 from typing_extensions import override
 
+from emulator.agents import check_image, object_of
 from emulator.provider import (
     TEXT,
     ApiError,
@@ -21,11 +23,11 @@ from emulator.provider import (
     text_of,
     whole_number,
 )
-from emulator.replies import Reply, count_tokens
+from emulator.replies import Agentic, Reply, count_tokens
 
 REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5", "gpt-6")
 
-_FINISH = {"stop": "stop", "length": "length", "blocked": "content_filter"}
+_FINISH = {"stop": "stop", "length": "length", "blocked": "content_filter", "tool_calls": "tool_calls"}
 _ERRORS = {  # status -> (error.type, error.code, usual message)
     400: ("invalid_request_error", None, "Invalid request."),
     401: (
@@ -76,6 +78,7 @@ class OpenAIApi(Provider):
             prompt_tokens=count_tokens(text for _, text in texts),
             max_tokens=whole_number(body.get("max_completion_tokens")) or whole_number(body.get("max_tokens")),
             include_usage=stream and bool((body.get("stream_options") or {}).get("include_usage")),
+            agent=_agentic(body, messages),
         )
 
     @override
@@ -96,6 +99,11 @@ class OpenAIApi(Provider):
     @override
     def completion(self, call: Call, reply: Reply) -> bytes:
         message: JsonObject = {"role": "assistant", "content": reply.text or None, "refusal": None, "annotations": []}
+        if reply.calls:
+            message["tool_calls"] = [
+                {"id": new_id("call_"), "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                for c in reply.calls
+            ]
         return json.dumps(
             {
                 "id": new_id("chatcmpl-"),
@@ -129,11 +137,13 @@ class OpenAIApi(Provider):
         if call.include_usage:
             tail.append(_event({**base, "choices": [], "usage": _usage(reply)}))
         tail.append(b"data: [DONE]\n\n")
-        return Frames(
-            head=[chunk({"role": "assistant", "content": ""})],
-            deltas=render_each(chunk({"content": TEXT}), reply.pieces),
-            tail=tail,
-        )
+        deltas = render_each(chunk({"content": TEXT}), reply.pieces)
+        for index, planned in enumerate(reply.calls):
+            first = {"index": index, "id": new_id("call_"), "type": "function"}
+            deltas.append(chunk({"tool_calls": [{**first, "function": {"name": planned.name, "arguments": ""}}]}))
+            piece = chunk({"tool_calls": [{"index": index, "function": {"arguments": TEXT}}]})
+            deltas += render_each(piece, planned.fragments)
+        return Frames(head=[chunk({"role": "assistant", "content": ""})], deltas=deltas, tail=tail)
 
     @override
     def stream_error(self) -> bytes:
@@ -161,6 +171,40 @@ def _check_reasoning_params(body: JsonObject) -> None:
         )
 
 
+def _agentic(body: JsonObject, messages: list[Any]) -> Agentic:
+    """Tools, tool results, response_format, reasoning_effort and images, as Chat Completions sends them."""
+    tools = {
+        str(object_of(t.get("function")).get("name")): object_of(t.get("function")).get("parameters")
+        for t in body.get("tools") or ()
+        if isinstance(t, dict)
+    }
+    choice = body.get("tool_choice") or "auto"
+    if isinstance(choice, dict):
+        choice = object_of(choice.get("function")).get("name")
+        if choice not in tools:
+            raise ApiError(400, f"Invalid value for 'tool_choice': no function named {choice!r} in 'tools'.")
+    trailing = []
+    for message in reversed(messages):
+        if not isinstance(message, dict) or message.get("role") != "tool":
+            break
+        trailing.append(text_of(message.get("content")))
+    fmt = object_of(body.get("response_format"))
+    parts = [p for m in messages if isinstance(m, dict) and isinstance(m.get("content"), list) for p in m["content"]]
+    images = [object_of(p.get("image_url")) for p in parts if isinstance(p, dict) and p.get("type") == "image_url"]
+    for image in images:
+        check_image(None, None, str(image.get("url")))
+    return Agentic(
+        tools=tools,
+        choice=str(choice),
+        parallel=body.get("parallel_tool_calls") is not False,
+        answered=" ".join(reversed(trailing)) if trailing else None,
+        schema=object_of(fmt.get("json_schema")).get("schema") if fmt.get("type") == "json_schema" else None,
+        json_object=fmt.get("type") == "json_object",
+        thinking=body.get("reasoning_effort") not in (None, "none", "minimal"),
+        images=len(images),
+    )
+
+
 def _missing(param: str) -> ApiError:
     return ApiError(400, f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
 
@@ -172,7 +216,7 @@ def _usage(reply: Reply) -> JsonObject:
         "total_tokens": reply.prompt_tokens + reply.completion_tokens,
         "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
         "completion_tokens_details": {
-            "reasoning_tokens": 0,
+            "reasoning_tokens": len(reply.thinking),  # Chat Completions counts reasoning, never shows it
             "audio_tokens": 0,
             "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0,

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from emulator.replies import Reply
+from emulator.replies import NO_AGENT, Agentic, Reply
 
 JsonObject = dict[str, Any]
 TEXT = f"text-{os.urandom(8).hex()}"  # stands for a delta's text in an event rendered once per stream
@@ -27,6 +27,7 @@ class Call:
     prompt_tokens: int
     max_tokens: int | None
     include_usage: bool = False  # OpenAI: stream_options.include_usage
+    agent: Agentic = NO_AGENT  # tools, tool results, JSON output, thinking, images
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,18 +9,20 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain, cycle, islice
-from typing import Literal
+from typing import Any, Literal
 
 DEFAULT_TOKENS = 12
 FAULTS = frozenset({"429", "500", "503", "529", "stall", "cut", "malformed", "midstream", "keyshown"})
 STATUS_FAULTS = {"429": 429, "500": 500, "503": 503, "529": 529}
 
-_TAG = re.compile(r"\[\[(latency_ms|tokens|tokens_per_s|fault|retry_after|fail_times|block)(?:=([^\]\s]*))?\]\]")
+_TAG = re.compile(r"\[\[(latency_ms|tokens|tokens_per_s|fault|retry_after|fail_times|block|tool)(?:=([^\]\s]*))?\]\]")
 _FILLER = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet")
 
-Finish = Literal["stop", "length", "blocked"]
+Finish = Literal["stop", "length", "blocked", "tool_calls"]
+FRAGMENT = 8
+"""Streamed tool-call arguments (and JSON answers) are cut into pieces of this many characters."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,9 +36,39 @@ class Tags:
     retry_after: float | None = None
     fail_times: int | None = None
     block: bool = False
+    tools: tuple[str, ...] = ()  # [[tool=NAME]] or [[tool=A,B]]: the tools to call
 
 
 _NO_TAGS = Tags()
+
+
+@dataclass(frozen=True, slots=True)
+class Agentic:
+    """What a request asks beyond text, read from any of the three wire formats (`emulator.agents` answers it)."""
+
+    tools: dict[str, Any] = field(default_factory=dict)  # name -> its parameters' JSON schema
+    choice: str = "auto"  # auto, none, required, or the name of the tool the call must use
+    parallel: bool = True
+    answered: str | None = None  # the text of the tool results, when the conversation ends with them
+    schema: Any = None  # the JSON schema the answer must match
+    json_object: bool = False
+    thinking: bool = False
+    images: int = 0
+
+
+NO_AGENT = Agentic()
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedCall:
+    """A tool call the model makes: the tool's name and its arguments as JSON text."""
+
+    name: str
+    arguments: str
+
+    @property
+    def fragments(self) -> list[str]:
+        return [self.arguments[i : i + FRAGMENT] for i in range(0, len(self.arguments), FRAGMENT)] or [""]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +78,8 @@ class Reply:
     pieces: tuple[str, ...]
     finish: Finish
     prompt_tokens: int
+    calls: tuple[PlannedCall, ...] = ()
+    thinking: tuple[str, ...] = ()
 
     @property
     def text(self) -> str:
@@ -53,7 +87,8 @@ class Reply:
 
     @property
     def completion_tokens(self) -> int:
-        return len(self.pieces)
+        """A token per piece of text, of thinking, and of each call's arguments."""
+        return len(self.pieces) + len(self.thinking) + sum(len(call.fragments) for call in self.calls)
 
 
 def parse_tags(text: str) -> Tags:
@@ -70,6 +105,7 @@ def parse_tags(text: str) -> Tags:
         retry_after=_number(found.get("retry_after")),
         fail_times=_count(found.get("fail_times")),
         block="block" in found,
+        tools=tuple(name for name in found.get("tool", "").split(",") if name),
     )
 
 

@@ -9,8 +9,9 @@ from typing import Any
 
 from aiohttp import web
 
+from emulator.agents import agent_reply
 from emulator.provider import ApiError, Call, Provider, new_id
-from emulator.replies import STATUS_FAULTS, Reply, make_reply, parse_tags, prompt_hash
+from emulator.replies import STATUS_FAULTS, Reply, parse_tags, prompt_hash
 from emulator.stats import Stats
 
 RETRY_AFTER_STATUSES = frozenset({429, 503, 529})
@@ -57,7 +58,10 @@ class Responder:
             await asyncio.Event().wait()  # never answers: ends when the client disconnects
         if fault is not None and (fault in STATUS_FAULTS or not call.stream):
             return self._fault(request, fault, tags.retry_after)
-        reply = make_reply(call.prompt, call.prompt_tokens, call.max_tokens, tags)
+        try:
+            reply = agent_reply(call, tags)
+        except ApiError as error:
+            return self._error(error)
         interval = 1 / tags.tokens_per_s if tags.tokens_per_s else self.token_interval
         if call.stream:
             return await self._stream(request, call, reply, fault, started, interval)

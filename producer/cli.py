@@ -28,6 +28,7 @@ from schemas.errors import (
 )
 from schemas.events import StreamEvent
 from schemas.request import LLMRequest, Message, explain
+from schemas.response import LLMResponse
 from schemas.settings import FleetSettings
 
 
@@ -46,6 +47,11 @@ def main(argv: list[str]) -> int:
     complete.add_argument("--timeout", type=float, help="seconds to wait (LLM_REQUEST_TIMEOUT)")
     complete.add_argument("--json", action="store_true", help="print the LLMResponse as one JSON object")
     complete.add_argument("--stream", action="store_true", help="print tokens as they arrive")
+    complete.add_argument(
+        "--tools", help="a JSON file: the tools the model may call ([{name, description, parameters}])"
+    )
+    complete.add_argument("--tool-choice", help="auto, none, required, or the name of the tool to call")
+    complete.add_argument("--reasoning", choices=["low", "medium", "high"], help="the reasoning effort")
     complete.add_argument("prompt", nargs="?", help="the prompt (read from stdin when absent)")
     stream = commands.add_parser("stream", help="follow a streaming request's tokens by its request_id")
     stream.add_argument("request_id")
@@ -135,10 +141,27 @@ def _complete(args: argparse.Namespace) -> int:
             temperature=args.temperature,
             max_tokens=args.max_tokens,
             stream=args.stream,
+            **_agent_fields(args),
         )
     except ValidationError as exc:
         return _fail(InvalidRequestError(f"invalid request: {explain(exc)}"), args.json)
+    except (OSError, ValueError) as exc:  # the tools file: unreadable, or not JSON
+        return _fail(InvalidRequestError(f"--tools {args.tools!r}: {exc}"), args.json)
     return _run(_call(request, args.timeout, as_json=args.json), as_json=args.json)
+
+
+def _agent_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """--tools, --tool-choice and --reasoning as the request's fields (those not given left out)."""
+    fields: dict[str, Any] = {}
+    if args.tools:
+        with open(args.tools, encoding="utf-8") as file:
+            fields["tools"] = json.load(file)
+    if args.tool_choice:
+        named = args.tool_choice not in ("auto", "none", "required")
+        fields["tool_choice"] = {"name": args.tool_choice} if named else args.tool_choice
+    if args.reasoning:
+        fields["reasoning"] = {"effort": args.reasoning}
+    return fields
 
 
 def _run(call: Coroutine[Any, Any, int | None], *, as_json: bool) -> int:
@@ -156,6 +179,8 @@ async def _call(request: LLMRequest, timeout: float | None, *, as_json: bool) ->
         if not request.stream:
             response = await client.complete(request, timeout=timeout)
             sys.stdout.write((response.model_dump_json() if as_json else response.content) + "\n")
+            if not as_json:
+                _show_calls(response)
             return
         async for event in client.events(request, timeout=timeout):
             _show(event, as_json=as_json)
@@ -211,11 +236,19 @@ def _show(event: StreamEvent, *, as_json: bool) -> None:
         sys.stdout.flush()
     elif event.type == "done":
         sys.stdout.write(event.response.model_dump_json() + "\n" if as_json else "\n")
+        if not as_json:
+            _show_calls(event.response)
     elif event.type == "error":
         sys.stdout.write("" if as_json else "\n")
         raise error_from_dict(event.error)
     elif event.type == "cancelled":
         raise RequestCancelledError("the request was cancelled")
+
+
+def _show_calls(response: LLMResponse) -> None:
+    """The tools the model called, a line each: `id name(arguments)`."""
+    for call in response.tool_calls:
+        sys.stdout.write(f"tool call {call.id} {call.name}({call.arguments})\n")
 
 
 def _fail(error: LLMError, as_json: bool) -> int:

@@ -6,6 +6,7 @@ providers that are ready (read from Redis at most once a second)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import structlog
@@ -16,6 +17,7 @@ from jobstore import Intake, Keys
 from jobstore.budgets import Budgets
 from jobstore.policy import PolicyStore
 from producer.channels import ChannelHub
+from schemas.agents import asks_for_agent_fields, serves
 from schemas.catalog import ModelInfo, Provider, catalog
 from schemas.errors import InvalidRequestError, LLMError
 from schemas.policy import Policy
@@ -50,7 +52,10 @@ class Governance:
                     "the request names no model: give a model, a tier or a task_complexity, or set LLM_DEFAULT_MODEL"
                 )
             return request.model_copy(update={"model": self.settings.default_model})
-        selector = ModelSelector(catalog().models, permits=self.store.permits, ready=await self._ready_providers())
+        permits: Callable[[ModelInfo], bool] = self.store.permits
+        if asks_for_agent_fields(request):  # only models that can serve its tools, images, format or reasoning
+            permits = lambda m: self.store.permits(m) and serves(request, m)
+        selector = ModelSelector(catalog().models, permits=permits, ready=await self._ready_providers())
         selection = selector.select(
             tier=request.tier, complexity=request.task_complexity, prefer=request.provider_preference
         )

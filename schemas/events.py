@@ -1,6 +1,9 @@
 """Stream events: what a streaming request publishes, one JSON object each, numbered from 1.
 
-Every stream ends with exactly one terminal event: `done`, `error` or `cancelled`.
+Every stream ends with exactly one terminal event: `done`, `error` or `cancelled`. Before it: `delta` (answer
+text), `tool_call` (a piece of a tool call: its id and name on its first piece, then fragments of its arguments;
+the done event's response holds each call whole) and `reasoning` (the model's reasoning text, where its
+provider streams it).
 """
 
 from __future__ import annotations
@@ -11,11 +14,39 @@ from pydantic import BaseModel, Field, TypeAdapter
 
 from schemas.response import LLMResponse, Usage
 
-__all__ = ["TERMINAL", "CancelledEvent", "DeltaEvent", "DoneEvent", "ErrorEvent", "StreamEvent", "decode_event"]
+__all__ = [
+    "TERMINAL",
+    "CancelledEvent",
+    "DeltaEvent",
+    "DoneEvent",
+    "ErrorEvent",
+    "ReasoningEvent",
+    "StreamEvent",
+    "ToolCallEvent",
+    "decode_event",
+]
 
 
 class DeltaEvent(BaseModel):
     type: Literal["delta"] = "delta"
+    seq: int
+    text: str
+
+
+class ToolCallEvent(BaseModel):
+    """A piece of tool call `index` (0, 1, ... in the answer): `id` and `name` come on its first piece; the
+    `arguments` fragments, joined in order, are the call's JSON arguments."""
+
+    type: Literal["tool_call"] = "tool_call"
+    seq: int
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+class ReasoningEvent(BaseModel):
+    type: Literal["reasoning"] = "reasoning"
     seq: int
     text: str
 
@@ -44,7 +75,9 @@ class CancelledEvent(BaseModel):
 TERMINAL = frozenset({"done", "error", "cancelled"})
 """The event types that end a stream: every stream ends with exactly one of them."""
 
-StreamEvent = Annotated[DeltaEvent | DoneEvent | ErrorEvent | CancelledEvent, Field(discriminator="type")]
+StreamEvent = Annotated[
+    DeltaEvent | ToolCallEvent | ReasoningEvent | DoneEvent | ErrorEvent | CancelledEvent, Field(discriminator="type")
+]
 _EVENT: TypeAdapter[StreamEvent] = TypeAdapter(StreamEvent)
 
 

@@ -8,6 +8,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from schemas.agents import (
+    ContentPart,
+    Reasoning,
+    ResponseFormat,
+    Tool,
+    ToolCall,
+    ToolChoice,
+    absent,
+    check_agent_fields,
+)
 from schemas.catalog import ModelInfo, Provider, Tier, resolve_model
 from schemas.errors import InvalidRequestError, ModelRetiredError
 from schemas.selection import Complexity, Selection
@@ -26,13 +36,27 @@ _ID_PATTERN = r"^[A-Za-z0-9._:\-]{1,128}$"
 
 
 class Message(BaseModel):
-    """One chat message. `content` is text today; it can widen to a list of typed parts without
-    breaking stored jobs, since a string stays a valid value."""
+    """One chat message. `content` is text, or a list of typed parts (text, images). An assistant message may
+    carry the `tool_calls` it made (and the `reasoning` that led to them, sent back as the provider needs it);
+    a `tool` message is a tool's result, answering the call `tool_call_id`. Fields left unset are left out of
+    the JSON, so a text message is written as it always was."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    role: Literal["system", "user", "assistant"]
-    content: str
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str | list[ContentPart]
+    tool_calls: list[ToolCall] | None = Field(default=None, exclude_if=absent)
+    tool_call_id: str | None = Field(default=None, exclude_if=absent)
+    reasoning: str | None = Field(default=None, exclude_if=absent)
+    reasoning_signature: str | None = Field(default=None, exclude_if=absent)
+    """Anthropic's signature of the thinking in `reasoning` (opaque): thinking is sent back with its tool calls."""
+
+    @property
+    def text(self) -> str:
+        """The message's text: its content, or its text parts joined (images left out)."""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(part.text for part in self.content if part.type == "text")
 
 
 class LLMRequest(BaseModel):
@@ -61,6 +85,13 @@ class LLMRequest(BaseModel):
     provider_preference: list[Provider] = Field(default_factory=list, max_length=3)
     selection: Selection | None = None
     """How the fleet chose the model (set by the producer when the request named none)."""
+    tools: list[Tool] | None = Field(default=None, exclude_if=absent)
+    """Functions the model may call (each left out of the JSON when unset, as the four fields below)."""
+    tool_choice: ToolChoice | None = Field(default=None, exclude_if=absent)
+    """auto (the provider's default), none, required, or a `NamedTool` the model must call."""
+    parallel_tool_calls: bool | None = Field(default=None, exclude_if=absent)
+    response_format: ResponseFormat | None = Field(default=None, exclude_if=absent)
+    reasoning: Reasoning | None = Field(default=None, exclude_if=absent)
 
     @model_validator(mode="after")
     def _default_trace(self) -> LLMRequest:
@@ -107,6 +138,7 @@ def validate_for_model(request: LLMRequest, model: str | None = None) -> ModelIn
         )
     if not any(m.role != "system" for m in request.messages):
         raise InvalidRequestError("messages need at least one user or assistant message")
+    check_agent_fields(request, info)
     return info
 
 

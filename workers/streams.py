@@ -5,7 +5,9 @@ events in one script (XADD to each kept copy, PUBLISH on each live channel). A s
 at once, never held back; later tokens gather for at most `window_s` (5 ms) after the relay's last send
 (plus the round trip of a send on its way), so that under load one round trip carries many streams'
 events, and a stream's end is sent at once. A stream's waiting tokens travel as one event (coalescing),
-or one event each with `LLM_STREAM_COALESCE=false`.
+or one event each with `LLM_STREAM_COALESCE=false`. Pieces of tool calls and of reasoning travel as events of
+their own types, in the order they came, each run of them coalesced as text is (a call's argument fragments
+into one).
 
 A stream's events are numbered only once they are kept, so its terminal event never follows a gap.
 """
@@ -17,6 +19,7 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncGenerator
+from typing import cast
 
 import structlog
 from redis.exceptions import RedisError
@@ -26,6 +29,8 @@ from schemas.catalog import Provider
 from schemas.errors import ProviderTimeoutError, ProviderUnavailableError
 from schemas.events import CancelledEvent, DoneEvent, ErrorEvent
 from schemas.response import LLMResponse
+from workers.providers.base import StreamItem
+from workers.providers.normalised import ReasoningDelta, ToolCallDelta
 from workers.settings import WorkerSettings
 
 __all__ = ["EventPublisher", "EventRelay", "relay"]
@@ -39,6 +44,44 @@ _WINDOW_S = 0.005
 def _delta(seq: int, text: str) -> str:
     """A `DeltaEvent`'s JSON, as pydantic writes it; by hand, at half its cost, as it is built per token."""
     return f'{{"type":"delta","seq":{seq},"text":{json.dumps(text, ensure_ascii=False)}}}'
+
+
+_Piece = str | ToolCallDelta | ReasoningDelta
+
+
+def _event(seq: int, piece: _Piece) -> str:
+    """Any piece's event JSON (`ToolCallEvent`, `ReasoningEvent`, `DeltaEvent`), by hand as `_delta` is."""
+    if isinstance(piece, ToolCallDelta):
+        call = (
+            f'"index":{piece.index},"id":{json.dumps(piece.id)},"name":{json.dumps(piece.name, ensure_ascii=False)},'
+            f'"arguments":{json.dumps(piece.arguments, ensure_ascii=False)}'
+        )
+        return f'{{"type":"tool_call","seq":{seq},{call}}}'
+    if isinstance(piece, ReasoningDelta):
+        return f'{{"type":"reasoning","seq":{seq},"text":{json.dumps(piece.text, ensure_ascii=False)}}}'
+    return _delta(seq, piece)
+
+
+def _coalesced(pieces: list[_Piece]) -> list[_Piece]:
+    """Runs of text, of reasoning, and of one tool call's argument fragments, each made one piece."""
+    out: list[_Piece] = []
+    for piece in pieces:
+        last = out[-1] if out else None
+        if isinstance(piece, str) and isinstance(last, str):
+            out[-1] = last + piece
+        elif isinstance(piece, ReasoningDelta) and isinstance(last, ReasoningDelta):
+            out[-1] = ReasoningDelta(last.text + piece.text)
+        elif (
+            isinstance(piece, ToolCallDelta)
+            and isinstance(last, ToolCallDelta)
+            and piece.index == last.index
+            and piece.id is None
+            and piece.name is None
+        ):
+            out[-1] = ToolCallDelta(last.index, last.id, last.name, last.arguments + piece.arguments)
+        else:
+            out.append(piece)
+    return out
 
 
 class EventRelay:
@@ -101,7 +144,8 @@ class EventPublisher:
         self.tokens = 0
         self.first_token_s = 0.0  # from the provider call's start to its first token (0: none came)
         self._relay = relay
-        self._pending: list[str] = []
+        self._pending: list[_Piece] = []
+        self._mixed = False  # pieces other than text are waiting
         self._in_flight = False
         self._closed = False
         self._idle = asyncio.Event()
@@ -116,9 +160,27 @@ class EventPublisher:
         self._idle.clear()
         self._relay.ready(self, hurry=self.seq == 0)  # nothing kept yet: this is the stream's first token
 
+    def piece(self, piece: ToolCallDelta | ReasoningDelta) -> None:
+        """Queue a piece of a tool call or of reasoning: it leaves with the relay's next send, as a token does."""
+        if self._closed:
+            return
+        self.tokens += 1
+        self._mixed = True
+        self._pending.append(piece)
+        self._idle.clear()
+        self._relay.ready(self, hurry=self.seq == 0)
+
     def take(self) -> list[tuple[int, str]]:
         """The waiting tokens as numbered events (the numbers become the stream's once `sent`)."""
-        texts = ["".join(self._pending)] if self._relay.coalesce and self._pending else list(self._pending)
+        if self._mixed:
+            many = self._relay.coalesce and len(self._pending) > 1
+            pieces = _coalesced(self._pending) if many else list(self._pending)
+            self._pending.clear()
+            self._mixed = False
+            self._in_flight = bool(pieces)
+            return [(seq, _event(seq, piece)) for seq, piece in enumerate(pieces, self.seq + 1)]
+        texts = cast("list[str]", self._pending)
+        texts = ["".join(texts)] if self._relay.coalesce and texts else list(texts)
         self._pending.clear()
         self._in_flight = bool(texts)
         return [(seq, _delta(seq, text)) for seq, text in enumerate(texts, self.seq + 1)]
@@ -141,6 +203,7 @@ class EventPublisher:
         """Stop publishing (the request ended): drop what has not left, wait for what is on its way."""
         self._closed = True
         self._pending.clear()
+        self._mixed = False
         if not self._in_flight:
             self._idle.set()
         await self._idle.wait()
@@ -154,9 +217,10 @@ class EventPublisher:
 
 
 async def relay(
-    chunks: AsyncGenerator[str | LLMResponse], publisher: EventPublisher, provider: Provider, settings: WorkerSettings
+    chunks: AsyncGenerator[StreamItem], publisher: EventPublisher, provider: Provider, settings: WorkerSettings
 ) -> LLMResponse:
-    """Publish a provider stream's text as it comes (`chunks`: the adapter's deltas, then its final response);
+    """Publish a provider stream's text (and pieces of tool calls and reasoning) as it comes (`chunks`: the
+    adapter's deltas, then its final response);
     the final response once every delta is kept. A stream whose first token, or next one, is late fails
     (`LLM_STREAM_FIRST_TOKEN_TIMEOUT`, `LLM_STREAM_IDLE_TIMEOUT`)."""
     final: LLMResponse | None = None
@@ -171,8 +235,12 @@ async def relay(
                     if publisher.tokens == 1:  # let its send leave before the chunks read with it are parsed
                         publisher.first_token_s = time.perf_counter() - started
                         await asyncio.sleep(0)
-                else:
+                elif isinstance(item, LLMResponse):
                     final = item
+                else:
+                    publisher.piece(item)
+                    if publisher.tokens == 1:
+                        await asyncio.sleep(0)
                 # the idle deadline moves when a chunk moves it by over 1 % (a timer rescheduled per
                 # chunk costs more than the chunk's relay): silence fails the stream after 99-100 % of it
                 deadline = loop.time() + idle_s

@@ -15,10 +15,10 @@ import pytest
 import yaml
 from referencing import Registry, Resource
 
+from gateway.settings import GatewaySettings
 from jobstore.keys import Keys
 from schemas.catalog import Provider
 from schemas.settings import FleetSettings
-from gateway.settings import GatewaySettings
 from workers.settings import KEY_VARS, WorkerSettings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -31,10 +31,12 @@ def _request(**kw: object) -> LLMRequest:
 
 def test_public_surface() -> None:
     assert set(schemas.__all__) == {name for name in dir(schemas) if not name.startswith("_")} - {
+        "agents",
         "catalog",
         "codec",
         "errors",
         "events",
+        "json_schema",
         "keys",
         "policy",
         "request",

@@ -7,14 +7,20 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import AsyncGenerator
 
 import pytest
 from redis.asyncio import Redis
 
 from jobstore import Keys, WorkerQueue
-from schemas.events import DeltaEvent, ErrorEvent, decode_event
+from schemas.catalog import Provider
+from schemas.events import DeltaEvent, ErrorEvent, ToolCallEvent, decode_event
+from schemas.response import LLMResponse, Usage
 from tests.servers import free_port
-from workers.streams import EventRelay, _delta
+from workers.providers.base import StreamItem
+from workers.providers.normalised import ReasoningDelta, ToolCallDelta
+from workers.settings import WorkerSettings
+from workers.streams import EventRelay, _delta, relay
 
 
 @pytest.fixture
@@ -111,3 +117,64 @@ def test_a_delta_is_written_as_pydantic_writes_it(text: str) -> None:
     """Deltas are built by hand (they are per token): the same JSON as the model's, read back to the same text."""
     assert _delta(7, text) == DeltaEvent(seq=7, text=text).model_dump_json()
     assert decode_event(_delta(7, text).encode()) == DeltaEvent(seq=7, text=text)
+
+
+@pytest.mark.parametrize("coalesce", [True, False])
+async def test_tool_call_and_reasoning_pieces_keep_their_order_and_types(
+    redis: Redis, keys: Keys, coalesce: bool
+) -> None:
+    relay = _relay(redis, keys, coalesce=coalesce)
+    publisher = relay.publisher("agent")
+    publisher.piece(ReasoningDelta("Let me"))
+    await publisher.drain()  # the first piece leaves alone; the rest wait and travel together
+    pieces: list[str | ToolCallDelta | ReasoningDelta] = [
+        ReasoningDelta(" think."),
+        "Calling",
+        " now.",
+        ToolCallDelta(0, "call_1", "get_weather", ""),
+        ToolCallDelta(0, None, None, '{"ci'),
+        ToolCallDelta(0, None, None, 'ty": "Paris"}'),
+        ToolCallDelta(1, "call_2", "get_time", "{}"),
+    ]
+    for piece in pieces:
+        publisher.delta(piece) if isinstance(piece, str) else publisher.piece(piece)
+    await publisher.drain()
+    entries = await redis.xrange(keys.events("agent"))
+    events = [decode_event(fields[b"e"]) for _, fields in entries]
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert publisher.tokens == 8
+    dumped = [e.model_dump(exclude={"seq"}) for e in events]
+    if coalesce:
+        assert dumped == [
+            {"type": "reasoning", "text": "Let me"},
+            {"type": "reasoning", "text": " think."},
+            {"type": "delta", "text": "Calling now."},
+            {"type": "tool_call", "index": 0, "id": "call_1", "name": "get_weather", "arguments": '{"city": "Paris"}'},
+            {"type": "tool_call", "index": 1, "id": "call_2", "name": "get_time", "arguments": "{}"},
+        ]
+    else:
+        assert len(events) == 8 and [e.type for e in events].count("tool_call") == 4
+        assert (
+            "".join(e.arguments for e in events if isinstance(e, ToolCallEvent) and e.index == 0) == '{"city": "Paris"}'
+        )
+    # the hand-written JSON is what pydantic would write
+    assert all(fields[b"e"].decode() == decode_event(fields[b"e"]).model_dump_json() for _, fields in entries)
+
+
+async def test_relay_publishes_every_kind_of_piece_then_returns_the_answer(redis: Redis, keys: Keys) -> None:
+    relay_ = _relay(redis, keys)
+    fields = {"content": "ok", "latency_ms": 1, "model": "m", "request_id": "r", "trace_id": "r"}
+    answer = LLMResponse(usage=Usage(), provider=Provider.ANTHROPIC, finish_reason="tool_calls", **fields)  # type: ignore[arg-type]
+
+    async def chunks() -> AsyncGenerator[StreamItem]:
+        yield ReasoningDelta("hm")  # the stream's first piece: it leaves at once
+        yield "ok"
+        yield ToolCallDelta(0, "c", "f", "{}")
+        yield answer
+
+    publisher = relay_.publisher("r")
+    settings = WorkerSettings(REDIS_URL="redis://unused", LLM_KEY_PREFIX=keys.prefix)
+    assert await relay(chunks(), publisher, Provider.ANTHROPIC, settings) is answer
+    entries = await redis.xrange(keys.events("r"))
+    assert [decode_event(fields[b"e"]).type for _, fields in entries] == ["reasoning", "delta", "tool_call"]
+    assert publisher.tokens == 3

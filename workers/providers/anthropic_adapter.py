@@ -14,8 +14,8 @@ from schemas.catalog import ModelInfo, Provider
 from schemas.errors import ProviderError
 from schemas.request import LLMRequest
 from schemas.response import FinishReason, LLMResponse, Usage
-from workers.providers import bodies, failures, normalised, redaction, sse
-from workers.providers.base import trace_headers
+from workers.providers import anthropic_agents, bodies, failures, normalised, redaction, sse
+from workers.providers.base import StreamItem, trace_headers
 from workers.settings import WorkerSettings
 
 __all__ = ["AnthropicAdapter", "map_error", "read_response", "request_body"]
@@ -61,7 +61,7 @@ class AnthropicAdapter:
         except _CAUGHT as exc:
             raise redaction.redact(map_error(exc), self._key) from exc
 
-    async def stream(self, request: LLMRequest, model: ModelInfo) -> AsyncGenerator[str | LLMResponse]:
+    async def stream(self, request: LLMRequest, model: ModelInfo) -> AsyncGenerator[StreamItem]:
         started = time.perf_counter()
         state = _StreamState(model.id)
         try:
@@ -71,9 +71,9 @@ class AnthropicAdapter:
                 async for event, data in sse.sse_events(response.iter_bytes()):
                     if event == "error":
                         raise redaction.redact(_stream_error(data), self._key)
-                    text = state.feed(event, data)
-                    if text:
-                        yield text
+                    item = state.feed(event, data)
+                    if item:
+                        yield item
         except _CAUGHT as exc:
             raise redaction.redact(map_error(exc), self._key) from exc
         if not state.stopped:
@@ -86,6 +86,9 @@ class AnthropicAdapter:
             state.usage(),
             _FINISH.get(state.stop_reason or "", "other"),
             started,
+            tool_calls=state.calls.calls(),
+            reasoning="".join(state.thinking),
+            reasoning_signature=state.signature,
         )
 
     async def open(self) -> None:
@@ -97,11 +100,8 @@ class AnthropicAdapter:
 
 def request_body(request: LLMRequest, model: ModelInfo, max_tokens: int) -> dict[str, Any]:
     """The Messages request body for `request`; `max_tokens` when the request sets none (the API requires one)."""
-    system = [m.content for m in request.messages if m.role == "system"]
-    messages = cast(
-        "list[MessageParam]",
-        [{"role": m.role, "content": m.content} for m in request.messages if m.role != "system"],
-    )
+    system = [m.text for m in request.messages if m.role == "system"]
+    messages = cast("list[MessageParam]", anthropic_agents.messages(request))
     params: dict[str, Any] = {
         "model": model.id,
         "messages": messages,
@@ -109,6 +109,7 @@ def request_body(request: LLMRequest, model: ModelInfo, max_tokens: int) -> dict
     }
     if system:
         params["system"] = "\n\n".join(system)
+    anthropic_agents.add_agent_fields(request, params, max_tokens)
     return params  # no temperature: API version 2026-10-21 refuses it (requests with one are refused at submit)
 
 
@@ -118,6 +119,10 @@ class _StreamState:
     def __init__(self, model: str) -> None:
         self.model = model
         self.parts: list[str] = []
+        self.thinking: list[str] = []
+        self.signature: str | None = None
+        self.calls = normalised.ToolCalls()
+        self._call_of_block: dict[int, int] = {}  # a tool_use block's index -> its call's (0, 1, ...)
         self.stop_reason: str | None = None
         self.stopped = False
         self._input: int | None = None
@@ -126,21 +131,38 @@ class _StreamState:
         self._output = 0
         self._thinking: int | None = None
 
-    def feed(self, event: str, data: str) -> str | None:
-        """Take one event in; its text delta, if it is one (`ping` and unknown events are skipped)."""
+    def feed(self, event: str, data: str) -> str | normalised.ToolCallDelta | normalised.ReasoningDelta | None:
+        """Take one event in; its text delta, or piece of a tool call or of thinking, if it is one (`ping` and
+        unknown events are skipped)."""
         if event == "content_block_delta":
-            delta = bodies.json_object(data)["delta"]
-            if delta["type"] == "text_delta":
+            body = bodies.json_object(data)
+            delta = body["delta"]
+            kind = delta["type"]
+            if kind == "text_delta":
                 self.parts.append(delta["text"])
                 return str(delta["text"])
+            if kind == "input_json_delta" and body["index"] in self._call_of_block:
+                piece = normalised.ToolCallDelta(self._call_of_block[body["index"]], None, None, delta["partial_json"])
+                return self.calls.add(piece) if piece.arguments else None
+            if kind == "thinking_delta":
+                self.thinking.append(delta["thinking"])
+                return normalised.ReasoningDelta(delta["thinking"])
+            if kind == "signature_delta":
+                self.signature = (self.signature or "") + delta["signature"]
+        elif event == "content_block_start":
+            body = bodies.json_object(data)
+            block = body["content_block"]
+            if block["type"] == "tool_use":
+                index = self._call_of_block[body["index"]] = len(self._call_of_block)
+                return self.calls.add(normalised.ToolCallDelta(index, block["id"], block["name"], ""))
         elif event == "message_start":
             message = bodies.json_object(data)["message"]
             self.model = message.get("model") or self.model
-            self._take_usage(message["usage"])
+            self._take_usage(message.get("usage") or {})
         elif event == "message_delta":
             body = bodies.json_object(data)
             self.stop_reason = body["delta"].get("stop_reason") or self.stop_reason
-            self._take_usage(body["usage"])
+            self._take_usage(body.get("usage") or {})
         elif event == "message_stop":
             self.stopped = True
         return None
@@ -150,7 +172,7 @@ class _StreamState:
         self._input = _first(usage.get("input_tokens"), self._input)
         self._cache_write = _first(usage.get("cache_creation_input_tokens"), self._cache_write)
         self._cache_read = _first(usage.get("cache_read_input_tokens"), self._cache_read)
-        self._output = usage["output_tokens"]
+        self._output = usage.get("output_tokens", self._output)
         details = usage.get("output_tokens_details")
         self._thinking = details.get("thinking_tokens") if details else self._thinking
 
@@ -171,14 +193,18 @@ def _http_client(settings: WorkerSettings) -> httpx2.AsyncClient:
 
 def read_response(request: LLMRequest, model: ModelInfo, message: dict[str, Any], started: float) -> LLMResponse:
     """A message's JSON body as the normalised response."""
+    text, calls, thinking, signature = anthropic_agents.read_blocks(message["content"])
     return normalised.response(
         request,
         _P,
         message.get("model") or model.id,
-        "".join(block["text"] for block in message["content"] if block["type"] == "text"),
+        text,
         _usage(message["usage"]),
         _FINISH.get(message.get("stop_reason") or "", "other"),
         started,
+        tool_calls=calls,
+        reasoning=thinking,
+        reasoning_signature=signature,
     )
 
 

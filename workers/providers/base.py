@@ -13,8 +13,12 @@ from typing import Protocol
 from schemas.catalog import ModelInfo, Provider
 from schemas.request import LLMRequest
 from schemas.response import LLMResponse
+from workers.providers.normalised import ReasoningDelta, ToolCallDelta
 
-__all__ = ["Adapter", "trace_headers"]
+__all__ = ["Adapter", "StreamItem", "trace_headers"]
+
+StreamItem = str | ToolCallDelta | ReasoningDelta | LLMResponse
+"""What an adapter's stream yields: text (`str`), pieces of tool calls and of reasoning, then one response."""
 
 
 class Adapter(Protocol):
@@ -24,9 +28,10 @@ class Adapter(Protocol):
         """One non-streaming call."""
         ...
 
-    def stream(self, request: LLMRequest, model: ModelInfo) -> AsyncGenerator[str | LLMResponse]:
-        """A streaming call: yields each text delta as `str`, then exactly one final `LLMResponse`
-        (full content, usage, finish reason). Closing the iterator closes the provider stream."""
+    def stream(self, request: LLMRequest, model: ModelInfo) -> AsyncGenerator[StreamItem]:
+        """A streaming call: yields each text delta as `str` (and each piece of a tool call or of reasoning as a
+        `ToolCallDelta` or `ReasoningDelta`), then exactly one final `LLMResponse` (full content, tool calls,
+        usage, finish reason). Closing the iterator closes the provider stream."""
         ...
 
     async def open(self) -> None:

@@ -28,8 +28,8 @@ from schemas.catalog import ModelInfo, Provider
 from schemas.errors import ContentFilteredError, ProviderError
 from schemas.request import LLMRequest
 from schemas.response import FinishReason, LLMResponse, Usage
-from workers.providers import bodies, failures, normalised, redaction
-from workers.providers.base import trace_headers
+from workers.providers import bodies, failures, gemini_agents, normalised, redaction
+from workers.providers.base import StreamItem, trace_headers
 from workers.settings import WorkerSettings
 
 __all__ = ["GeminiAdapter", "map_error", "read_response", "request_body"]
@@ -51,7 +51,6 @@ _FINISH: dict[str, FinishReason] = {
     "MAX_TOKENS": "length",
     **dict.fromkeys(_FILTERED, "content_filter"),
 }
-_ROLES = {"user": "user", "assistant": "model"}
 _DELAY = re.compile(r"(\d+(?:\.\d*)?)s")
 _CAUGHT: tuple[type[Exception], ...] = (errors.APIError, *failures.CAUGHT)
 
@@ -69,29 +68,36 @@ class GeminiAdapter:
         started = time.perf_counter()
         try:
             response = await self._api().async_request(
-                "post", f"models/{model.id}:generateContent", request_body(request), _options(request)
+                "post", f"models/{model.id}:generateContent", request_body(request, model), _options(request)
             )
             return read_response(request, model, bodies.json_object(response.body or ""), started)
         except _CAUGHT as exc:
             raise redaction.redact(map_error(exc), self._key) from exc
 
-    async def stream(self, request: LLMRequest, model: ModelInfo) -> AsyncGenerator[str | LLMResponse]:
+    async def stream(self, request: LLMRequest, model: ModelInfo) -> AsyncGenerator[StreamItem]:
         started = time.perf_counter()
-        state = _State(model.id)
+        state = _State(model.id, request.request_id)
         opened: list[_Response] = []
         _STREAM_RESPONSES.set(opened)
         try:
             chunks = cast(
                 "AsyncGenerator[types.HttpResponse]",
                 await self._api().async_request_streamed(
-                    "post", f"models/{model.id}:streamGenerateContent?alt=sse", request_body(request), _options(request)
+                    "post",
+                    f"models/{model.id}:streamGenerateContent?alt=sse",
+                    request_body(request, model),
+                    _options(request),
                 ),
             )
             try:
                 async for chunk in chunks:  # an error chunk is raised by the SDK as its APIError
                     text = state.feed(bodies.json_object(chunk.body or ""))
-                    if text:
-                        yield text
+                    if isinstance(text, str):
+                        if text:
+                            yield text
+                    else:  # thoughts or calls in the chunk: its pieces in their order
+                        for item in text:
+                            yield item
             finally:
                 await chunks.aclose()
                 await _close(opened)
@@ -174,27 +180,25 @@ async def _close(responses: list[_Response]) -> None:
             response.close()
 
 
-def request_body(request: LLMRequest) -> dict[str, object]:
+def request_body(request: LLMRequest, model: ModelInfo) -> dict[str, Any]:
     """The request in the API's JSON, as the SDK's own converter writes it."""
-    contents = [
-        {"role": _ROLES[m.role], "parts": [{"text": m.content}]} for m in request.messages if m.role != "system"
-    ]
-    body: dict[str, object] = {"contents": contents}
-    system = [m.content for m in request.messages if m.role == "system"]
+    body: dict[str, Any] = {"contents": gemini_agents.contents(request)}
+    system = [m.text for m in request.messages if m.role == "system"]
     if system:
         body["systemInstruction"] = {"parts": [{"text": "\n\n".join(system)}], "role": "user"}
-    generation: dict[str, object] = {}
+    generation: dict[str, Any] = {}
     if request.temperature is not None:
         generation["temperature"] = request.temperature
     if request.max_tokens is not None:
         generation["maxOutputTokens"] = request.max_tokens
+    gemini_agents.add_agent_fields(request, body, generation, model)
     body["generationConfig"] = generation
     return body
 
 
 def read_response(request: LLMRequest, model: ModelInfo, body: dict[str, Any], started: float) -> LLMResponse:
     """A `generateContent` JSON body as the normalised response (a blocked prompt raises `ContentFilteredError`)."""
-    state = _State(model.id)
+    state = _State(model.id, request.request_id)
     state.feed(body)
     return state.response(request, started)
 
@@ -206,14 +210,18 @@ def _options(request: LLMRequest) -> types.HttpOptionsDict:
 class _State:
     """What one response, or the chunks of one stream, add up to; each read as the API's JSON (camelCase)."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, request_id: str) -> None:
         self.model = model
         self.parts: list[str] = []
+        self.thoughts: list[str] = []
+        self.calls = normalised.ToolCalls()
         self.finish: str | None = None
+        self._request_id = request_id
         self._usage: dict[str, Any] | None = None
 
-    def feed(self, chunk: dict[str, Any]) -> str:
-        """Take one response (or stream chunk) in; its answer text (thoughts left out)."""
+    def feed(self, chunk: dict[str, Any]) -> str | list[StreamItem]:
+        """Take one response (or stream chunk) in; its answer text, or (when it holds thoughts or function calls)
+        its pieces in order: text, `ReasoningDelta`s, a `ToolCallDelta` per call (a call comes whole)."""
         candidates, feedback = chunk.get("candidates"), chunk.get("promptFeedback")
         if not candidates and feedback and feedback.get("blockReason"):
             reason = f"{feedback['blockReason']} {feedback.get('blockReasonMessage') or ''}".strip()
@@ -225,13 +233,43 @@ class _State:
         candidate = candidates[0]
         self.finish = candidate.get("finishReason") or self.finish
         parts = (candidate.get("content") or {}).get("parts")
-        text = "".join(p["text"] for p in parts if p.get("text") and not p.get("thought")) if parts else ""
+        if not parts:
+            return ""
+        if len(parts) == 1 and not parts[0].get("thought") and "functionCall" not in parts[0]:  # the usual chunk
+            text = parts[0].get("text") or ""
+            self.parts.append(text)
+            return text
+        return [item for part in parts if (item := self._piece(part))]
+
+    def _piece(self, part: dict[str, Any]) -> StreamItem | None:
+        if "functionCall" in part:
+            index = len(self.calls)
+            call = gemini_agents.read_call(part, self._request_id, index)
+            if call.signature is not None:
+                self.calls.sign(index, call.signature)
+            return self.calls.add(normalised.ToolCallDelta(index, call.id, call.name, call.arguments))
+        text = part.get("text")
+        if not text:
+            return None
+        if part.get("thought"):
+            self.thoughts.append(text)
+            return normalised.ReasoningDelta(text)
         self.parts.append(text)
-        return text
+        return str(text)
 
     def response(self, request: LLMRequest, started: float) -> LLMResponse:
+        calls = self.calls.calls()
+        finish = "tool_calls" if calls and self.finish == "STOP" else _FINISH.get(self.finish or "", "other")
         return normalised.response(
-            request, _P, self.model, "".join(self.parts), self.usage(), _FINISH.get(self.finish or "", "other"), started
+            request,
+            _P,
+            self.model,
+            "".join(self.parts),
+            self.usage(),
+            finish,
+            started,
+            tool_calls=calls,
+            reasoning="".join(self.thoughts),
         )
 
     def usage(self) -> Usage:

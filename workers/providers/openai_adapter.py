@@ -14,8 +14,8 @@ from schemas.catalog import ModelInfo, Provider
 from schemas.errors import ProviderError
 from schemas.request import LLMRequest
 from schemas.response import FinishReason, LLMResponse, Usage
-from workers.providers import bodies, failures, normalised, redaction, sse
-from workers.providers.base import trace_headers
+from workers.providers import bodies, failures, normalised, openai_agents, redaction, sse
+from workers.providers.base import StreamItem, trace_headers
 from workers.settings import WorkerSettings
 
 __all__ = ["OpenAIAdapter", "map_error", "read_response", "request_body"]
@@ -60,9 +60,11 @@ class OpenAIAdapter:
         except _CAUGHT as exc:
             raise redaction.redact(map_error(exc), self._key) from exc
 
-    async def stream(self, request: LLMRequest, model: ModelInfo) -> AsyncGenerator[str | LLMResponse]:
+    async def stream(self, request: LLMRequest, model: ModelInfo) -> AsyncGenerator[StreamItem]:
         started = time.perf_counter()
         parts: list[str] = []
+        thoughts: list[str] = []
+        calls = normalised.ToolCalls()
         finish: str | None = None
         usage: dict[str, Any] | None = None
         reported = model.id
@@ -93,12 +95,28 @@ class OpenAIAdapter:
                     if text:
                         parts.append(text)
                         yield text
+                    if delta.get("tool_calls"):
+                        for piece in openai_agents.tool_call_deltas(delta["tool_calls"]):
+                            yield calls.add(piece)
+                    if delta.get("reasoning_content"):  # what OpenAI-compatible servers send of their reasoning
+                        thoughts.append(delta["reasoning_content"])
+                        yield normalised.ReasoningDelta(delta["reasoning_content"])
         except _CAUGHT as exc:
             raise redaction.redact(map_error(exc), self._key) from exc
         if finish is None:
             raise failures.truncated(_P, "its finish_reason")
         reason = "content_filter" if refused else _FINISH.get(finish, "other")
-        yield normalised.response(request, _P, reported, "".join(parts), _usage(usage), reason, started)
+        yield normalised.response(
+            request,
+            _P,
+            reported,
+            "".join(parts),
+            _usage(usage),
+            reason,
+            started,
+            tool_calls=calls.calls(),
+            reasoning="".join(thoughts),
+        )
 
     async def open(self) -> None:
         """The client is made in __init__; nothing is left to prepare."""
@@ -117,9 +135,16 @@ def _http_client(settings: WorkerSettings) -> httpx2.AsyncClient:
 def request_body(request: LLMRequest, model: ModelInfo) -> dict[str, Any]:
     """The Chat Completions request body for `request` (the SDK sends it as it is)."""
     messages = cast(
-        "list[ChatCompletionMessageParam]", [{"role": m.role, "content": m.content} for m in request.messages]
+        "list[ChatCompletionMessageParam]",
+        [
+            {"role": m.role, "content": m.content}  # text, as it always was sent
+            if m.tool_calls is None and m.role != "tool" and isinstance(m.content, str)
+            else openai_agents.message(m)
+            for m in request.messages
+        ],
     )
     params: dict[str, Any] = {"model": model.id, "messages": messages}
+    openai_agents.add_agent_fields(request, params, reasoning_model=model.reasoning)
     if model.reasoning:
         if request.max_tokens is not None:
             params["max_completion_tokens"] = request.max_tokens
@@ -146,6 +171,8 @@ def read_response(request: LLMRequest, model: ModelInfo, body: dict[str, Any], s
         _usage(body.get("usage")),
         "content_filter" if refusal and not message.get("content") else reason,
         started,
+        tool_calls=openai_agents.tool_calls(message),
+        reasoning=message.get("reasoning_content"),
     )
 
 

@@ -22,6 +22,7 @@ from schemas.catalog import Provider
 from schemas.errors import ProviderError
 from schemas.request import LLMRequest, Message
 from schemas.response import LLMResponse
+from workers.providers.base import StreamItem
 from workers.settings import WorkerSettings
 
 TRANSCRIPTS = Path(__file__).resolve().parents[2] / "fixtures" / "transcripts"
@@ -199,6 +200,17 @@ def make_request(model: str, **fields: Any) -> LLMRequest:
         **fields,
     }
     return LLMRequest(**values)
+
+
+async def collect_items(chunks: AsyncIterator[StreamItem]) -> tuple[list[StreamItem], LLMResponse]:
+    """Every item of a stream before its final response (text, pieces of tool calls and of reasoning), and that
+    response (which must come last, exactly once)."""
+    items: list[StreamItem] = []
+    async for item in chunks:
+        items.append(item)
+    *before, final = items
+    assert isinstance(final, LLMResponse) and not any(isinstance(i, LLMResponse) for i in before)
+    return before, final
 
 
 async def collect(chunks: AsyncIterator[str | LLMResponse]) -> tuple[list[str], LLMResponse]:

@@ -16,7 +16,8 @@ from schemas.errors import (
     RateLimitedError,
 )
 from schemas.response import Usage
-from tests.workers.providers.replay import check_error, collect, events, make_request, transcript
+from tests.workers.providers.replay import check_error, collect, collect_items, events, make_request, transcript
+from workers.providers.normalised import ToolCallDelta
 
 P = Provider.ANTHROPIC
 HAIKU = resolve_model("claude-haiku-4-5")
@@ -104,12 +105,18 @@ async def test_stream_with_tool_use_keeps_the_text_and_says_tool_calls(server, m
     # The docs print this stream without the blank line that ends its last event; on the wire every event has one.
     server.reply(transcript(TOOL_USE) + b"\n", sse=True)
 
-    deltas, final = await collect(make_adapter(P).stream(make_request(HAIKU.id), HAIKU))
+    items, final = await collect_items(make_adapter(P).stream(make_request(HAIKU.id), HAIKU))
 
     assert final.content == "Okay, let's check the weather for San Francisco, CA:"
-    assert "".join(deltas) == final.content
+    assert "".join(i for i in items if isinstance(i, str)) == final.content
     assert final.finish_reason == "tool_calls"
     assert final.usage.prompt_tokens == 472
+    pieces = [i for i in items if isinstance(i, ToolCallDelta)]  # the call's start, then its non-empty fragments
+    assert (pieces[0].index, pieces[0].id, pieces[0].name) == (0, "toolu_01T1x1fJ34qAmk2tNTrN7Up6", "get_weather")
+    assert len(pieces) == 9 and all(p.arguments for p in pieces[1:])
+    (call,) = final.tool_calls
+    assert call.arguments == "".join(p.arguments for p in pieces)
+    assert json.loads(call.arguments) == {"location": "San Francisco, CA", "unit": "fahrenheit"}
 
 
 async def test_last_event_without_its_blank_line_is_not_an_end(server, make_adapter) -> None:
@@ -117,7 +124,7 @@ async def test_last_event_without_its_blank_line_is_not_an_end(server, make_adap
     server.reply(TOOL_USE)
 
     with pytest.raises(ProviderUnavailableError):
-        await collect(make_adapter(P).stream(make_request(HAIKU.id), HAIKU))
+        await collect_items(make_adapter(P).stream(make_request(HAIKU.id), HAIKU))
 
 
 async def test_stream_cache_and_thinking_counts(server, make_adapter) -> None:

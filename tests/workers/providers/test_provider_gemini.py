@@ -18,8 +18,9 @@ from schemas.errors import (
     RateLimitedError,
 )
 from schemas.response import Usage
-from tests.workers.providers.replay import check_error, collect, events, make_request, transcript
+from tests.workers.providers.replay import check_error, collect, collect_items, events, make_request, transcript
 from workers.providers import gemini_adapter
+from workers.providers.normalised import ReasoningDelta
 
 P = Provider.GEMINI
 FLASH = resolve_model("gemini-2.5-flash")
@@ -90,12 +91,12 @@ def test_the_body_is_what_the_sdks_own_converter_writes(fields: dict[str, object
         config.update(temperature=0.4, max_output_tokens=99)
     client = genai.Client(enterprise=False, api_key="k", http_options=types.HttpOptions(base_url="http://localhost"))
     parameters = types._GenerateContentParameters(
-        model=FLASH.id, contents=gemini_adapter.request_body(request)["contents"], config=config
+        model=FLASH.id, contents=gemini_adapter.request_body(request, FLASH)["contents"], config=config
     )
     written = models._GenerateContentParameters_to_mldev(client._api_client, parameters)
 
     assert written.pop("_url") == {"model": f"models/{FLASH.id}"}
-    assert gemini_adapter.request_body(request) == {"generationConfig": {}, **written}
+    assert gemini_adapter.request_body(request, FLASH) == {"generationConfig": {}, **written}
 
 
 async def test_candidate_blocked_by_safety_is_a_content_filter_finish(server, make_adapter) -> None:
@@ -145,13 +146,18 @@ async def test_a_usage_only_chunk_after_the_finish_counts(server, make_adapter) 
     assert final.finish_reason == "stop"
 
 
-async def test_thinking_stream_leaves_thoughts_out_and_counts_them(server, make_adapter) -> None:
+async def test_thinking_stream_keeps_thoughts_apart_and_counts_them(server, make_adapter) -> None:
     server.reply(THINKING)
 
-    deltas, final = await collect(make_adapter(P).stream(make_request(FLASH.id), FLASH))
+    items, final = await collect_items(make_adapter(P).stream(make_request(FLASH.id), FLASH))
 
+    deltas = [i for i in items if isinstance(i, str)]
+    thoughts = [i.text for i in items if isinstance(i, ReasoningDelta)]
+    assert len(deltas) + len(thoughts) == len(items)
     assert deltas[0].startswith("The sky is blue because")
-    assert "**Exploring Sky Color**" not in final.content
+    assert "**Exploring Sky Color**" not in final.content and thoughts[0].startswith("**Exploring Sky Color**")
+    assert final.reasoning == "".join(thoughts)
+    assert items.index(deltas[0]) > items.index(ReasoningDelta(thoughts[-1]))  # the thoughts came first
     assert final.content == "".join(deltas)
     assert final.usage == Usage(prompt_tokens=10, completion_tokens=588, total_tokens=598, reasoning_tokens=540)
     assert final.finish_reason == "stop"
