@@ -132,14 +132,14 @@ async def test_a_stalled_stream_past_its_deadline_ends_with_its_outcome(fleet: F
     """Found: `events(timeout=5)` on a stalled stream ended with the reader's own `ResultTimeoutError` 17 times
     in 20, where `complete(timeout=5)` got the stored `DeadlineExceededError` 20 in 20."""
     settings, _ = await fleet(Provider.OPENAI)
-    async with LLMClient(settings=settings) as client:
+    async with LLMClient(settings=settings.model_copy(update={"request_timeout_s": 2.0})) as client:
         stalled = [request("gpt-4.1-mini", f"{i} {uuid.uuid4()} [[fault=stall]]", stream=True) for i in range(8)]
 
         async def read(events: object) -> list[StreamEvent]:
             return [event async for event in events]  # type: ignore[attr-defined]
 
+        await client.submit(stalled[0])  # with the same 2 s, so that a second reader can attach (events() attaches)
         readers = [read(client.events(r, timeout=2)) for r in stalled]
-        await asyncio.sleep(0.2)
         readers.append(read(client.subscribe(stalled[0].request_id, timeout=2)))  # a second reader, attached
         ended = await asyncio.gather(*readers, return_exceptions=True)
     for events in ended:
