@@ -43,6 +43,8 @@ class ToolCallEvent(BaseModel):
     id: str | None = None
     name: str | None = None
     arguments: str = ""
+    signature: str | None = None
+    """The provider's signature of the call (Gemini's `thoughtSignature`), on its first piece, when it signs it."""
 
 
 class ReasoningEvent(BaseModel):
