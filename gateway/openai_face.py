@@ -106,10 +106,10 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
         if not isinstance(function, dict) or tool.get("type") != "function" or set(tool) != {"type", "function"}:
             raise unsupported(f"tools[{i}]", "a tool is {type: function, function: {name, description, parameters}}")
         if function.get("strict"):  # the fleet sends no strict to any provider: refused, never dropped
-            raise unsupported(f"tools[{i}].function.strict", "tools[].function.strict is not supported")
+            raise unsupported(f"tools[{i}].function.strict", f"tools[{i}].function.strict is not supported")
         extra = sorted(set(function) - {"name", "description", "parameters", "strict"})
         if extra:
-            raise unsupported(f"tools[{i}].function.{extra[0]}", f"tool field {extra[0]!r} is not supported")
+            raise unsupported(f"tools[{i}].function.{extra[0]}", f"tools[{i}].function.{extra[0]} is not supported")
         out.append({k: v for k, v in function.items() if k != "strict" and v is not None})
     return out
 
@@ -125,7 +125,8 @@ def _response_format(given: Any) -> dict[str, Any] | None:
         raise unsupported("response_format", "response_format is text, json_object or json_schema {name, schema}")
     extra = sorted(set(schema) - {"name", "schema", "strict"})
     if extra:
-        raise unsupported(f"response_format.json_schema.{extra[0]}", f"json_schema.{extra[0]} is not supported")
+        where = f"response_format.json_schema.{extra[0]}"
+        raise unsupported(where, f"{where} is not supported (name, schema, strict)")
     fmt = {"type": "json_schema", "json_schema": schema.get("schema"), "name": schema.get("name")}
     return {**{k: v for k, v in fmt.items() if v is not None}, "strict": bool(schema.get("strict"))}
 

@@ -93,14 +93,16 @@ def _part(part: Any, where: str) -> dict[str, Any]:
     if kind == "text" and isinstance(part.get("text"), str):
         return {"type": "text", "text": part["text"]}
     if kind != "image_url":
-        raise unsupported(where, f"content part of type {kind!r} is not supported (text, image_url)")
+        raise unsupported(where, f"{where}: content part of type {kind!r} is not supported (text, image_url)")
     image = part.get("image_url")
     url = image.get("url") if isinstance(image, dict) else None
     if not isinstance(url, str):
         raise InvalidRequestError(f"{where}.image_url.url must be a string", param=f"{where}.image_url.url")
     other = sorted(k for k, v in image.items() if k != "url" and not (k == "detail" and v in (None, "auto")))
     if other:
-        raise unsupported(f"{where}.image_url.{other[0]}", f"image_url.{other[0]} is not supported (url, detail auto)")
+        raise unsupported(
+            f"{where}.image_url.{other[0]}", f"{where}.image_url.{other[0]} is not supported (url, detail auto)"
+        )
     if not url.startswith("data:"):
         return {"type": "image", "url": url}
     head, _, data = url[5:].partition(",")
