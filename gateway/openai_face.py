@@ -86,6 +86,8 @@ def _agent_fields(given: dict[str, Any], fields: dict[str, Any]) -> None:
         if choice.get("type") != "function" or not isinstance(function, dict) or set(function) != {"name"}:
             raise unsupported("tool_choice", 'tool_choice is auto, none, required or {"type": "function", ...}')
         choice = {"name": function["name"]}
+    elif choice not in (None, "auto", "none", "required"):
+        raise unsupported("tool_choice", f"tool_choice {choice!r} is not supported (auto, none, required, a function)")
     fields["tool_choice"] = choice
     fields["parallel_tool_calls"] = given.get("parallel_tool_calls")
     if "response_format" in given:
