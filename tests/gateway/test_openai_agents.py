@@ -72,7 +72,7 @@ async def test_an_agent_loop_through_the_async_sdk(provider: Provider, client: o
         if provider is Provider.GEMINI:  # its signature rides in the id, and must come back
             assert "__thought__" in call_id
         result = {"role": "tool", "tool_call_id": call_id, "content": "12 C, sunny"}
-        history = [*ASK, asked.model_dump(exclude_none=True), result]
+        history = [*ASK, asked.model_dump(exclude_none=True), result]  # as a dict (the reasoning test: the object)
         final, finish = await _turn(client, stream, model=model, messages=history, tools=[WEATHER])
         assert finish == "stop" and final.content.startswith("Echo: Result: 12 C, sunny") and not final.tool_calls
     assert [c[1:] for c in seen[True]] == [c[1:] for c in seen[False]]  # streamed calls, assembled, are the same
@@ -146,7 +146,7 @@ async def test_reasoning_streams_apart_and_goes_back_with_the_calls(client: open
         ((call_id, _, _),) = _calls(asked)
         history = [
             *ASK,
-            asked.model_dump(exclude_none=True),
+            asked,  # the SDK's message object itself: it sends back the extensions with the calls
             {"role": "tool", "tool_call_id": call_id, "content": "2 C"},
         ]
         final, _ = await _turn(client, stream, messages=history, **body)
