@@ -1,9 +1,12 @@
 """The OpenAI-compatible face: `POST /v1/chat/completions` (streaming and not) and `GET /v1/models`, so the
 official openai SDKs, and the tools built on them, reach every model of the fleet unchanged.
 
-`to_request` is the one place this face's body becomes an `LLMRequest`. A field it does not take is refused
-with a 400 naming it, never dropped: `SUPPORTED` lists what it takes (tools, response_format and image parts
-join it once `LLMRequest` carries them).
+`to_request` is the one place this face's body becomes an `LLMRequest` (its messages through
+`gateway.openai_messages`). A field it does not take is refused with a 400 naming it, never dropped: `SUPPORTED`
+lists what it takes. The agents' fields (tools, tool_choice, parallel_tool_calls, response_format,
+reasoning_effort) are read only when the body has one of them, so a text request costs what it did. The answer
+carries the model's tool calls (`message.tool_calls`; streamed, `delta.tool_calls` pieces) and, as extensions,
+its reasoning (`reasoning_content`) and Anthropic's signature of it (`reasoning_signature`).
 """
 
 from __future__ import annotations
@@ -32,11 +35,8 @@ from schemas.response import LLMResponse
 __all__ = ["SUPPORTED", "routes", "to_request"]
 
 AGENT_FIELDS = frozenset({"tools", "tool_choice", "parallel_tool_calls", "response_format", "reasoning_effort"})
-SUPPORTED = (
-    frozenset({"model", "messages", "temperature", "max_tokens", "max_completion_tokens", "stream", "stream_options"})
-    | {"n"}
-    | AGENT_FIELDS
-)
+TEXT_FIELDS = frozenset({"model", "messages", "temperature", "max_tokens", "max_completion_tokens", "n"})
+SUPPORTED = TEXT_FIELDS | {"stream", "stream_options"} | AGENT_FIELDS
 """The request fields this face takes (one that is null counts as absent)."""
 EFFORTS = frozenset({"low", "medium", "high"})
 _FINISH = {"stop": "stop", "length": "length", "content_filter": "content_filter", "tool_calls": "tool_calls"}

@@ -34,9 +34,9 @@ def unsupported(param: str, message: str) -> InvalidRequestError:
     return InvalidRequestError(message, param=param)
 
 
-def call_id(call_id: str, signature: str | None) -> str:
-    """The id a client sees for a call: its own, with the provider's signature when it has one."""
-    return call_id if signature is None else f"{call_id}{SIGNED}{signature}"
+def call_id(identifier: str, signature: str | None) -> str:
+    """The id a client sees for a call: the fleet's, with the provider's signature when it has one."""
+    return identifier if signature is None else f"{identifier}{SIGNED}{signature}"
 
 
 def messages(given: Any) -> list[dict[str, Any]]:
