@@ -107,12 +107,10 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
         function = tool.get("function") if isinstance(tool, dict) else None
         if not isinstance(function, dict) or tool.get("type") != "function" or set(tool) != {"type", "function"}:
             raise unsupported(f"tools[{i}]", "a tool is {type: function, function: {name, description, parameters}}")
-        if function.get("strict"):  # the fleet sends no strict to any provider: refused, never dropped
-            raise unsupported(f"tools[{i}].function.strict", f"tools[{i}].function.strict is not supported")
         extra = sorted(set(function) - {"name", "description", "parameters", "strict"})
         if extra:
             raise unsupported(f"tools[{i}].function.{extra[0]}", f"tools[{i}].function.{extra[0]} is not supported")
-        out.append({k: v for k, v in function.items() if k != "strict" and v is not None})
+        out.append({k: v for k, v in function.items() if v is not None})
     return out
 
 

@@ -206,3 +206,34 @@ async def test_an_image_is_refused_typed_on_a_model_without_vision(
     finally:
         await gateway.stop()
     assert caught.value.code == "InvalidRequestError" and "takes no images" in caught.value.message
+
+
+STRICT = {**WEATHER, "function": {**WEATHER["function"], "strict": True}}
+
+
+@pytest.mark.parametrize("provider", [Provider.OPENAI, Provider.ANTHROPIC])
+async def test_the_sdks_stream_helper_parses_strict_tool_calls(
+    provider: Provider, client: openai.AsyncOpenAI, emulator: str
+) -> None:
+    """The SDK's own helpers (`stream`, `parse`) take strict tools only: the face carries `strict` to the provider."""
+    trace = f"strict-{provider.value}"
+    async with client.chat.completions.stream(
+        model=MODELS[provider], messages=ASK, tools=[STRICT], extra_headers={"X-Trace-Id": trace}
+    ) as stream:
+        kinds = {event.type async for event in stream}
+        final = await stream.get_final_completion()
+    assert "tool_calls.function.arguments.done" in kinds
+    (call,) = final.choices[0].message.tool_calls or ()
+    assert (call.function.name, call.function.parsed_arguments) == ("get_weather", {"city": "city", "unit": "c"})
+    sent = (await requests_for(emulator, trace))[0]["body"]["tools"][0]
+    assert (sent["function"] if provider is Provider.OPENAI else sent)["strict"] is True
+    parsed = await client.chat.completions.parse(model=MODELS[provider], messages=ASK, tools=[STRICT])  # type: ignore[arg-type,list-item]
+    assert [(c.function.name, c.function.arguments) for c in parsed.choices[0].message.tool_calls or ()] == [
+        (call.function.name, call.function.arguments)
+    ]
+
+
+async def test_a_strict_tool_is_refused_typed_on_gemini(client: openai.AsyncOpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.chat.completions.create(model=MODELS[Provider.GEMINI], messages=ASK, tools=[STRICT])  # type: ignore[arg-type,list-item]
+    assert caught.value.code == "InvalidRequestError" and "no strict tools" in caught.value.message

@@ -89,7 +89,7 @@ async def test_text_parts_and_roles_become_one_request(client: openai.AsyncOpenA
 @pytest.mark.parametrize(
     ("extra", "param"),
     [
-        ({"tools": [{"type": "function", "function": {"name": "f", "strict": True}}]}, "tools[0].function.strict"),
+        ({"tools": [{"type": "function", "function": {"name": "f", "examples": []}}]}, "tools[0].function.examples"),
         ({"reasoning_effort": "minimal"}, "reasoning_effort"),
         (
             {"response_format": {"type": "json_schema", "json_schema": {"name": "a", "description": "b"}}},

@@ -35,7 +35,7 @@ def test_every_agents_field_in_openai_form() -> None:
     ]
     request = _request(
         messages=messages,
-        tools=[TOOL],
+        tools=[{**TOOL, "function": {**TOOL["function"], "strict": True}}],
         tool_choice={"type": "function", "function": {"name": "f"}},
         parallel_tool_calls=True,
         response_format={"type": "json_schema", "json_schema": {"name": "out", "schema": {"type": "object"}}},
@@ -46,7 +46,8 @@ def test_every_agents_field_in_openai_form() -> None:
     assert assistant.tool_calls == [ToolCall(id="c1", name="f", arguments="", signature="sig")]
     assert (assistant.content, assistant.reasoning, assistant.reasoning_signature) == ("", "hm", "rs")
     assert (result.tool_call_id, result.content) == ("c1", "ok")
-    assert request.tools[0].description == "" and request.tool_choice == NamedTool(name="f")
+    assert request.tools[0].description == "" and request.tools[0].strict is True
+    assert request.tool_choice == NamedTool(name="f")
     assert request.parallel_tool_calls is True and request.reasoning.effort == "medium"
     assert (request.response_format.name, request.response_format.strict) == ("out", False)
 
@@ -86,7 +87,6 @@ def _user(*parts: object) -> list[dict[str, object]]:
         ({"messages": [{"role": "assistant", "tool_calls": [{"type": "custom"}]}]}, "messages[0].tool_calls[0]"),
         ({"tools": {"f": 1}}, "tools"),
         ({"tools": [{"type": "custom", "custom": {}}]}, "tools[0]"),
-        ({"tools": [{**TOOL, "function": {"name": "f", "strict": True}}]}, "tools[0].function.strict"),
         ({"tools": [{**TOOL, "function": {"name": "f", "examples": []}}]}, "tools[0].function.examples"),
         ({"tool_choice": {"type": "allowed_tools", "allowed_tools": {}}}, "tool_choice"),
         ({"response_format": {"type": "json_schema"}}, "response_format"),
