@@ -123,6 +123,12 @@ async def test_tool_choice_and_parallel_calls_reach_the_provider(client: openai.
     ask = [{"role": "user", "content": "weather and time [[tool=get_weather,get_time]]"}]
     both = await client.chat.completions.create(model=MODELS[Provider.ANTHROPIC], messages=ask, tools=[WEATHER, clock])  # type: ignore[arg-type,list-item]
     assert [c.function.name for c in both.choices[0].message.tool_calls or ()] == ["get_weather", "get_time"]  # type: ignore[union-attr]
+    for provider in Provider:  # streamed, each call its own index, assembled as the unstreamed answer has them
+        streamed, _ = await _turn(client, True, model=MODELS[provider], messages=ask, tools=[WEATHER, clock])
+        assert [(name, args) for _, name, args in _calls(streamed)] == [
+            ("get_weather", {"city": "city", "unit": "c"}),
+            ("get_time", {}),
+        ]
     one = await client.chat.completions.with_raw_response.create(
         model=MODELS[Provider.ANTHROPIC],
         messages=[{"role": "user", "content": "the time"}],
