@@ -17,6 +17,7 @@ NAMES = (
     "selection",
     "scaling",
     "gateway",
+    "face",
 )
 
 

@@ -1,9 +1,12 @@
 """The OpenAI-compatible face: `POST /v1/chat/completions` (streaming and not) and `GET /v1/models`, so the
 official openai SDKs, and the tools built on them, reach every model of the fleet unchanged.
 
-`to_request` is the one place this face's body becomes an `LLMRequest`. A field it does not take is refused
-with a 400 naming it, never dropped: `SUPPORTED` lists what it takes (tools, response_format and image parts
-join it once `LLMRequest` carries them).
+`to_request` is the one place this face's body becomes an `LLMRequest` (its messages through
+`gateway.openai_messages`). A field it does not take is refused with a 400 naming it, never dropped: `SUPPORTED`
+lists what it takes. The agents' fields (tools, tool_choice, parallel_tool_calls, response_format,
+reasoning_effort) are read only when the body has one of them, so a text request costs what it did. The answer
+carries the model's tool calls (`message.tool_calls`; streamed, `delta.tool_calls` pieces) and, as extensions,
+its reasoning (`reasoning_content`) and Anthropic's signature of it (`reasoning_signature`).
 """
 
 from __future__ import annotations
@@ -20,23 +23,22 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from gateway.errors import http_body
+from gateway.openai_messages import call_id, messages, unsupported
 from gateway.state import Gateway, error_response, gateway_of, invalid, json_body, json_response
 from gateway.trace import Caller, caller_of
 from schemas.catalog import catalog
 from schemas.errors import InvalidRequestError, LLMError, RequestCancelledError, error_from_dict
-from schemas.events import StreamEvent
+from schemas.events import StreamEvent, ToolCallEvent
 from schemas.request import LLMRequest
 from schemas.response import LLMResponse
 
 __all__ = ["SUPPORTED", "routes", "to_request"]
 
-SUPPORTED = frozenset(
-    {"model", "messages", "temperature", "max_tokens", "max_completion_tokens", "stream", "stream_options", "n"}
-)
+AGENT_FIELDS = frozenset({"tools", "tool_choice", "parallel_tool_calls", "response_format", "reasoning_effort"})
+TEXT_FIELDS = frozenset({"model", "messages", "temperature", "max_tokens", "max_completion_tokens", "n"})
+SUPPORTED = TEXT_FIELDS | {"stream", "stream_options"} | AGENT_FIELDS
 """The request fields this face takes (one that is null counts as absent)."""
-MESSAGE_FIELDS = frozenset({"role", "content"})
-ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
-PART_TYPES = frozenset({"text"})
+EFFORTS = frozenset({"low", "medium", "high"})
 _FINISH = {"stop": "stop", "length": "length", "content_filter": "content_filter", "tool_calls": "tool_calls"}
 
 
@@ -45,24 +47,26 @@ def to_request(body: Any, caller: Caller, request_id: str | None = None) -> tupl
     if not isinstance(body, dict):
         raise InvalidRequestError("the body must be a JSON object")
     given = {k: v for k, v in body.items() if v is not None}
-    unsupported = sorted(k for k in given if k not in SUPPORTED)
-    if unsupported:
-        raise _unsupported(unsupported[0], f"field(s) not supported by this gateway: {', '.join(unsupported)}")
+    refused = sorted(k for k in given if k not in SUPPORTED)
+    if refused:
+        raise unsupported(refused[0], f"field(s) not supported by this gateway: {', '.join(refused)}")
     if given.get("n", 1) != 1:
-        raise _unsupported("n", "only n=1 is supported")
+        raise unsupported("n", "only n=1 is supported")
     options = given.get("stream_options") or {}
     if not isinstance(options, dict) or set(options) - {"include_usage"}:
-        raise _unsupported("stream_options", "stream_options takes include_usage only")
+        raise unsupported("stream_options", "stream_options takes include_usage only")
     limit = given.get("max_completion_tokens", given.get("max_tokens"))
     if "max_tokens" in given and given.get("max_tokens") != limit:
         raise InvalidRequestError("max_tokens and max_completion_tokens differ: give one", param="max_tokens")
     fields: dict[str, Any] = {
         "model": given.get("model", ""),
-        "messages": _messages(given.get("messages")),
+        "messages": messages(given.get("messages")),
         "temperature": given.get("temperature"),
         "max_tokens": limit,
         "stream": given.get("stream", False),
     }
+    if not AGENT_FIELDS.isdisjoint(given):
+        _agent_fields(given, fields)
     if request_id:
         fields["request_id"] = request_id
     try:
@@ -72,40 +76,59 @@ def to_request(body: Any, caller: Caller, request_id: str | None = None) -> tupl
     return request, bool(options.get("include_usage"))
 
 
-def _messages(messages: Any) -> list[dict[str, str]]:
-    if not isinstance(messages, list):
-        raise InvalidRequestError("messages must be a list of messages", param="messages")
+def _agent_fields(given: dict[str, Any], fields: dict[str, Any]) -> None:
+    """Tools, tool_choice, parallel_tool_calls, response_format and reasoning_effort as the fleet has them."""
+    if "tools" in given:
+        fields["tools"] = _tools(given["tools"])
+    choice = given.get("tool_choice")
+    if isinstance(choice, dict):
+        function = choice.get("function")
+        if choice.get("type") != "function" or not isinstance(function, dict) or set(function) != {"name"}:
+            raise unsupported("tool_choice", 'tool_choice is auto, none, required or {"type": "function", ...}')
+        choice = {"name": function["name"]}
+    elif choice not in (None, "auto", "none", "required"):
+        raise unsupported("tool_choice", f"tool_choice {choice!r} is not supported (auto, none, required, a function)")
+    fields["tool_choice"] = choice
+    fields["parallel_tool_calls"] = given.get("parallel_tool_calls")
+    if "response_format" in given:
+        fields["response_format"] = _response_format(given["response_format"])
+    effort = given.get("reasoning_effort")
+    if effort is not None:
+        if effort not in EFFORTS:
+            raise unsupported("reasoning_effort", f"reasoning_effort {effort!r} is not supported (low, medium, high)")
+        fields["reasoning"] = {"effort": effort}
+
+
+def _tools(tools: Any) -> list[dict[str, Any]]:
+    if not isinstance(tools, list):
+        raise InvalidRequestError("tools must be a list of tools", param="tools")
     out = []
-    for i, message in enumerate(messages):
-        where = f"messages[{i}]"
-        if not isinstance(message, dict):
-            raise InvalidRequestError(f"{where} must be an object", param=where)
-        extra = sorted(k for k, v in message.items() if v is not None and k not in MESSAGE_FIELDS)
+    for i, tool in enumerate(tools):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(function, dict) or tool.get("type") != "function" or set(tool) != {"type", "function"}:
+            raise unsupported(f"tools[{i}]", "a tool is {type: function, function: {name, description, parameters}}")
+        extra = sorted(set(function) - {"name", "description", "parameters", "strict"})
         if extra:
-            raise _unsupported(f"{where}.{extra[0]}", f"message field(s) not supported: {', '.join(extra)}")
-        role = message.get("role")
-        if role not in ROLES:
-            raise _unsupported(f"{where}.role", f"role {role!r} is not supported (system, developer, user, assistant)")
-        out.append({"role": ROLES[role], "content": _text(message.get("content"), where)})
+            raise unsupported(f"tools[{i}].function.{extra[0]}", f"tools[{i}].function.{extra[0]} is not supported")
+        out.append({k: v for k, v in function.items() if v is not None})
     return out
 
 
-def _text(content: Any, where: str) -> str:
-    if isinstance(content, str):
-        return content
-    if not isinstance(content, list):
-        raise InvalidRequestError(f"{where}.content must be a string or a list of text parts", param=where)
-    texts = []
-    for j, part in enumerate(content):
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind not in PART_TYPES or not isinstance(part.get("text"), str):
-            raise _unsupported(f"{where}.content[{j}]", f"content part of type {kind!r} is not supported (text only)")
-        texts.append(part["text"])
-    return "\n".join(texts)
-
-
-def _unsupported(param: str, message: str) -> InvalidRequestError:
-    return InvalidRequestError(message, param=param)
+def _response_format(given: Any) -> dict[str, Any] | None:
+    kind = given.get("type") if isinstance(given, dict) else None
+    if kind == "text" and len(given) == 1:  # the default: no format asked
+        return None
+    if kind == "json_object" and len(given) == 1:
+        return {"type": "json_object"}
+    schema = given.get("json_schema") if kind == "json_schema" else None
+    if not isinstance(schema, dict):
+        raise unsupported("response_format", "response_format is text, json_object or json_schema {name, schema}")
+    extra = sorted(set(schema) - {"name", "schema", "strict"})
+    if extra:
+        where = f"response_format.json_schema.{extra[0]}"
+        raise unsupported(where, f"{where} is not supported (name, schema, strict)")
+    fmt = {"type": "json_schema", "json_schema": schema.get("schema"), "name": schema.get("name")}
+    return {**{k: v for k, v in fmt.items() if v is not None}, "strict": bool(schema.get("strict"))}
 
 
 async def chat_completions(request: Request) -> Response:
@@ -150,7 +173,7 @@ def _completion(response: LLMResponse) -> dict[str, Any]:
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": response.content, "refusal": None},
+                "message": _message(response),
                 "finish_reason": _FINISH.get(response.finish_reason, "stop"),
                 "logprobs": None,
             }
@@ -158,6 +181,27 @@ def _completion(response: LLMResponse) -> dict[str, Any]:
         "usage": _usage(response),
         "trace_id": response.trace_id,
     }
+
+
+def _message(response: LLMResponse) -> dict[str, Any]:
+    """The answer's message; `reasoning_content` and `reasoning_signature` are this face's extensions (sent back
+    on the assistant's next-turn message, as Anthropic needs its signed thinking with the calls it made)."""
+    message: dict[str, Any] = {"role": "assistant", "content": response.content, "refusal": None}
+    if response.tool_calls:
+        message["content"] = response.content or None
+        message["tool_calls"] = [
+            {
+                "id": call_id(c.id, c.signature),
+                "type": "function",
+                "function": {"name": c.name, "arguments": c.arguments},
+            }
+            for c in response.tool_calls
+        ]
+    if response.reasoning is not None:
+        message["reasoning_content"] = response.reasoning
+    if response.reasoning_signature is not None:
+        message["reasoning_signature"] = response.reasoning_signature
+    return message
 
 
 def _usage(response: LLMResponse) -> dict[str, Any]:
@@ -193,10 +237,15 @@ async def _chunks(
         while True:
             if event.type == "delta":
                 yield chunk({"content": event.text})
+            elif event.type == "tool_call":
+                yield chunk({"tool_calls": [_call_piece(event)]})
+            elif event.type == "reasoning":
+                yield chunk({"reasoning_content": event.text})
             elif event.type == "done":
                 gateway.metrics.relayed(llm.model, event.response)
-                model = event.response.model
-                yield chunk({}, _FINISH.get(event.response.finish_reason, "stop"), model)
+                model, signature = event.response.model, event.response.reasoning_signature
+                last = {} if signature is None else {"reasoning_signature": signature}
+                yield chunk(last, _FINISH.get(event.response.finish_reason, "stop"), model)
                 if include_usage:
                     body = {"id": chunk_id, "object": "chat.completion.chunk", "created": created, "model": model}
                     yield _sse({**body, "choices": [], "usage": _usage(event.response)})
@@ -211,6 +260,14 @@ async def _chunks(
                 yield _error_chunk(exc, llm)
                 break
     yield b"data: [DONE]\n\n"
+
+
+def _call_piece(event: ToolCallEvent) -> dict[str, Any]:
+    """A piece of a call as OpenAI streams it: its id, type and name on its first piece, then its arguments."""
+    if event.id is None:
+        return {"index": event.index, "function": {"arguments": event.arguments}}
+    function = {"name": event.name, "arguments": event.arguments}
+    return {"index": event.index, "id": call_id(event.id, event.signature), "type": "function", "function": function}
 
 
 def _error_chunk(error: LLMError, llm: LLMRequest) -> bytes:

@@ -108,6 +108,8 @@ class Tool(BaseModel):
     name: str = Field(pattern=_NAME)
     description: str = ""
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    strict: bool | None = Field(default=None, exclude_if=absent)
+    """The arguments held to the schema: OpenAI's and Anthropic's `strict` (Gemini has none: refused)."""
 
 
 class NamedTool(BaseModel):
@@ -234,6 +236,8 @@ def _check_tools(request: LLMRequest, info: ModelInfo) -> None:
     if not info.capabilities.tools:
         raise InvalidRequestError(f"model {info.id!r} takes no tools", model=info.id)
     names = [tool.name for tool in tools]
+    if info.provider == "gemini" and any(tool.strict for tool in tools):
+        raise InvalidRequestError(f"model {info.id!r} is a Gemini model, which has no strict tools", model=info.id)
     if len(set(names)) < len(names):
         raise InvalidRequestError("tools: two tools have the same name", model=info.id)
     for tool in tools:

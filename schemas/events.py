@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
+from schemas.agents import absent
 from schemas.response import LLMResponse, Usage
 
 __all__ = [
@@ -43,6 +44,8 @@ class ToolCallEvent(BaseModel):
     id: str | None = None
     name: str | None = None
     arguments: str = ""
+    signature: str | None = Field(default=None, exclude_if=absent)
+    """The provider's signature of the call (Gemini's `thoughtSignature`), on its first piece, when it signs it."""
 
 
 class ReasoningEvent(BaseModel):

@@ -56,6 +56,8 @@ def _event(seq: int, piece: _Piece) -> str:
             f'"index":{piece.index},"id":{json.dumps(piece.id)},"name":{json.dumps(piece.name, ensure_ascii=False)},'
             f'"arguments":{json.dumps(piece.arguments, ensure_ascii=False)}'
         )
+        if piece.signature is not None:
+            call += f',"signature":{json.dumps(piece.signature)}'
         return f'{{"type":"tool_call","seq":{seq},{call}}}'
     if isinstance(piece, ReasoningDelta):
         return f'{{"type":"reasoning","seq":{seq},"text":{json.dumps(piece.text, ensure_ascii=False)}}}'
@@ -78,7 +80,7 @@ def _coalesced(pieces: list[_Piece]) -> list[_Piece]:
             and piece.id is None
             and piece.name is None
         ):
-            out[-1] = ToolCallDelta(last.index, last.id, last.name, last.arguments + piece.arguments)
+            out[-1] = ToolCallDelta(last.index, last.id, last.name, last.arguments + piece.arguments, last.signature)
         else:
             out.append(piece)
     return out

@@ -28,6 +28,12 @@ HELLO = {"model": MODELS[Provider.ANTHROPIC], "messages": [{"role": "user", "con
             "/v1/chat/completions",
             b'{"model": "gpt-4.1-mini", "messages": [{"role": "tool", "content": "x"}]}',
             400,
+            "tool_call_id",
+        ),
+        (
+            "/v1/chat/completions",
+            b'{"model": "gpt-4.1-mini", "messages": [{"role": "function", "name": "f", "content": "x"}]}',
+            400,
             "role",
         ),
         (

@@ -89,8 +89,12 @@ async def test_text_parts_and_roles_become_one_request(client: openai.AsyncOpenA
 @pytest.mark.parametrize(
     ("extra", "param"),
     [
-        ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, "tools"),
-        ({"response_format": {"type": "json_object"}}, "response_format"),
+        ({"tools": [{"type": "function", "function": {"name": "f", "examples": []}}]}, "tools[0].function.examples"),
+        ({"reasoning_effort": "minimal"}, "reasoning_effort"),
+        (
+            {"response_format": {"type": "json_schema", "json_schema": {"name": "a", "description": "b"}}},
+            "response_format.json_schema.description",
+        ),
         ({"n": 2}, "n"),
         ({"extra_body": {"logit_bias": {"1": 2}}}, "logit_bias"),
     ],
@@ -103,14 +107,23 @@ async def test_a_field_not_supported_is_a_400_naming_it(
     assert caught.value.param == param and param in caught.value.message
 
 
-async def test_an_image_part_is_refused_by_name(client: openai.AsyncOpenAI) -> None:
-    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+@pytest.mark.parametrize(
+    ("part", "param"),
+    [
+        ({"type": "image_url", "image_url": {"url": "https://x/a.png", "detail": "high"}}, "image_url.detail"),
+        ({"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}, "content[1]"),
+    ],
+)
+async def test_a_part_the_fleet_cannot_carry_is_refused_by_name(
+    client: openai.AsyncOpenAI, part: dict[str, object], param: str
+) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         await client.chat.completions.create(
             model=MODELS[Provider.OPENAI],
-            messages=[{"role": "user", "content": [{"type": "text", "text": "see"}, image]}],  # type: ignore[list-item]
+            messages=[{"role": "user", "content": [{"type": "text", "text": "see"}, part]}],  # type: ignore[list-item]
         )
-    assert caught.value.param == "messages[0].content[1]" and "image_url" in caught.value.message
+    named = f"messages[0].{param}".replace(".image_url", ".content[1].image_url")
+    assert caught.value.param == named and named in caught.value.message
 
 
 async def test_fleet_errors_keep_their_type(client: openai.AsyncOpenAI) -> None:

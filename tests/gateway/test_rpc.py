@@ -45,6 +45,24 @@ async def test_complete_submit_result_cancel_through_the_library(http: httpx.Asy
     assert isinstance(cancelled, Ok) and cancelled.result == {"request_id": "rpc-sub-1", "cancelled": False}
 
 
+async def test_a_tool_loop_through_complete_and_submit(http: httpx.AsyncClient) -> None:
+    """The agents' fields are `LLMRequest` fields: llm.complete and llm.submit carry them as they are."""
+    weather = {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
+    ask = [{"role": "user", "content": "Weather in Rome? [[tool=get_weather]]"}]
+    asked = await _call(http, request("llm.complete", params={**HELLO, "messages": ask, "tools": [weather]}))
+    assert isinstance(asked, Ok) and asked.result["finish_reason"] == "tool_calls"
+    (call,) = asked.result["tool_calls"]
+    assert (call["name"], json.loads(call["arguments"])) == ("get_weather", {"city": "city"})
+    assistant = {"role": "assistant", "content": "", "tool_calls": [call]}  # the signature goes back with it
+    answered = [*ask, assistant, {"role": "tool", "tool_call_id": call["id"], "content": "18 C"}]
+    body = {**HELLO, "messages": answered, "tools": [weather], "request_id": "rpc-tools-1"}
+    submitted = await _call(http, request("llm.submit", params={"request": body}))
+    assert isinstance(submitted, Ok)
+    final = await _call(http, request("llm.result", params={"request_id": "rpc-tools-1", "timeout": 10}))
+    assert isinstance(final, Ok) and final.result["content"].startswith("Echo: Result: 18 C")
+    assert final.result["finish_reason"] == "stop" and "tool_calls" not in final.result
+
+
 async def test_models_select_and_metrics(http: httpx.AsyncClient) -> None:
     models = await _call(http, request("llm.models"))
     assert isinstance(models, Ok)

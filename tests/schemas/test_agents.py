@@ -232,6 +232,10 @@ def test_each_providers_own_rules() -> None:
     _refused(forced, "no forced tool_choice")
     assert validate_for_model(_request(claude, reasoning={"budget_tokens": 2000})).id == resolve_model(claude).id
     validate_for_model(_request("gpt-5", reasoning={"budget_tokens": 500}))  # mapped to an effort
+    strict = WEATHER.model_copy(update={"strict": True})
+    _refused(_request("gemini-3.8-flash", tools=[strict]), "Gemini model, which has no strict tools")
+    validate_for_model(_request(claude, tools=[strict]))
+    assert '"strict"' not in _request(tools=[WEATHER]).model_dump_json()  # unset: left out of the job's JSON
 
 
 def test_arguments_as_the_object_a_provider_takes_back() -> None:

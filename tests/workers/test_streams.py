@@ -134,7 +134,7 @@ async def test_tool_call_and_reasoning_pieces_keep_their_order_and_types(
         ToolCallDelta(0, "call_1", "get_weather", ""),
         ToolCallDelta(0, None, None, '{"ci'),
         ToolCallDelta(0, None, None, 'ty": "Paris"}'),
-        ToolCallDelta(1, "call_2", "get_time", "{}"),
+        ToolCallDelta(1, "call_2", "get_time", "{}", "sig-2"),
     ]
     for piece in pieces:
         publisher.delta(piece) if isinstance(piece, str) else publisher.piece(piece)
@@ -150,7 +150,14 @@ async def test_tool_call_and_reasoning_pieces_keep_their_order_and_types(
             {"type": "reasoning", "text": " think."},
             {"type": "delta", "text": "Calling now."},
             {"type": "tool_call", "index": 0, "id": "call_1", "name": "get_weather", "arguments": '{"city": "Paris"}'},
-            {"type": "tool_call", "index": 1, "id": "call_2", "name": "get_time", "arguments": "{}"},
+            {
+                "type": "tool_call",
+                "index": 1,
+                "id": "call_2",
+                "name": "get_time",
+                "arguments": "{}",
+                "signature": "sig-2",
+            },
         ]
     else:
         assert len(events) == 8 and [e.type for e in events].count("tool_call") == 4

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from schemas.agents import ImagePart, NamedTool, ToolCall
+from schemas.agents import ImagePart, NamedTool, Tool, ToolCall
 from schemas.request import LLMRequest, Message
 from workers.providers import normalised
 
@@ -51,13 +51,16 @@ def _block(part: Any) -> dict[str, Any]:
     return {"type": "text", "text": part.text}
 
 
+def _tool(tool: Tool) -> dict[str, Any]:
+    body = {"name": tool.name, "description": tool.description, "input_schema": tool.parameters}
+    return body if tool.strict is None else {**body, "strict": tool.strict}
+
+
 def add_agent_fields(request: LLMRequest, params: dict[str, Any], max_tokens: int) -> None:
     """Tools, tool_choice (with `disable_parallel_tool_use`), thinking and output_config, as the request sets
     them; `max_tokens` grows by the thinking budget when the request set none (the budget counts inside it)."""
     if request.tools is not None:
-        params["tools"] = [
-            {"name": t.name, "description": t.description, "input_schema": t.parameters} for t in request.tools
-        ]
+        params["tools"] = [_tool(t) for t in request.tools]
     choice = _tool_choice(request)
     if choice is not None:
         params["tool_choice"] = choice

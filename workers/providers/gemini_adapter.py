@@ -245,9 +245,7 @@ class _State:
         if "functionCall" in part:
             index = len(self.calls)
             call = gemini_agents.read_call(part, self._request_id, index)
-            if call.signature is not None:
-                self.calls.sign(index, call.signature)
-            return self.calls.add(normalised.ToolCallDelta(index, call.id, call.name, call.arguments))
+            return self.calls.add(normalised.ToolCallDelta(index, call.id, call.name, call.arguments, call.signature))
         text = part.get("text")
         if not text:
             return None

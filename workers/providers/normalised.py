@@ -23,6 +23,8 @@ class ToolCallDelta:
     id: str | None
     name: str | None
     arguments: str
+    signature: str | None = None
+    """The provider's signature of the call, on its first piece when it signs calls (Gemini)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +46,9 @@ class ToolCalls:
         call[0] = delta.id or call[0]
         call[1] = delta.name or call[1]
         call.append(delta.arguments)
+        if delta.signature is not None:
+            self._signatures[delta.index] = delta.signature
         return delta
-
-    def sign(self, index: int, signature: str) -> None:
-        """The provider's opaque signature of call `index` (Gemini's `thoughtSignature`)."""
-        self._signatures[index] = signature
 
     def calls(self) -> list[ToolCall]:
         return [

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemas.agents import ImagePart, NamedTool, ToolCall
+from schemas.agents import ImagePart, NamedTool, Tool, ToolCall
 from schemas.request import LLMRequest, Message
 from workers.providers.normalised import ToolCallDelta
 
@@ -35,10 +35,7 @@ def _part(part: Any) -> dict[str, Any]:
 def add_agent_fields(request: LLMRequest, params: dict[str, Any], *, reasoning_model: bool) -> None:
     """Tools, tool_choice, parallel_tool_calls, response_format and reasoning_effort, as the request sets them."""
     if request.tools is not None:
-        params["tools"] = [
-            {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
-            for t in request.tools
-        ]
+        params["tools"] = [{"type": "function", "function": _function(t)} for t in request.tools]
     choice = request.tool_choice
     if choice is not None:
         params["tool_choice"] = (
@@ -55,6 +52,11 @@ def add_agent_fields(request: LLMRequest, params: dict[str, Any], *, reasoning_m
         )
     if request.reasoning is not None and reasoning_model:
         params["reasoning_effort"] = request.reasoning.as_effort()
+
+
+def _function(tool: Tool) -> dict[str, Any]:
+    function = {"name": tool.name, "description": tool.description, "parameters": tool.parameters}
+    return function if tool.strict is None else {**function, "strict": tool.strict}
 
 
 def tool_calls(message: dict[str, Any]) -> list[ToolCall]:

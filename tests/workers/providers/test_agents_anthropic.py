@@ -11,6 +11,7 @@ from schemas.agents import NamedTool, Tool, ToolCall
 from schemas.catalog import Provider, resolve_model
 from schemas.request import Message
 from tests.workers.providers.replay import collect_items, make_request, transcript
+from workers.providers.anthropic_agents import add_agent_fields
 from workers.providers.normalised import ReasoningDelta
 
 P = Provider.ANTHROPIC
@@ -163,3 +164,10 @@ async def test_each_tool_choice_in_anthropics_words(server, make_adapter) -> Non
             make_request(HAIKU.id, tools=[WEATHER], tool_choice=choice, parallel_tool_calls=parallel), HAIKU
         )
         assert server.last.body["tool_choice"] == sent
+
+
+def test_a_strict_tool_is_sent_strict() -> None:
+    params: dict[str, Any] = {}
+    strict = WEATHER.model_copy(update={"strict": True})
+    add_agent_fields(make_request(HAIKU.id, tools=[strict, WEATHER]), params, 1024)
+    assert [tool.get("strict") for tool in params["tools"]] == [True, None]

@@ -44,8 +44,8 @@ async def test_a_recorded_streamed_call_comes_whole_after_the_thoughts(server, m
     assert all(isinstance(t, ReasoningDelta) for t in thoughts) and len(thoughts) == 2
     assert isinstance(piece, ToolCallDelta) and (piece.index, piece.name, piece.arguments) == (0, "now", "{}")
     assert final.tool_calls == [
-        ToolCall(id=piece.id or "", name="now", arguments="{}", signature=final.tool_calls[0].signature)
-    ]
+        ToolCall(id=piece.id or "", name="now", arguments="{}", signature=piece.signature)
+    ]  # the signature comes on the streamed piece too, so a relay of the pieces alone keeps it
     assert final.tool_calls[0].signature.startswith("CiIBVKhc7vB")  # type: ignore[union-attr]
     assert final.reasoning == "".join(t.text for t in thoughts)  # type: ignore[union-attr]
     assert final.finish_reason == "tool_calls" and final.usage.reasoning_tokens == 168

@@ -11,6 +11,7 @@ from schemas.request import Message
 from schemas.response import Usage
 from tests.workers.providers.replay import collect_items, make_request
 from workers.providers.normalised import ReasoningDelta, ToolCallDelta
+from workers.providers.openai_agents import add_agent_fields
 
 P = Provider.OPENAI
 GPT4O = resolve_model("gpt-4o")
@@ -170,3 +171,11 @@ async def test_reasoning_text_of_a_compatible_server_is_kept_apart(server, make_
     server.reply(json.dumps(body).encode())
     response = await make_adapter(P).complete(make_request(REASONING.id), REASONING)
     assert (response.content, response.reasoning) == ("Yes", "Hm.")
+
+
+def test_a_strict_tool_is_sent_strict() -> None:
+    params: dict[str, object] = {}
+    strict = WEATHER.model_copy(update={"strict": True})
+    add_agent_fields(make_request(GPT4O.id, tools=[strict, WEATHER]), params, reasoning_model=False)
+    sent = [tool["function"] for tool in params["tools"]]  # type: ignore[attr-defined]
+    assert [f.get("strict") for f in sent] == [True, None]
