@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PACKAGES := schemas jobstore producer workers emulator launcher monitor gateway llm_fleet.py
-# The ops tests run promtool and a Prometheus server: Debian's `prometheus` package, installed where missing.
+# Debian packages the tests use, installed where missing: `prometheus` (promtool and a Prometheus server, for
+# the ops tests) and `tmux` (a real terminal, for `top` and `batch`).
+DEBS := prometheus tmux
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 # The image's pinned dependency tree (ops/Dockerfile installs it): every extra a deployed process needs.
@@ -15,8 +17,8 @@ demo: $(VENV)/.demo
 	$(PY) -m llm_fleet demo
 
 test: $(VENV)/.dev
-	command -v promtool >/dev/null || { $(SUDO) apt-get update -q && \
-		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; }
+	command -v promtool >/dev/null && command -v tmux >/dev/null || { $(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(DEBS); }
 	$(PY) -m ruff check $(PACKAGES) tests bench
 	$(PY) -m ruff format --check $(PACKAGES) tests bench
 	$(PY) -m mypy
