@@ -18,6 +18,7 @@ from gateway.settings import GatewaySettings
 from gateway.state import Gateway
 from gateway.tokens import TokenStore
 from jobstore import Keys, connect
+from jobstore.fleet import FleetReader
 from producer import LLMClient
 from schemas.settings import FleetSettings
 
@@ -39,7 +40,8 @@ def create_app(settings: GatewaySettings | None = None, fleet: FleetSettings | N
         )
         try:
             async with LLMClient(settings=fleet_settings) as client:
-                app.state.gateway = Gateway(client, redis, keys, gateway_settings, metrics, auth)
+                reader = FleetReader(redis, keys, dead_after_s=fleet_settings.dead_after_s)
+                app.state.gateway = Gateway(client, redis, keys, gateway_settings, metrics, auth, reader)
                 yield
         finally:
             await redis.aclose()

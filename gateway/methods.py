@@ -173,8 +173,7 @@ async def _models(gateway: Gateway, _caller: Caller, params: Any) -> Any:
 
 async def _metrics(gateway: Gateway, _caller: Caller, params: Any) -> Any:
     _parse(_Params, _named("llm.metrics", params))
-    settings = gateway.client.settings
-    return await fleet_metrics(gateway.redis, gateway.keys, gateway.metrics, dead_after_s=settings.dead_after_s)
+    return await fleet_metrics(gateway.fleet, gateway.metrics)
 
 
 METHODS: dict[str, Method] = {

@@ -10,10 +10,8 @@ from collections import defaultdict
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from redis.asyncio import Redis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from jobstore import Keys
 from jobstore.fleet import FleetReader, QueueState, fleet_queues
 from schemas.response import LLMResponse
 
@@ -75,10 +73,10 @@ class GatewayMetrics:
         return rows
 
 
-async def fleet_metrics(redis: Redis, keys: Keys, metrics: GatewayMetrics, *, dead_after_s: float) -> dict[str, Any]:
+async def fleet_metrics(reader: FleetReader, metrics: GatewayMetrics) -> dict[str, Any]:
     """`llm.metrics`: every queue of the fleet as Redis holds it (one round trip), and the models as this
     gateway saw them."""
-    fleet = await FleetReader(redis, keys, dead_after_s=dead_after_s).read(fleet_queues())
+    fleet = await reader.read(fleet_queues())
     return {
         "providers": [_queue_row(queue) for queue in fleet.queues],
         "models": metrics.by_model(),

@@ -23,18 +23,11 @@ async def healthz(_: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    gateway = gateway_of(request)
-    redis, keys = gateway.redis, gateway.keys
     try:
-        seconds, micros = await redis.time()  # the heartbeats are on Redis's clock
-        alive_since = seconds + micros / 1e6 - gateway.client.settings.dead_after_s
-        async with redis.pipeline(transaction=False) as pipe:
-            for provider in Provider:
-                pipe.zcount(keys.workers(provider.value), alive_since, "+inf")
-            counts = await pipe.execute()
+        fleet = await gateway_of(request).fleet.read([p.value for p in Provider])
     except (RedisError, OSError) as exc:
         return JSONResponse({"ready": False, "redis": False, "error": type(exc).__name__}, 503)
-    workers = {p.value: int(n) for p, n in zip(Provider, counts, strict=True)}
+    workers = {queue.name: queue.workers for queue in fleet.queues}
     ready = any(workers.values())
     return JSONResponse({"ready": ready, "redis": True, "workers": workers}, 200 if ready else 503)
 

@@ -18,6 +18,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.settings import GatewaySettings
 from gateway.trace import Caller
 from jobstore import Keys
+from jobstore.fleet import FleetReader
 from producer import LLMClient
 from schemas.errors import InvalidRequestError, LLMError
 from schemas.request import explain
@@ -33,6 +34,7 @@ class Gateway:
     settings: GatewaySettings
     metrics: GatewayMetrics
     auth: Authenticator
+    fleet: FleetReader  # one per process: a reader holds its own connections
 
 
 def gateway_of(request: Request) -> Gateway:
