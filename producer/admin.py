@@ -79,7 +79,9 @@ def _own_model(body: bytes | None) -> ModelInfo | None:
 async def provider_health(redis: Redis, keys: Keys, *, dead_after_s: float) -> list[dict[str, Any]]:
     """Per queue (each provider's, each self-hosted endpoint's): circuit state (closed / open / half-open:
     traffic flows again after an open period and the circuit reopens by the same rule), cooldown, recent error
-    rate, queue depth, live workers, and the queue elements dropped for having no job behind them."""
+    rate, queue depth, live workers, and the queue elements dropped for having no job behind them. It reads
+    through a reader of its own, whose connections stay open until `redis` closes: right for the one-shot
+    `health` command; a long-lived caller holds one `FleetReader` instead (as the gateway and `top` do)."""
     fleet = await FleetReader(redis, keys, dead_after_s=dead_after_s).read(fleet_queues())
     rows = []
     for queue in fleet.queues:
